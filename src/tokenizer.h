@@ -1,0 +1,68 @@
+/* tokenizer.h - GPT-2's byte-level BPE tokenizer: text bytes <-> token ids.
+ *
+ * Owns pre-tokenization (GPT-2's split pattern, implemented without a regex
+ * engine, see pretokenize.h), the BPE merge loop with its word cache, and
+ * decoding.  Encoding gives exactly the ids of OpenAI's encoder.py for every
+ * valid UTF-8 text; any byte string, valid or not, encodes and decodes back
+ * to itself.
+ *
+ * The vocabulary itself is not owned here: TokenizerData is a view of tables
+ * that live in the model file (or in an HfVocab while converting), and they
+ * must outlive the Tokenizer built on them.
+ *
+ * A Tokenizer is not safe to share between threads while encoding (its word
+ * cache changes); decoding and token lookups are read-only.
+ */
+#ifndef GPT2_TOKENIZER_H
+#define GPT2_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strbuf.h"
+
+/* A growable list of token ids. */
+typedef struct {
+    int32_t *ids; /* [cap] */
+    size_t n;     /* ids in use */
+    size_t cap;
+} TokenList;
+
+bool token_list_push(TokenList *list, int32_t id); /* false on OOM */
+void token_list_free(TokenList *list);
+
+typedef struct {
+    uint32_t n_vocab;
+    const uint32_t *offsets; /* [n_vocab + 1]: token i is bytes[offsets[i] .. offsets[i+1]) */
+    const uint8_t *bytes;    /* [offsets[n_vocab]] */
+    uint32_t n_merges;
+    const uint32_t *merges;  /* [n_merges][3]: left id, right id, merged id; row index = rank */
+    uint32_t eot_id;         /* <|endoftext|> */
+} TokenizerData;
+
+typedef struct Tokenizer Tokenizer;
+
+/* Builds a tokenizer over data, checking that the tables make sense: ids in
+ * range, non-empty tokens, a single-byte token for each of the 256 bytes,
+ * each merge's bytes equal to the concatenation of its parts, no pair listed
+ * twice.  On failure returns false with a one-line reason in err. */
+bool tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err, size_t errsz);
+void tokenizer_free(Tokenizer *t);
+
+/* Appends the ids of text[0..len) to out.  With special, each occurrence of
+ * the bytes "<|endoftext|>" becomes eot_id; without it, it is ordinary text
+ * (as in OpenAI's encoder).  Returns false only when memory runs out. */
+bool tokenizer_encode(Tokenizer *t, const uint8_t *text, size_t len, bool special, TokenList *out);
+
+/* The bytes of token id, or NULL when id is out of range. */
+const uint8_t *tokenizer_token(const Tokenizer *t, int32_t id, size_t *len);
+
+/* Appends the bytes of ids[0..n) to out.  False when an id is out of range
+ * (nothing appended) or memory runs out. */
+bool tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, StrBuf *out);
+
+uint32_t tokenizer_vocab_size(const Tokenizer *t);
+int32_t tokenizer_eot(const Tokenizer *t);
+
+#endif

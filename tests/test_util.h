@@ -1,0 +1,48 @@
+/* test_util.h - what every test needs: cmocka, the shared fixtures, files.
+ *
+ * Shared data (../shared beside the checkout) is found through GPT2_SHARED.
+ * When GPT2_SHARED is set, the folder must exist and a test fails without
+ * it.  When it is unset, the default is ../shared beside the source tree;
+ * if that is missing the test says that it skipped and why.
+ */
+#ifndef GPT2_TEST_UTIL_H
+#define GPT2_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the three headers above first. */
+#include <cmocka.h>
+
+#include "strbuf.h"
+
+/* The shared data folder, or NULL after printing why the test skips (the
+ * caller then calls skip()).  Fails the test when GPT2_SHARED names a
+ * folder that does not exist. */
+const char *test_shared_dir(void);
+
+/* Skips the current test when the shared folder is absent; otherwise
+ * declares `const char *var` holding its path. */
+#define REQUIRE_SHARED(var)                 \
+    const char *var = test_shared_dir();    \
+    if (!var) {                             \
+        skip();                             \
+        return;                             \
+    }
+
+/* "dir/name" in a static-per-call buffer owned by the caller. */
+void test_path(char *out, size_t outsz, const char *dir, const char *name);
+
+/* Reads a whole file or fails the test. */
+void test_read_file(const char *path, StrBuf *out);
+
+/* A fresh empty directory under $TMPDIR (or /tmp), removed by
+ * test_rmtree. */
+void test_mkdtemp(char *out, size_t outsz);
+void test_rmtree(const char *dir);
+
+/* The build directory holding the gpt2 and gpt2-convert binaries. */
+const char *test_build_dir(void);
+
+#endif
