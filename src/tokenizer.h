@@ -44,15 +44,20 @@ typedef struct {
 typedef struct Tokenizer Tokenizer;
 
 /* Builds a tokenizer over data, checking that the tables make sense: ids in
- * range, non-empty tokens, a single-byte token for each of the 256 bytes,
- * each merge's bytes equal to the concatenation of its parts, no pair listed
- * twice.  On failure returns false with a one-line reason in err. */
+ * range, offsets non-decreasing, non-empty tokens, no two tokens with the
+ * same bytes (so merging ids is merging strings, as encoder.py does), a
+ * single-byte token for each of the 256 bytes, eot_id's bytes being
+ * "<|endoftext|>", each merge's bytes equal to the concatenation of its
+ * parts, no pair listed twice.  On failure returns false with a one-line
+ * reason in err. */
 bool tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err, size_t errsz);
 void tokenizer_free(Tokenizer *t);
 
 /* Appends the ids of text[0..len) to out.  With special, each occurrence of
  * the bytes "<|endoftext|>" becomes eot_id; without it, it is ordinary text
- * (as in OpenAI's encoder).  Returns false only when memory runs out. */
+ * (as in OpenAI's encoder).  Returns false only when memory runs out (a
+ * single pre-tokenized piece of 4 GiB or more counts as that); out then
+ * holds some prefix of the ids. */
 bool tokenizer_encode(Tokenizer *t, const uint8_t *text, size_t len, bool special, TokenList *out);
 
 /* The bytes of token id, or NULL when id is out of range. */
@@ -64,5 +69,26 @@ bool tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, StrBuf *
 
 uint32_t tokenizer_vocab_size(const Tokenizer *t);
 int32_t tokenizer_eot(const Tokenizer *t);
+
+/* Work done by tokenizer_encode since the tokenizer was built, counted in
+ * steps that do not depend on the machine, so that tests can check the
+ * cost of a text (e.g. that a long run costs O(n log n)) without timing. */
+typedef struct {
+    uint64_t pieces;       /* pre-tokenized pieces encoded */
+    uint64_t cache_hits;   /* pieces answered by the word cache */
+    uint64_t merges;       /* BPE merges applied */
+    uint64_t pair_lookups; /* probes of the merge-pair hash table */
+    uint64_t heap_steps;   /* heap pushes and pops, and each of their sift steps */
+    uint64_t scan_steps;   /* pair ranks visited by the loop for small pieces */
+} TokenizerStats;
+
+TokenizerStats tokenizer_stats(const Tokenizer *t);
+
+/* Pieces of at most this many bytes are merged by a direct loop over an
+ * array (fast when short, quadratic when long); longer ones by a linked list
+ * and a min-heap.  Both give the same ids; the knob exists so tests can run
+ * the two against each other.  Setting it empties the word cache. */
+#define TOKENIZER_SMALL_PIECE_MAX 48
+void tokenizer_set_small_piece_max(Tokenizer *t, size_t max_bytes);
 
 #endif
