@@ -1,0 +1,174 @@
+/* model_writer.c - see model_writer.h. */
+#include "model_writer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Where each section goes: header, directory, vocabulary, merges, then the
+ * tensors in file order, each aligned to MODEL_ALIGN. */
+typedef struct {
+    uint64_t dir, vocab, vocab_bytes, merges, merges_bytes;
+    uint64_t *tensor;   /* [count] offsets */
+    uint64_t file_bytes;
+} Layout;
+
+static bool plan_layout(const ModelConfig *c, const TokenizerData *v, Layout *lay, char *err, size_t errsz) {
+    size_t count = model_tensor_count(c);
+    lay->tensor = malloc(count * sizeof *lay->tensor);
+    if (!lay->tensor) {
+        snprintf(err, errsz, "out of memory");
+        return false;
+    }
+    lay->dir = MODEL_HEADER_BYTES;
+    lay->vocab = align_up(lay->dir + count * MODEL_TENSOR_ENTRY_BYTES);
+    lay->vocab_bytes = ((uint64_t)v->n_vocab + 1) * 4 + v->offsets[v->n_vocab];
+    lay->merges = align_up(lay->vocab + lay->vocab_bytes);
+    lay->merges_bytes = (uint64_t)v->n_merges * 12;
+    uint64_t at = align_up(lay->merges + lay->merges_bytes);
+    for (size_t i = 0; i < count; i++) {
+        TensorSpec s;
+        model_tensor_spec(c, i, &s);
+        lay->tensor[i] = at;
+        at = align_up(at + tensor_bytes(&s, tensor_dtype(c, &s)));
+    }
+    lay->file_bytes = at;
+    return true;
+}
+
+/* Header, directory, vocabulary and merges: everything before the first
+ * tensor, assembled in memory. */
+static uint8_t *build_front(const ModelConfig *c, const TokenizerData *v, const Layout *lay) {
+    size_t count = model_tensor_count(c);
+    size_t n = (size_t)lay->tensor[0];
+    uint8_t *f = calloc(1, n);
+    if (!f) return NULL;
+    memcpy(f + HDR_MAGIC, MODEL_MAGIC, sizeof MODEL_MAGIC - 1);
+    wr_u32(f + HDR_VERSION, MODEL_VERSION);
+    wr_u32(f + HDR_HEADER_BYTES, MODEL_HEADER_BYTES);
+    wr_u32(f + HDR_N_VOCAB, c->n_vocab);
+    wr_u32(f + HDR_N_CTX, c->n_ctx);
+    wr_u32(f + HDR_N_EMBD, c->n_embd);
+    wr_u32(f + HDR_N_LAYER, c->n_layer);
+    wr_u32(f + HDR_N_HEAD, c->n_head);
+    wr_u32(f + HDR_DTYPE, (uint32_t)c->dtype);
+    wr_u32(f + HDR_EOT_ID, c->eot_id);
+    uint32_t eps;
+    memcpy(&eps, &c->ln_eps, sizeof eps);
+    wr_u32(f + HDR_LN_EPS, eps);
+    wr_u32(f + HDR_N_MERGES, v->n_merges);
+    wr_u32(f + HDR_N_TENSORS, (uint32_t)count);
+    wr_u64(f + HDR_FILE_BYTES, lay->file_bytes);
+    wr_u64(f + HDR_VOCAB_OFFSET, lay->vocab);
+    wr_u64(f + HDR_VOCAB_BYTES, lay->vocab_bytes);
+    wr_u64(f + HDR_MERGES_OFFSET, lay->merges);
+    wr_u64(f + HDR_TENSORS_OFFSET, lay->dir);
+    for (size_t i = 0; i < count; i++) {
+        TensorSpec s;
+        model_tensor_spec(c, i, &s);
+        DType t = tensor_dtype(c, &s);
+        uint8_t *e = f + lay->dir + i * MODEL_TENSOR_ENTRY_BYTES;
+        wr_u16(e + ENT_KIND, s.kind);
+        wr_u16(e + ENT_LAYER, s.layer);
+        wr_u32(e + ENT_DTYPE, t);
+        wr_u32(e + ENT_ROWS, s.rows);
+        wr_u32(e + ENT_COLS, s.cols);
+        wr_u64(e + ENT_OFFSET, lay->tensor[i]);
+        wr_u64(e + ENT_BYTES, tensor_bytes(&s, t));
+    }
+    for (uint32_t i = 0; i <= v->n_vocab; i++) wr_u32(f + lay->vocab + 4 * i, v->offsets[i]);
+    memcpy(f + lay->vocab + ((uint64_t)v->n_vocab + 1) * 4, v->bytes, v->offsets[v->n_vocab]);
+    for (uint64_t i = 0; i < (uint64_t)v->n_merges * 3; i++) wr_u32(f + lay->merges + 4 * i, v->merges[i]);
+    return f;
+}
+
+/* The output file and how many bytes went into it. */
+typedef struct {
+    FILE *f;
+    uint64_t pos;
+} Out;
+
+/* Writes p[0..n) at offset at >= out->pos, zero-filling the gap. */
+static bool write_at(Out *out, uint64_t at, const void *p, size_t n) {
+    static const uint8_t zeros[MODEL_ALIGN];
+    while (out->pos < at) {
+        size_t k = at - out->pos < sizeof zeros ? (size_t)(at - out->pos) : sizeof zeros;
+        if (fwrite(zeros, 1, k, out->f) != k) return false;
+        out->pos += k;
+    }
+    if (n && fwrite(p, 1, n, out->f) != n) return false;
+    out->pos += n;
+    return true;
+}
+
+static bool write_tensors(Out *out, const ModelConfig *c, const Layout *lay, const TensorSource *src, char *err,
+                          size_t errsz) {
+    size_t count = model_tensor_count(c);
+    for (size_t i = 0; i < count; i++) {
+        TensorSpec s;
+        model_tensor_spec(c, i, &s);
+        DType t = tensor_dtype(c, &s);
+        size_t n = (size_t)s.rows * s.cols;
+        size_t bytes = (size_t)tensor_bytes(&s, t);
+        float *w = malloc(n * sizeof *w);
+        void *packed = s.is_matrix ? malloc(bytes) : w;
+        bool ok = w && packed;
+        if (!ok) snprintf(err, errsz, "out of memory for %s (%zu values)", s.name, n);
+        if (ok) ok = src->tensor(src->ctx, &s, w, err, errsz);
+        if (ok && s.is_matrix) panel_pack(t, w, s.rows, s.cols, packed);
+        if (ok && !write_at(out, lay->tensor[i], packed, bytes)) {
+            snprintf(err, errsz, "write failed: %s", strerror(errno));
+            ok = false;
+        }
+        if (packed != w) free(packed);
+        free(w);
+        if (!ok) return false;
+        if (src->progress) src->progress(src->ctx, i + 1, count, &s);
+    }
+    return true;
+}
+
+bool model_write(const char *path, const ModelConfig *c, const TokenizerData *v, const TensorSource *src, char *err,
+                 size_t errsz) {
+    char why[200];
+    if (!model_config_check(c, why, sizeof why)) {
+        snprintf(err, errsz, "bad config: %s", why);
+        return false;
+    }
+    if (v->n_vocab != c->n_vocab) {
+        snprintf(err, errsz, "the vocabulary has %u tokens but the config says %u", v->n_vocab, c->n_vocab);
+        return false;
+    }
+    Layout lay = {0};
+    if (!plan_layout(c, v, &lay, err, errsz)) return false;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.partial", path);
+    uint8_t *front = build_front(c, v, &lay);
+    FILE *f = front ? fopen(tmp, "wb") : NULL;
+    Out out = {f, 0};
+    bool ok = f != NULL;
+    if (!front) snprintf(err, errsz, "out of memory");
+    else if (!f) snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
+    if (ok && !write_at(&out, 0, front, (size_t)lay.tensor[0])) {
+        snprintf(err, errsz, "%s: write failed: %s", tmp, strerror(errno));
+        ok = false;
+    }
+    if (ok) ok = write_tensors(&out, c, &lay, src, err, errsz);
+    if (ok && !write_at(&out, lay.file_bytes, NULL, 0)) { /* final padding */
+        snprintf(err, errsz, "%s: write failed: %s", tmp, strerror(errno));
+        ok = false;
+    }
+    if (f && fclose(f) != 0 && ok) {
+        snprintf(err, errsz, "%s: write failed: %s", tmp, strerror(errno));
+        ok = false;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        ok = false;
+    }
+    if (!ok && f) remove(tmp);
+    free(front);
+    free(lay.tensor);
+    return ok;
+}
