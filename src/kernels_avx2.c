@@ -1,0 +1,17 @@
+/* kernels_avx2.c - the kernels for CPUs with AVX2, FMA and F16C.
+ * Built with -mavx2 -mfma -mf16c; only called after kernels_select() saw
+ * the CPU support them. */
+#include "kernels.h"
+
+#if defined(GPT2_HAVE_AVX2)
+#include "vec16_avx2.h"
+
+#define KERNEL_SET_NAME kernels_avx2
+#define KERNEL_SET_LABEL "avx2"
+#define MM_MR 3
+#define MM_NP 2
+#define MM_NP1 4
+#include "kernels_impl.h"
+#else
+const KernelSet kernels_avx2 = {0};
+#endif
