@@ -1,0 +1,164 @@
+/* gpt2.h - the gpt2 engine as a library: load a model, tokenize, generate,
+ * score.
+ *
+ * This is the whole public contract.  The command-line tool is one client
+ * of it; a test or a server can be another.  A Gpt2 owns an opened model
+ * file (mapped, used in place), its tokenizer, the kernels chosen for this
+ * CPU, a thread pool and the key/value caches of up to n_batch sequences.
+ *
+ * Results never depend on the thread count or on what else is in a batch:
+ * the same request and seed give the same tokens, byte for byte.
+ *
+ * Errors: functions that can fail return false (or NULL) and write a
+ * one-line reason, without a trailing newline, into err[errsz].
+ *
+ * Threads: a Gpt2 may be used by one thread at a time.  Decoding and token
+ * lookups only read it.
+ */
+#ifndef GPT2_H
+#define GPT2_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct Gpt2 Gpt2;
+
+/* ---- opening a model ------------------------------------------------------ */
+
+typedef struct {
+    int n_threads;       /* 0: one per available CPU */
+    uint32_t n_batch;    /* completions that may run at once; 0 means 1 */
+    const char *kernels; /* NULL: the fastest this CPU runs; or "portable", "avx2", "avx512" */
+} Gpt2Options;
+
+typedef struct {
+    uint32_t n_vocab, n_ctx, n_embd, n_layer, n_head;
+    int32_t eot_id;      /* <|endoftext|> */
+    const char *dtype;   /* of the weight matrices: "f32", "f16", "bf16", "q8_0" */
+    const char *kernels; /* the kernel set in use */
+    int n_threads;
+    uint32_t n_batch;
+    uint64_t file_bytes;
+} Gpt2Info;
+
+/* Opens the model file at path (NULL options: the defaults). */
+Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t errsz);
+void gpt2_close(Gpt2 *g);
+Gpt2Info gpt2_info(const Gpt2 *g);
+
+/* ---- tokens ------------------------------------------------------------------ */
+
+/* Encodes text[0..len), any bytes at all, into a malloc'd array of ids
+ * (*ids, *n_ids; free it with free()).  With special, "<|endoftext|>" in the
+ * text becomes the end-of-text id; otherwise it is ordinary text, as in
+ * OpenAI's encoder. */
+bool gpt2_tokenize(Gpt2 *g, const void *text, size_t len, bool special, int32_t **ids, size_t *n_ids);
+
+/* The bytes of token id, or NULL when id is not in the vocabulary.  A token
+ * may be part of a UTF-8 character. */
+const void *gpt2_token_bytes(const Gpt2 *g, int32_t id, size_t *len);
+
+/* ---- generation -------------------------------------------------------------- */
+
+typedef struct {
+    const char *bytes;
+    size_t len;
+} Gpt2Bytes;
+
+/* Applied in this order: repetition penalty, then argmax if temperature is
+ * 0, else temperature, top-k, softmax, top-p, and a draw. */
+typedef struct {
+    float temperature;      /* 0: greedy */
+    uint32_t top_k;         /* 0: off */
+    float top_p;            /* 1: off */
+    float repeat_penalty;   /* 1: off */
+    uint32_t repeat_last_n; /* tokens the penalty looks back over */
+    uint64_t seed;
+} Gpt2Sampling;
+
+typedef struct {
+    uint32_t n_predict;     /* new tokens at most */
+    Gpt2Sampling sampling;
+    bool ignore_eos;        /* go on past <|endoftext|> */
+    const Gpt2Bytes *stops; /* [n_stops] stop strings, none empty */
+    size_t n_stops;
+} Gpt2Params;
+
+/* The defaults of the command line: 50 tokens, temperature 1, top-k 40,
+ * top-p 1, no repetition penalty (last 64 tokens when set), seed 0. */
+Gpt2Params gpt2_default_params(void);
+
+typedef enum {
+    GPT2_FINISH_NONE,
+    GPT2_FINISH_LENGTH,   /* n_predict tokens */
+    GPT2_FINISH_EOS,      /* <|endoftext|> */
+    GPT2_FINISH_STOP,     /* a stop string */
+    GPT2_FINISH_CANCELLED /* *cancel was set, or on_text returned false */
+} Gpt2Finish;
+
+const char *gpt2_finish_name(Gpt2Finish f); /* "length", "eos", "stop", "cancelled" */
+
+/* One completion: the request, then what became of it. */
+typedef struct {
+    const int32_t *prompt; /* [n_prompt]; empty means <|endoftext|> */
+    size_t n_prompt;
+    Gpt2Params params;
+    bool stream_only;      /* keep no tokens or text: on_text gets them all, memory stays bounded */
+
+    /* Results, owned by the completion: release with gpt2_completion_free. */
+    int32_t *tokens;       /* [n_tokens] generated ids (a final <|endoftext|> not included); NULL if stream_only */
+    size_t n_tokens;       /* counted even when stream_only */
+    char *text;            /* [text_len] their bytes, cut before a stop string; NUL-terminated; NULL if stream_only */
+    size_t text_len;
+    Gpt2Finish finish;
+    size_t n_prompt_used;  /* prompt tokens kept (fewer than n_prompt when it overflowed the context) */
+    double prompt_ms;      /* from the start until the first token was sampled */
+    double gen_ms;         /* from then to the end */
+} Gpt2Completion;
+
+typedef struct {
+    /* Bytes of completion `index` that are final: never inside a UTF-8
+     * character, never a possible start of a stop string.  Return false to
+     * cancel everything.  May be NULL. */
+    bool (*on_text)(void *ctx, size_t index, const char *bytes, size_t n);
+    /* Completion `index` has ended; its results are complete.  May be NULL. */
+    void (*on_done)(void *ctx, size_t index);
+    void *ctx;
+    /* When not NULL and it becomes nonzero, running completions end as
+     * cancelled (a signal handler may set it). */
+    volatile sig_atomic_t *cancel;
+} Gpt2Callbacks;
+
+/* Runs the completions c[0..n), up to n_batch at a time, each exactly as it
+ * would run alone.  Past the context length a completion keeps its newest
+ * n_ctx/2 tokens and goes on.  Returns false only on a failure that is not a
+ * completion's own (out of memory); release every completion with
+ * gpt2_completion_free whatever the outcome. */
+bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz);
+void gpt2_completion_free(Gpt2Completion *c);
+
+/* ---- scoring and logits -------------------------------------------------- */
+
+/* logprob[i] = ln p(ids[i] | ids[0..i)), for i < n.  logprob[0] is NaN unless
+ * prepend_eot, which conditions the text on a leading <|endoftext|>.  Texts
+ * longer than the context go through windows that give every token at
+ * least n_ctx/2 tokens of history.  Stops early, leaving NaNs, when *cancel
+ * becomes nonzero. */
+bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob,
+                volatile sig_atomic_t *cancel, char *err, size_t errsz);
+
+/* The logits of every position of ids[0..n), n <= n_ctx, evaluated from an
+ * empty context: logits[i * n_vocab + v]. */
+bool gpt2_logits(Gpt2 *g, const int32_t *ids, size_t n, float *logits, char *err, size_t errsz);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
