@@ -2,10 +2,17 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -68,4 +75,107 @@ void test_rmtree(const char *dir) {
 const char *test_build_dir(void) {
     const char *env = getenv("GPT2_BUILD_DIR");
     return env && *env ? env : ".";
+}
+
+/* ---- running programs ---------------------------------------------------- */
+
+extern char **environ;
+
+static void child(const char *const argv[], const RunSpec *spec, int in_fd, int out_fd, int err_fd) {
+    dup2(in_fd, STDIN_FILENO);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    for (const char *const *e = spec->env; e && *e; e++) putenv((char *)*e);
+    signal(SIGPIPE, SIG_DFL);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+static void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+void test_run(const char *const argv[], const RunSpec *spec, RunResult *r) {
+    static const RunSpec none = {0};
+    if (!spec) spec = &none;
+    memset(r, 0, sizeof *r);
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2];
+    if (spec->stdin_bytes) assert_int_equal(pipe(in), 0);
+    else in[0] = open("/dev/null", O_RDONLY);
+    if (spec->stdout_path) out[1] = open(spec->stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    else assert_int_equal(pipe(out), 0);
+    assert_int_equal(pipe(err), 0);
+    assert_true(in[0] >= 0 && out[1] >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (in[1] >= 0) close(in[1]);
+        if (out[0] >= 0) close(out[0]);
+        close(err[0]);
+        child(argv, spec, in[0], out[1], err[1]);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    signal(SIGPIPE, SIG_IGN); /* the child may stop reading its input */
+
+    size_t fed = 0;
+    int fds[3] = {in[1], out[0], err[0]};
+    if (fds[0] >= 0) set_nonblocking(fds[0]);
+    bool interrupted = false;
+    time_t deadline = time(NULL) + 120;
+    for (;;) {
+        if (fds[0] >= 0 && fed == spec->stdin_len) {
+            close(fds[0]);
+            fds[0] = -1;
+        }
+        struct pollfd p[3];
+        int n = 0;
+        for (int i = 0; i < 3; i++)
+            if (fds[i] >= 0) p[n++] = (struct pollfd){fds[i], (short)(i == 0 ? POLLOUT : POLLIN), 0};
+        if (n == 0) break;
+        if (time(NULL) > deadline) {
+            kill(pid, SIGKILL);
+            fail_msg("%s ran for more than two minutes", argv[0]);
+        }
+        if (poll(p, (nfds_t)n, 1000) < 0 && errno != EINTR) fail_msg("poll failed");
+        for (int k = 0; k < n; k++) {
+            if (!p[k].revents) continue;
+            int i = p[k].fd == fds[0] ? 0 : p[k].fd == fds[1] ? 1 : 2;
+            if (i == 0) {
+                ssize_t w = write(fds[0], spec->stdin_bytes + fed, spec->stdin_len - fed);
+                if (w > 0) fed += (size_t)w;
+                else if (w < 0 && errno != EAGAIN) fed = spec->stdin_len; /* the child closed it */
+                continue;
+            }
+            char buf[65536];
+            ssize_t got = read(fds[i], buf, sizeof buf);
+            if (got <= 0) {
+                close(fds[i]);
+                fds[i] = -1;
+                continue;
+            }
+            StrBuf *dst = i == 1 ? &r->out : &r->err;
+            assert_true(strbuf_append(dst, buf, (size_t)got));
+            if (i == 1 && spec->interrupt_after && !interrupted && r->out.len >= spec->interrupt_after) {
+                kill(pid, SIGINT);
+                interrupted = true;
+            }
+            if (i == 1 && spec->close_stdout_after && r->out.len >= spec->close_stdout_after) {
+                close(fds[1]);
+                fds[1] = -1;
+            }
+        }
+    }
+    int status;
+    struct rusage ru;
+    while (wait4(pid, &status, 0, &ru) < 0)
+        if (errno != EINTR) fail_msg("wait4 failed");
+    r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r->max_rss_kib = ru.ru_maxrss;
+    if (!r->out.data) strbuf_reserve(&r->out, 0);
+    if (!r->err.data) strbuf_reserve(&r->err, 0);
+}
+
+void test_run_free(RunResult *r) {
+    strbuf_free(&r->out);
+    strbuf_free(&r->err);
 }

@@ -45,4 +45,25 @@ void test_rmtree(const char *dir);
 /* The build directory holding the gpt2 and gpt2-convert binaries. */
 const char *test_build_dir(void);
 
+/* How to run a program (test_run). */
+typedef struct {
+    const char *stdin_bytes;    /* fed to its standard input, then closed; NULL: /dev/null */
+    size_t stdin_len;
+    const char *stdout_path;    /* standard output goes to this file (e.g. /dev/full); NULL: captured */
+    size_t close_stdout_after;  /* close the captured output after this many bytes (0: read it all) */
+    size_t interrupt_after;     /* send SIGINT once this many bytes of output came (0: never) */
+    const char *const *env;     /* extra "NAME=value" entries, NULL-terminated; may be NULL */
+} RunSpec;
+
+typedef struct {
+    int status;        /* exit status, or 128 + signal number when killed */
+    StrBuf out, err;   /* captured standard output and error */
+    long max_rss_kib;  /* peak resident memory of the program */
+} RunResult;
+
+/* Runs argv (argv[0] a path) as the spec says and waits for it.  Fails
+ * the test if it cannot be started or runs for more than two minutes. */
+void test_run(const char *const argv[], const RunSpec *spec, RunResult *r);
+void test_run_free(RunResult *r);
+
 #endif

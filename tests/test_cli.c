@@ -1,0 +1,900 @@
+/* test_cli.c - the gpt2 command line, driven as a user's shell drives it.
+ *
+ * Each test runs the built binary on the tiny reference model
+ * (../shared/reference/tiny, n_ctx 160, so context overflow is cheap) and
+ * checks one point of the command-line contract: where the model and the
+ * prompt come from, generation settings, stopping, long contexts, output,
+ * batches, scoring, tokens, and errors (usage, runtime, closed pipes, full
+ * disks, Ctrl-C).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_vocab.h"
+#include "json.h"
+#include "model_writer.h"
+#include "test_util.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+typedef struct {
+    char dir[4096];
+    char tiny[4200];     /* the converted tiny fixture */
+    char eos[4200];      /* a model that always predicts <|endoftext|> */
+    char gpt2[4200];     /* the binary */
+    char shared[4096];
+} Env;
+
+static Env env;
+
+/* ---- running gpt2 --------------------------------------------------------- */
+
+#define MAX_ARGS 64
+
+/* Runs gpt2 with the NULL-terminated arguments that follow spec. */
+static void gpt2(RunResult *r, const RunSpec *spec, ...) {
+    const char *argv[MAX_ARGS + 2] = {env.gpt2};
+    va_list ap;
+    va_start(ap, spec);
+    size_t n = 1;
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        assert_true(n < MAX_ARGS);
+        argv[n++] = a;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    test_run(argv, spec, r);
+}
+
+static RunSpec with_stdin(const char *text) { return (RunSpec){.stdin_bytes = text, .stdin_len = strlen(text)}; }
+
+static void expect_ok(const RunResult *r) {
+    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err.data);
+}
+
+static size_t count_lines(const StrBuf *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < b->len; i++) n += b->data[i] == '\n';
+    return n;
+}
+
+/* A usage or runtime refusal: the status, nothing on stdout, one line on
+ * stderr starting "gpt2: ". */
+static void expect_refusal(const RunResult *r, int status, const char *phrase) {
+    if (r->status != status) fail_msg("exit %d, want %d; stderr: %s", r->status, status, r->err.data);
+    assert_int_equal(r->out.len, 0);
+    assert_true(strncmp(r->err.data, "gpt2: ", 6) == 0);
+    assert_int_equal(count_lines(&r->err), 1);
+    if (phrase && !strstr(r->err.data, phrase)) fail_msg("stderr lacks \"%s\": %s", phrase, r->err.data);
+}
+
+/* ---- JSON output ------------------------------------------------------------ */
+
+typedef struct {
+    JsonDoc doc;
+} Json;
+
+static const JsonValue *parse_json(Json *j, const char *text, size_t len) {
+    char err[256];
+    if (!json_parse(&j->doc, text, len, err, sizeof err)) fail_msg("bad JSON (%s): %.*s", err, (int)len, text);
+    return &j->doc.root;
+}
+
+static const JsonValue *get(const JsonValue *obj, const char *key) {
+    const JsonValue *v = json_get(obj, key);
+    if (!v) fail_msg("no \"%s\" in the output", key);
+    return v;
+}
+
+/* The ids of a JSON array as "1 2 3", for comparisons and --ids. */
+static void ids_text(const JsonValue *array, size_t from, StrBuf *out) {
+    assert_int_equal(array->type, JSON_ARRAY);
+    for (size_t i = from; i < array->u.array.count; i++)
+        assert_true(strbuf_printf(out, "%s%.0f", i > from ? " " : "", array->u.array.items[i].u.number.value));
+}
+
+/* Runs a --json generation and returns the completion_tokens as text. */
+static void completion_ids(StrBuf *out, const char *const *args) {
+    const char *argv[MAX_ARGS + 2] = {env.gpt2};
+    size_t n = 1;
+    for (; *args; args++) argv[n++] = *args;
+    argv[n++] = "--json";
+    argv[n] = NULL;
+    RunResult r;
+    test_run(argv, NULL, &r);
+    expect_ok(&r);
+    Json j;
+    ids_text(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens"), 0, out);
+    json_free(&j.doc);
+    test_run_free(&r);
+}
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+/* A model whose every prediction is <|endoftext|>: all weights zero but the
+ * final LayerNorm's bias (1 in dimension 0) and wte[eot] (100 there), so
+ * the logits are 100 for <|endoftext|> and 0 for every other token. */
+typedef struct {
+    uint32_t eot;
+} EosModel;
+
+static bool eos_tensor(void *ctx, const TensorSpec *s, float *out, char *err, size_t errsz) {
+    (void)err, (void)errsz;
+    const EosModel *m = ctx;
+    memset(out, 0, (size_t)s->rows * s->cols * sizeof *out);
+    if (s->kind == TK_LNF_B) out[0] = 1.0f;
+    if (s->kind == TK_WTE) out[(size_t)m->eot * s->cols] = 100.0f;
+    return true;
+}
+
+static void make_eos_model(const char *path) {
+    char vocab[4200], merges[4200], err[512];
+    snprintf(vocab, sizeof vocab, "%s/gpt2/vocab.json", env.shared);
+    snprintf(merges, sizeof merges, "%s/gpt2/merges.txt", env.shared);
+    HfVocab v;
+    if (!hf_vocab_load(&v, vocab, merges, err, sizeof err)) fail_msg("%s", err);
+    ModelConfig c = {.n_vocab = v.data.n_vocab, .n_ctx = 32, .n_embd = 16, .n_layer = 1, .n_head = 2,
+                     .dtype = DTYPE_F32, .eot_id = v.data.eot_id, .ln_eps = 1e-5f};
+    EosModel m = {v.data.eot_id};
+    TensorSource src = {eos_tensor, NULL, &m};
+    if (!model_write(path, &c, &v.data, &src, err, sizeof err)) fail_msg("%s", err);
+    hf_vocab_free(&v);
+}
+
+static int setup(void **state) {
+    (void)state;
+    const char *shared = test_shared_dir();
+    if (!shared) return 0; /* every test skips */
+    snprintf(env.shared, sizeof env.shared, "%s", shared);
+    test_mkdtemp(env.dir, sizeof env.dir);
+    snprintf(env.gpt2, sizeof env.gpt2, "%s/gpt2", test_build_dir());
+    snprintf(env.tiny, sizeof env.tiny, "%s/tiny.bin", env.dir);
+    snprintf(env.eos, sizeof env.eos, "%s/eos.bin", env.dir);
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "'%s/gpt2-convert' '%s/reference/tiny' '%s' --tokenizer '%s/gpt2' -q", test_build_dir(),
+             shared, env.tiny, shared);
+    if (system(cmd) != 0) return -1;
+    make_eos_model(env.eos);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (env.dir[0]) test_rmtree(env.dir);
+    return 0;
+}
+
+#define NEED_FIXTURE()            \
+    do {                          \
+        if (!env.dir[0]) {        \
+            skip();               \
+            return;               \
+        }                         \
+    } while (0)
+
+/* A file in the temporary folder with the given content. */
+static void write_file(char *path, size_t pathsz, const char *name, const char *content, size_t len) {
+    snprintf(path, pathsz, "%s/%s", env.dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(content, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* n pseudo-random token ids (none of them <|endoftext|>) as "a b c". */
+static void random_ids(StrBuf *out, size_t n, uint32_t seed) {
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        assert_true(strbuf_printf(out, "%s%u", i ? " " : "", (x >> 8) % 50256));
+    }
+}
+
+/* ---- help, version and usage errors --------------------------------------- */
+
+static void test_help_documents_every_option(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult r;
+    gpt2(&r, NULL, "--help", NULL);
+    expect_ok(&r);
+    static const char *const flags[] = {
+        "--model", "--threads", "--prompt", "--file", "--ids", "--special", "--n-predict", "--temp", "--top-k",
+        "--top-p", "--repeat-penalty", "--repeat-last-n", "--seed", "--ignore-eos", "--stop", "--echo", "--json",
+        "--verbose", "--batch", "--batch-size", "--score", "--prepend-eos", "--tokenize", "--detokenize", "--help",
+        "--version", "GPT2_MODEL", "models/gpt2-124M.bin",
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        if (!strstr(r.out.data, flags[i])) fail_msg("--help does not mention %s", flags[i]);
+    /* Every setting with a value states its default. */
+    static const char *const defaults[] = {"default: 50", "default: 1.0", "default: 40", "default: 64", "default: 16",
+                                           "default: from the clock", "default: one per CPU"};
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+        if (!strstr(r.out.data, defaults[i])) fail_msg("--help does not say \"%s\"", defaults[i]);
+    test_run_free(&r);
+    gpt2(&r, NULL, "--version", NULL);
+    expect_ok(&r);
+    assert_true(strncmp(r.out.data, "gpt2 ", 5) == 0);
+    test_run_free(&r);
+}
+
+static void test_usage_errors_exit_2_with_one_line(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    static const char *const cases[][6] = {
+        {"--bogus"}, {"-x"}, {"-n", "-3"}, {"-n", "abc"}, {"-n", "1e3"}, {"-n", "99999999999"}, {"-n", " 5"},
+        {"--temp", "nan"}, {"--temp", "-1"}, {"--temp", "inf"}, {"--temp", "0.5x"}, {"--top-p", "1.5"},
+        {"--top-p", "-0.1"}, {"--top-k", "-1"}, {"--repeat-penalty", "0"}, {"--repeat-last-n", "-2"},
+        {"-t", "0"}, {"-t", "abc"}, {"--seed", "-1"}, {"--seed", "1.5"}, {"--seed", "18446744073709551616"},
+        {"--stop", ""}, {"-p"}, {"-p", "x", "extra"}, {"--score", "--tokenize"}, {"--batch", "x", "-p", "y"},
+        {"--echo", "--json"}, {"--prepend-eos"}, {"--tokenize", "--ids"}, {"--batch-size", "0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *argv[10] = {env.gpt2, "-m", env.tiny};
+        size_t n = 3;
+        for (size_t k = 0; k < 6 && cases[i][k]; k++) argv[n++] = cases[i][k];
+        argv[n] = NULL;
+        RunResult r;
+        test_run(argv, NULL, &r);
+        expect_refusal(&r, 2, NULL);
+        test_run_free(&r);
+    }
+}
+
+/* ---- the model ------------------------------------------------------------ */
+
+static void test_model_from_option_environment_or_default(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult r;
+    char missing[4200];
+    snprintf(missing, sizeof missing, "%s/no-such-model.bin", env.dir);
+    gpt2(&r, NULL, "-m", missing, "-p", "hi", NULL);
+    expect_refusal(&r, 1, missing);
+    assert_non_null(strstr(r.err.data, "scripts/download-model.sh"));
+    test_run_free(&r);
+
+    char var[4300];
+    snprintf(var, sizeof var, "GPT2_MODEL=%s", env.tiny);
+    const char *const with_model[] = {var, NULL};
+    RunSpec spec = {.env = with_model};
+    gpt2(&r, &spec, "-p", "Hello", "--tokenize", NULL);
+    expect_ok(&r);
+    assert_string_equal(r.out.data, "15496\n");
+    test_run_free(&r);
+    gpt2(&r, &spec, "-m", missing, "-p", "Hello", NULL); /* -m wins over the variable */
+    assert_int_equal(r.status, 1);
+    test_run_free(&r);
+
+    /* Without either, models/gpt2-124M.bin in the current folder (there is
+     * none where the tests run). */
+    const char *const argv[] = {"/bin/sh", "-c", "cd / && unset GPT2_MODEL && exec \"$0\" -p hi", env.gpt2, NULL};
+    test_run(argv, NULL, &r);
+    expect_refusal(&r, 1, "models/gpt2-124M.bin");
+    test_run_free(&r);
+
+    gpt2(&r, NULL, "-m", "/etc/hostname", "-p", "hi", NULL);
+    expect_refusal(&r, 1, "not a gpt2 model file");
+    test_run_free(&r);
+}
+
+/* ---- the prompt -------------------------------------------------------------- */
+
+static void test_prompt_sources(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    char file[4200];
+    write_file(file, sizeof file, "notes.txt", "Hello world", 11);
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.tiny, "--tokenize", "-p", "Hello world", NULL);
+    expect_ok(&r);
+    assert_string_equal(r.out.data, "15496 995\n");
+    test_run_free(&r);
+    gpt2(&r, NULL, "-m", env.tiny, "--tokenize", "-f", file, NULL);
+    assert_string_equal(r.out.data, "15496 995\n");
+    test_run_free(&r);
+    RunSpec in = with_stdin("Hello world");
+    gpt2(&r, &in, "-m", env.tiny, "--tokenize", "-f", "-", NULL);
+    assert_string_equal(r.out.data, "15496 995\n");
+    test_run_free(&r);
+    gpt2(&r, &in, "-m", env.tiny, "--tokenize", NULL); /* neither -p nor -f: standard input */
+    assert_string_equal(r.out.data, "15496 995\n");
+    test_run_free(&r);
+
+    /* -f and -p: the file, a newline, then the text. */
+    RunResult want;
+    gpt2(&want, NULL, "-m", env.tiny, "--tokenize", "-p", "Hello world\nTL;DR:", NULL);
+    gpt2(&r, NULL, "-m", env.tiny, "--tokenize", "-f", file, "-p", "TL;DR:", NULL);
+    expect_ok(&r);
+    assert_string_equal(r.out.data, want.out.data);
+    test_run_free(&r);
+    gpt2(&r, &in, "-m", env.tiny, "--tokenize", "-f", "-", "-p", "TL;DR:", NULL);
+    assert_string_equal(r.out.data, want.out.data);
+    test_run_free(&r);
+    test_run_free(&want);
+
+    gpt2(&r, NULL, "-m", env.tiny, "-f", "/no/such/file", NULL);
+    expect_refusal(&r, 1, "/no/such/file");
+    test_run_free(&r);
+}
+
+/* `while read -r line; do gpt2 -p "$line"; done < prompts.txt` must see
+ * every line: with -p, gpt2 never reads standard input. */
+static void test_p_never_reads_stdin(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    char script[8800];
+    snprintf(script, sizeof script,
+             "while read -r line; do '%s' -m '%s' -p \"$line\" -n 2 --temp 0; echo; done", env.gpt2, env.tiny);
+    const char *const argv[] = {"/bin/sh", "-c", script, NULL};
+    RunSpec in = with_stdin("one\ntwo\nthree\nfour\n");
+    RunResult r;
+    test_run(argv, &in, &r);
+    expect_ok(&r);
+    assert_int_equal(count_lines(&r.out), 4);
+    test_run_free(&r);
+}
+
+static void test_ids_and_empty_prompt(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    StrBuf text = {0}, ids = {0}, eot = {0};
+    const char *const by_text[] = {"-m", env.tiny, "-p", "Hello, my dog", "-n", "8", "--temp", "0", NULL};
+    const char *const by_ids[] = {"-m", env.tiny, "--ids", "-p", " 15496 11\n616\t3290 ", "-n", "8", "--temp", "0", NULL};
+    completion_ids(&text, by_text);
+    completion_ids(&ids, by_ids);
+    assert_string_equal(text.data, ids.data);
+
+    /* An empty prompt conditions on <|endoftext|>. */
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.tiny, "-p", "", "-n", "8", "--temp", "0", "--json", NULL);
+    expect_ok(&r);
+    Json j;
+    const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
+    ids_text(get(root, "prompt_tokens"), 0, &eot);
+    assert_string_equal(eot.data, "50256");
+    StrBuf empty = {0}, explicit_eot = {0};
+    ids_text(get(root, "completion_tokens"), 0, &empty);
+    const char *const by_eot[] = {"-m", env.tiny, "--ids", "-p", "50256", "-n", "8", "--temp", "0", NULL};
+    completion_ids(&explicit_eot, by_eot);
+    assert_string_equal(empty.data, explicit_eot.data);
+    json_free(&j.doc);
+    test_run_free(&r);
+
+    gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", "15496 50257", NULL);
+    expect_refusal(&r, 1, "50257");
+    test_run_free(&r);
+    gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", "15496 x", NULL);
+    expect_refusal(&r, 1, "not a token id");
+    test_run_free(&r);
+    strbuf_free(&text), strbuf_free(&ids), strbuf_free(&eot), strbuf_free(&empty), strbuf_free(&explicit_eot);
+}
+
+/* ---- generation ---------------------------------------------------------------- */
+
+/* Greedy decoding through the command line gives the reference's ids. */
+static void test_greedy_matches_reference(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    StrBuf got = {0};
+    const char *const args[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--temp", "0",
+                                "--ignore-eos", NULL};
+    completion_ids(&got, args);
+    /* expected.json, case text_7. */
+    assert_string_equal(got.data, "4 12661 34207 13025 3863 13025 17102 13025 22533 13025 47406 20626 47406 20626 "
+                                  "48420 35379 37895 20554 38240 9863");
+    strbuf_free(&got);
+}
+
+static void test_defaults_and_sampling_settings(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.tiny, "-p", "Hi", "--ignore-eos", "--json", NULL);
+    expect_ok(&r);
+    Json j;
+    assert_int_equal(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")->u.array.count, 50);
+    json_free(&j.doc);
+    test_run_free(&r);
+
+    StrBuf greedy = {0}, top1 = {0}, nucleus = {0}, penalised = {0};
+    const char *const g[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--temp", "0", NULL};
+    const char *const k1[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--top-k", "1",
+                              "--seed", "5", NULL};
+    const char *const p0[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--top-p", "0",
+                              "--top-k", "0", "--seed", "5", NULL};
+    const char *const rp[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--temp", "0",
+                              "--repeat-penalty", "1.2", NULL};
+    completion_ids(&greedy, g);
+    completion_ids(&top1, k1);
+    completion_ids(&nucleus, p0);
+    completion_ids(&penalised, rp);
+    assert_string_equal(top1.data, greedy.data);    /* top-k 1 is greedy */
+    assert_string_equal(nucleus.data, greedy.data); /* so is the smallest nucleus */
+    /* The greedy reference repeats " reasonably"; the penalty breaks the loop. */
+    assert_string_not_equal(penalised.data, greedy.data);
+    strbuf_free(&greedy), strbuf_free(&top1), strbuf_free(&nucleus), strbuf_free(&penalised);
+}
+
+/* The same seed gives the same bytes whatever the thread count; -v tells
+ * the seed that was chosen, so a run can be repeated. */
+static void test_seed_repeats_a_run_on_any_thread_count(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult one, two, three, other;
+    gpt2(&one, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "60", "--seed", "42", "-t", "1", NULL);
+    gpt2(&two, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "60", "--seed", "42", "-t", "2", NULL);
+    gpt2(&three, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "60", "--seed", "42", "-t", "3", NULL);
+    gpt2(&other, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "60", "--seed", "43", "-t", "1", NULL);
+    expect_ok(&one);
+    assert_true(one.out.len > 0);
+    assert_int_equal(one.out.len, two.out.len);
+    assert_memory_equal(one.out.data, two.out.data, one.out.len);
+    assert_int_equal(one.out.len, three.out.len);
+    assert_memory_equal(one.out.data, three.out.data, one.out.len);
+    assert_false(other.out.len == one.out.len && memcmp(other.out.data, one.out.data, one.out.len) == 0);
+    test_run_free(&one), test_run_free(&two), test_run_free(&three), test_run_free(&other);
+
+    RunResult first, again;
+    gpt2(&first, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "30", "-v", NULL);
+    expect_ok(&first);
+    const char *seed = strstr(first.err.data, "seed ");
+    assert_non_null(seed);
+    char seed_text[32];
+    assert_int_equal(sscanf(seed + 5, "%31[0-9]", seed_text), 1);
+    gpt2(&again, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "30", "--seed", seed_text, NULL);
+    assert_int_equal(first.out.len, again.out.len);
+    assert_memory_equal(first.out.data, again.out.data, first.out.len);
+    test_run_free(&first), test_run_free(&again);
+}
+
+static void test_stops_at_end_of_text_unless_ignored(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.eos, "-p", "Hello", "--json", NULL);
+    expect_ok(&r);
+    Json j;
+    const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
+    assert_string_equal(get(root, "finish_reason")->u.string.bytes, "eos");
+    assert_int_equal(get(root, "completion_tokens")->u.array.count, 0);
+    json_free(&j.doc);
+    test_run_free(&r);
+    gpt2(&r, NULL, "-m", env.eos, "-p", "Hello", NULL);
+    expect_ok(&r);
+    assert_int_equal(r.out.len, 0);
+    test_run_free(&r);
+    gpt2(&r, NULL, "-m", env.eos, "-p", "Hello", "-n", "3", "--ignore-eos", NULL);
+    expect_ok(&r);
+    assert_string_equal(r.out.data, "<|endoftext|><|endoftext|><|endoftext|>");
+    test_run_free(&r);
+}
+
+static void test_stop_strings(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    /* The greedy continuation of this prompt begins
+     * "% intelligent deterrent reasonably maybe reasonably Ace ...". */
+    const char *prompt = "Hello, my dog is very cute";
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.tiny, "-p", prompt, "-n", "20", "--temp", "0", "--stop", "reasonably", NULL);
+    expect_ok(&r);
+    assert_string_equal(r.out.data, "% intelligent deterrent ");
+    test_run_free(&r);
+    /* A stop string across a token boundary; the earliest of several wins. */
+    gpt2(&r, NULL, "-m", env.tiny, "-p", prompt, "-n", "20", "--temp", "0", "--stop", "Ace", "--stop", "rent reas",
+         "--json", NULL);
+    expect_ok(&r);
+    Json j;
+    const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
+    assert_string_equal(get(root, "completion")->u.string.bytes, "% intelligent deter");
+    assert_string_equal(get(root, "finish_reason")->u.string.bytes, "stop");
+    json_free(&j.doc);
+    test_run_free(&r);
+    /* A stop string that never comes changes nothing. */
+    gpt2(&r, NULL, "-m", env.tiny, "-p", prompt, "-n", "3", "--temp", "0", "--stop", "zzzz", NULL);
+    expect_ok(&r);
+    assert_string_equal(r.out.data, "% intelligent deterrent");
+    test_run_free(&r);
+}
+
+/* ---- context length ------------------------------------------------------------- */
+
+/* Prompts of n_ctx - 1, n_ctx and n_ctx + 1 tokens; the last keeps its
+ * newest n_ctx tokens with a warning. */
+static void test_context_edges(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    StrBuf ids = {0};
+    random_ids(&ids, 161, 1);
+    const char *tail160 = strchr(ids.data, ' ') + 1;
+    RunResult r;
+    for (size_t n = 159; n <= 161; n++) {
+        /* the first n ids */
+        const char *end = ids.data;
+        for (size_t k = 0; k < n; k++) end = strchr(end, ' ') ? strchr(end, ' ') + 1 : end + strlen(end);
+        char *prompt = strndup(ids.data, (size_t)(end - ids.data));
+        gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", prompt, "-n", "30", "--temp", "0", "--ignore-eos", "--json", NULL);
+        expect_ok(&r);
+        Json j;
+        const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
+        assert_int_equal(get(root, "completion_tokens")->u.array.count, 30);
+        assert_int_equal(get(get(root, "timings"), "prompt_tokens")->u.number.value, n > 160 ? 160 : n);
+        assert_true((strstr(r.err.data, "warning") != NULL) == (n > 160));
+        if (n == 161) {
+            StrBuf got = {0}, want = {0};
+            ids_text(get(root, "completion_tokens"), 0, &got);
+            const char *const args[] = {"-m", env.tiny, "--ids", "-p", tail160, "-n", "30", "--temp", "0",
+                                        "--ignore-eos", NULL};
+            completion_ids(&want, args);
+            assert_string_equal(got.data, want.data);
+            strbuf_free(&got), strbuf_free(&want);
+        }
+        json_free(&j.doc);
+        test_run_free(&r);
+        free(prompt);
+    }
+    strbuf_free(&ids);
+}
+
+/* When the context fills, generation goes on from the newest half: after a
+ * 159-token prompt, the second generated token fills the context, and the
+ * rest is exactly the continuation of the newest 80 tokens. */
+static void test_context_shift_keeps_newest_half(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    StrBuf prompt = {0}, got = {0};
+    random_ids(&prompt, 159, 2);
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", prompt.data, "-n", "40", "--temp", "0", "--ignore-eos", "--json",
+         NULL);
+    expect_ok(&r);
+    Json j;
+    const JsonValue *tokens = get(parse_json(&j, r.out.data, r.out.len), "completion_tokens");
+    assert_int_equal(tokens->u.array.count, 40);
+    /* The kept window: prompt[81..158], then the first two generated. */
+    StrBuf window = {0};
+    const char *p = prompt.data;
+    for (int k = 0; k < 81; k++) p = strchr(p, ' ') + 1;
+    assert_true(strbuf_append_str(&window, p));
+    assert_true(strbuf_printf(&window, " %.0f %.0f", tokens->u.array.items[0].u.number.value,
+                              tokens->u.array.items[1].u.number.value));
+    ids_text(tokens, 2, &got);
+    StrBuf want = {0};
+    const char *const args[] = {"-m", env.tiny, "--ids", "-p", window.data, "-n", "38", "--temp", "0", "--ignore-eos",
+                                NULL};
+    completion_ids(&want, args);
+    assert_string_equal(got.data, want.data);
+    json_free(&j.doc);
+    test_run_free(&r);
+    strbuf_free(&prompt), strbuf_free(&got), strbuf_free(&window), strbuf_free(&want);
+}
+
+/* Far past the context, generation goes on, and streaming keeps memory
+ * bounded: 20000 tokens take no more memory than 1000. */
+static void test_long_generation_in_bounded_memory(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.tiny, "-p", "x", "-n", "700", "--ignore-eos", "--json", "--seed", "1", NULL);
+    expect_ok(&r);
+    Json j;
+    assert_int_equal(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")->u.array.count, 700);
+    json_free(&j.doc);
+    test_run_free(&r);
+
+    RunResult small, large;
+    gpt2(&small, NULL, "-m", env.tiny, "-p", "x", "-n", "1000", "--ignore-eos", "-t", "1", NULL);
+    gpt2(&large, NULL, "-m", env.tiny, "-p", "x", "-n", "20000", "--ignore-eos", "-t", "1", NULL);
+    expect_ok(&small);
+    expect_ok(&large);
+    assert_true(large.out.len > 10 * small.out.len);
+    /* ASan's quarantine keeps freed blocks resident, so only an ordinary
+     * build can compare the peaks. */
+    if (!UNDER_ASAN && large.max_rss_kib > small.max_rss_kib + 1024)
+        fail_msg("peak memory grew from %ld KiB (1000 tokens) to %ld KiB (20000 tokens)", small.max_rss_kib,
+                 large.max_rss_kib);
+    test_run_free(&small), test_run_free(&large);
+}
+
+/* ---- output ---------------------------------------------------------------------- */
+
+static void test_output_text_json_echo_verbose(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult text, json, echo, verbose;
+    const char *prompt = "The answer is";
+    gpt2(&text, NULL, "-m", env.tiny, "-p", prompt, "-n", "25", "--seed", "9", NULL);
+    gpt2(&json, NULL, "-m", env.tiny, "-p", prompt, "-n", "25", "--seed", "9", "--json", NULL);
+    gpt2(&echo, NULL, "-m", env.tiny, "-p", prompt, "-n", "25", "--seed", "9", "--echo", NULL);
+    gpt2(&verbose, NULL, "-m", env.tiny, "-p", prompt, "-n", "25", "--seed", "9", "-v", NULL);
+    expect_ok(&text), expect_ok(&json), expect_ok(&echo), expect_ok(&verbose);
+    assert_int_equal(text.err.len, 0);
+
+    Json j;
+    const JsonValue *root = parse_json(&j, json.out.data, json.out.len);
+    assert_int_equal(root->type, JSON_OBJECT);
+    assert_int_equal(root->u.object.count, 5);
+    const char *keys[] = {"prompt_tokens", "completion_tokens", "completion", "finish_reason", "timings"};
+    for (size_t i = 0; i < 5; i++) get(root, keys[i]);
+    const char *timing_keys[] = {"load_ms", "prompt_tokens", "prompt_ms", "gen_tokens", "gen_ms"};
+    for (size_t i = 0; i < 5; i++) assert_int_equal(get(get(root, "timings"), timing_keys[i])->type, JSON_NUMBER);
+    assert_string_equal(get(root, "finish_reason")->u.string.bytes, "length");
+    assert_int_equal(get(get(root, "timings"), "gen_tokens")->u.number.value, 25);
+    /* The streamed text is the completion (valid UTF-8 here, so equal). */
+    const JsonValue *completion = get(root, "completion");
+    assert_int_equal(completion->u.string.len, text.out.len);
+    assert_memory_equal(completion->u.string.bytes, text.out.data, text.out.len);
+    json_free(&j.doc);
+
+    /* --echo: the prompt, then the same continuation. */
+    assert_int_equal(echo.out.len, strlen(prompt) + text.out.len);
+    assert_memory_equal(echo.out.data, prompt, strlen(prompt));
+    assert_memory_equal(echo.out.data + strlen(prompt), text.out.data, text.out.len);
+
+    /* -v: statistics on stderr, stdout unchanged. */
+    assert_int_equal(verbose.out.len, text.out.len);
+    assert_memory_equal(verbose.out.data, text.out.data, text.out.len);
+    assert_non_null(strstr(verbose.err.data, "tokens/s"));
+    assert_non_null(strstr(verbose.err.data, "seed 9"));
+    assert_non_null(strstr(verbose.err.data, "loaded in"));
+    test_run_free(&text), test_run_free(&json), test_run_free(&echo), test_run_free(&verbose);
+}
+
+/* ---- batch ------------------------------------------------------------------------- */
+
+static void test_batch_equals_single_runs(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    const char *input =
+        "{\"prompt\": \"Hello, my dog\", \"n\": 12, \"temp\": 0}\n"
+        "{\"prompt\": \"Once upon a time\", \"n\": 20, \"seed\": 7, \"top_k\": 5}\n"
+        "this is not json\n"
+        "{\"prompt\": \"The answer\", \"n\": 16, \"temp\": 0.8, \"top_p\": 0.9, \"seed\": 3, \"stop\": [\"zz\", \"e\"]}\n"
+        "{\"prompt\": \"x\", \"temp\": -1}\n"
+        "{\"prompt\": 5}\n"
+        "{\"n\": 3}\n"
+        "{\"prompt\": \"A\", \"n\": 30, \"ignore_eos\": true, \"seed\": 11, \"repeat_penalty\": 1.3}\n"
+        "{\"prompt\": \"\", \"n\": 5, \"seed\": 1}\n";
+    const char *const singles[][16] = {
+        {"-p", "Hello, my dog", "-n", "12", "--temp", "0"},
+        {"-p", "Once upon a time", "-n", "20", "--seed", "7", "--top-k", "5"},
+        {NULL},
+        {"-p", "The answer", "-n", "16", "--temp", "0.8", "--top-p", "0.9", "--seed", "3", "--stop", "zz", "--stop", "e"},
+        {NULL},
+        {NULL},
+        {NULL},
+        {"-p", "A", "-n", "30", "--ignore-eos", "--seed", "11", "--repeat-penalty", "1.3"},
+        {"-p", "", "-n", "5", "--seed", "1"},
+    };
+    const size_t n_lines = sizeof singles / sizeof *singles;
+    static const char *const sizes[] = {"1", "3", "16"};
+    char file[4200];
+    write_file(file, sizeof file, "batch.jsonl", input, strlen(input));
+    StrBuf first = {0};
+    for (size_t s = 0; s < 3; s++) {
+        RunResult r;
+        RunSpec in = with_stdin(input);
+        if (s == 1) gpt2(&r, &in, "-m", env.tiny, "--batch", "-", "--batch-size", sizes[s], "-t", "1", NULL);
+        else gpt2(&r, NULL, "-m", env.tiny, "--batch", file, "--batch-size", sizes[s], NULL);
+        expect_ok(&r);
+        assert_int_equal(count_lines(&r.out), n_lines);
+        const char *line = r.out.data;
+        for (size_t i = 0; i < n_lines; i++) {
+            const char *nl = strchr(line, '\n');
+            Json j;
+            const JsonValue *root = parse_json(&j, line, (size_t)(nl - line));
+            if (!singles[i][0]) {
+                assert_int_equal(get(root, "error")->type, JSON_STRING);
+            } else {
+                StrBuf got = {0}, want = {0};
+                ids_text(get(root, "completion_tokens"), 0, &got);
+                const char *args[20] = {"-m", env.tiny};
+                size_t k = 2;
+                for (size_t a = 0; a < 16 && singles[i][a]; a++) args[k++] = singles[i][a];
+                args[k] = NULL;
+                completion_ids(&want, args);
+                if (strcmp(got.data, want.data) != 0)
+                    fail_msg("batch line %zu (batch size %s): %s, alone: %s", i + 1, sizes[s], got.data, want.data);
+                assert_string_equal(get(root, "prompt")->u.string.bytes, singles[i][1]);
+                strbuf_free(&got), strbuf_free(&want);
+            }
+            json_free(&j.doc);
+            line = nl + 1;
+        }
+        if (s == 0) assert_true(strbuf_append(&first, r.out.data, r.out.len));
+        test_run_free(&r);
+    }
+    strbuf_free(&first);
+
+    /* A missing batch file is a runtime error. */
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.tiny, "--batch", "/no/such/batch.jsonl", NULL);
+    expect_refusal(&r, 1, "/no/such/batch.jsonl");
+    test_run_free(&r);
+}
+
+/* ---- scoring --------------------------------------------------------------------- */
+
+static void test_score_text_and_json(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    const char *text = "Hello, my dog is very cute";
+    RunResult plain, json, prepended;
+    gpt2(&plain, NULL, "-m", env.tiny, "-p", text, "--score", NULL);
+    gpt2(&json, NULL, "-m", env.tiny, "-p", text, "--score", "--json", NULL);
+    gpt2(&prepended, NULL, "-m", env.tiny, "-p", text, "--score", "--json", "--prepend-eos", NULL);
+    expect_ok(&plain), expect_ok(&json), expect_ok(&prepended);
+    /* One line per token (id, text, log-probability), then the summary. */
+    assert_int_equal(count_lines(&plain.out), 8);
+    const char *head = "15496\tHello\tnan\n11\t,\t-48.32";
+    assert_true(strncmp(plain.out.data, head, strlen(head)) == 0);
+    assert_non_null(strstr(plain.out.data, "# 7 tokens, 6 scored, mean NLL 49.55"));
+
+    Json j, k;
+    const JsonValue *root = parse_json(&j, json.out.data, json.out.len);
+    const JsonValue *lp = get(root, "logprobs");
+    assert_int_equal(lp->u.array.count, 7);
+    assert_int_equal(lp->u.array.items[0].type, JSON_NULL);
+    double sum = 0;
+    for (size_t i = 1; i < 7; i++) sum -= lp->u.array.items[i].u.number.value;
+    /* expected.json, text_7: mean NLL 49.554... within the engine's tolerance. */
+    assert_true(fabs(get(root, "mean_nll")->u.number.value - sum / 6) < 1e-6);
+    assert_true(fabs(get(root, "mean_nll")->u.number.value - 49.5542) < 1e-3);
+    assert_true(fabs(get(root, "perplexity")->u.number.value - exp(sum / 6)) < 1e-6 * exp(sum / 6));
+
+    const JsonValue *lp2 = get(parse_json(&k, prepended.out.data, prepended.out.len), "logprobs");
+    assert_int_equal(lp2->u.array.count, 7);
+    assert_int_equal(lp2->u.array.items[0].type, JSON_NUMBER);
+    for (size_t i = 1; i < 7; i++) /* conditioning on one more token changes the rest */
+        assert_true(lp2->u.array.items[i].type == JSON_NUMBER);
+    json_free(&j.doc), json_free(&k.doc);
+    test_run_free(&plain), test_run_free(&json), test_run_free(&prepended);
+}
+
+/* Beyond the context, windows of 160 advancing by 80: token j in
+ * [160, 240) is scored in the window [80, 240), so it gets exactly the
+ * log-probability it gets when ids[80..240) are scored alone. */
+static void test_score_long_text_with_sliding_windows(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    StrBuf ids = {0};
+    random_ids(&ids, 300, 3);
+    RunResult all, window;
+    gpt2(&all, NULL, "-m", env.tiny, "--ids", "-p", ids.data, "--score", "--json", NULL);
+    expect_ok(&all);
+    const char *from80 = ids.data;
+    for (int k = 0; k < 80; k++) from80 = strchr(from80, ' ') + 1;
+    const char *to240 = from80;
+    for (int k = 0; k < 160; k++) to240 = strchr(to240, ' ') + 1;
+    char *sub = strndup(from80, (size_t)(to240 - from80 - 1));
+    gpt2(&window, NULL, "-m", env.tiny, "--ids", "-p", sub, "--score", "--json", NULL);
+    expect_ok(&window);
+    Json a, w;
+    const JsonValue *lp = get(parse_json(&a, all.out.data, all.out.len), "logprobs");
+    const JsonValue *lw = get(parse_json(&w, window.out.data, window.out.len), "logprobs");
+    assert_int_equal(lp->u.array.count, 300);
+    for (size_t i = 1; i < 300; i++) assert_int_equal(lp->u.array.items[i].type, JSON_NUMBER);
+    for (size_t j = 160; j < 240; j++)
+        assert_true(lp->u.array.items[j].u.number.value == lw->u.array.items[j - 80].u.number.value);
+    json_free(&a.doc), json_free(&w.doc);
+    test_run_free(&all), test_run_free(&window);
+    free(sub);
+    strbuf_free(&ids);
+}
+
+/* ---- tokens ---------------------------------------------------------------------- */
+
+static void test_tokenize_detokenize_round_trip_any_bytes(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    char bytes[3000];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof bytes; i++) {
+        x = x * 1103515245u + 12345u;
+        static const char words[] = "The caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac 42\n";
+        bytes[i] = i % 3 ? (char)((x >> 16) & 0xFF) : words[i % 20];
+    }
+    RunSpec in = {.stdin_bytes = bytes, .stdin_len = sizeof bytes};
+    RunResult ids, back;
+    gpt2(&ids, &in, "-m", env.tiny, "--tokenize", NULL);
+    expect_ok(&ids);
+    assert_int_equal(count_lines(&ids.out), 1);
+    RunSpec again = {.stdin_bytes = ids.out.data, .stdin_len = ids.out.len};
+    gpt2(&back, &again, "-m", env.tiny, "--detokenize", NULL);
+    expect_ok(&back);
+    assert_int_equal(back.out.len, sizeof bytes);
+    assert_memory_equal(back.out.data, bytes, sizeof bytes);
+    test_run_free(&ids), test_run_free(&back);
+
+    /* <|endoftext|> is text unless --special. */
+    RunResult plain, special;
+    gpt2(&plain, NULL, "-m", env.tiny, "--tokenize", "-p", "a<|endoftext|>b", NULL);
+    gpt2(&special, NULL, "-m", env.tiny, "--tokenize", "--special", "-p", "a<|endoftext|>b", NULL);
+    assert_string_equal(plain.out.data, "64 27 91 437 1659 5239 91 29 65\n");
+    assert_string_equal(special.out.data, "64 50256 65\n");
+    test_run_free(&plain), test_run_free(&special);
+}
+
+/* ---- the errors of a filter -------------------------------------------------------- */
+
+static void test_closed_pipe_ends_quietly(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunSpec spec = {.close_stdout_after = 1};
+    RunResult r;
+    gpt2(&r, &spec, "-m", env.tiny, "-p", "x", "-n", "100000", "--ignore-eos", NULL);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.err.len, 0);
+    test_run_free(&r);
+}
+
+static void test_full_disk_is_an_error(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunSpec spec = {.stdout_path = "/dev/full"};
+    RunResult r;
+    gpt2(&r, &spec, "-m", env.tiny, "-p", "x", "-n", "20", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err.data, "No space left"));
+    test_run_free(&r);
+    gpt2(&r, &spec, "-m", env.tiny, "-p", "x", "-n", "5", "--json", NULL);
+    assert_int_equal(r.status, 1);
+    test_run_free(&r);
+    gpt2(&r, &spec, "-m", env.tiny, "--help", NULL);
+    assert_int_equal(r.status, 1);
+    test_run_free(&r);
+}
+
+static void test_ctrl_c_stops_cleanly(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunSpec spec = {.interrupt_after = 20};
+    RunResult r;
+    gpt2(&r, &spec, "-m", env.tiny, "-p", "x", "-n", "1000000", "--ignore-eos", NULL);
+    assert_int_equal(r.status, 130);
+    assert_true(r.out.len >= 20);
+    assert_null(strstr(r.err.data, "ERROR")); /* no sanitizer report */
+    test_run_free(&r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_documents_every_option),
+        cmocka_unit_test(test_usage_errors_exit_2_with_one_line),
+        cmocka_unit_test(test_model_from_option_environment_or_default),
+        cmocka_unit_test(test_prompt_sources),
+        cmocka_unit_test(test_p_never_reads_stdin),
+        cmocka_unit_test(test_ids_and_empty_prompt),
+        cmocka_unit_test(test_greedy_matches_reference),
+        cmocka_unit_test(test_defaults_and_sampling_settings),
+        cmocka_unit_test(test_seed_repeats_a_run_on_any_thread_count),
+        cmocka_unit_test(test_stops_at_end_of_text_unless_ignored),
+        cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_context_edges),
+        cmocka_unit_test(test_context_shift_keeps_newest_half),
+        cmocka_unit_test(test_long_generation_in_bounded_memory),
+        cmocka_unit_test(test_output_text_json_echo_verbose),
+        cmocka_unit_test(test_batch_equals_single_runs),
+        cmocka_unit_test(test_score_text_and_json),
+        cmocka_unit_test(test_score_long_text_with_sliding_windows),
+        cmocka_unit_test(test_tokenize_detokenize_round_trip_any_bytes),
+        cmocka_unit_test(test_closed_pipe_ends_quietly),
+        cmocka_unit_test(test_full_disk_is_an_error),
+        cmocka_unit_test(test_ctrl_c_stops_cleanly),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
