@@ -75,16 +75,18 @@ static Gpt2 *open_model(const CliOptions *o, char *err, size_t errsz) {
     return gpt2_open(o->model_path, &go, err, errsz);
 }
 
-/* The prompt as token ids: parsed with --ids, else tokenized. */
-static bool prompt_tokens(Gpt2 *g, const CliOptions *o, const StrBuf *text, int32_t **ids, size_t *n, char *err,
-                          size_t errsz) {
+/* The prompt as token ids: parsed with --ids, else tokenized.  Says why
+ * on standard error when it cannot. */
+static bool prompt_tokens(Gpt2 *g, const CliOptions *o, const StrBuf *text, int32_t **ids, size_t *n) {
+    char err[256];
     if (o->ids) {
-        if (!cli_parse_ids(text->data, text->len, gpt2_info(g).n_vocab, ids, n, err, errsz)) return false;
-    } else if (!gpt2_tokenize(g, text->data, text->len, o->special, ids, n)) {
-        snprintf(err, errsz, "out of memory while tokenizing");
-        return false;
+        if (cli_parse_ids(text->data, text->len, gpt2_info(g).n_vocab, ids, n, err, sizeof err)) return true;
+    } else {
+        if (gpt2_tokenize(g, text->data, text->len, o->special, ids, n)) return true;
+        snprintf(err, sizeof err, "out of memory while tokenizing");
     }
-    return true;
+    fprintf(stderr, "gpt2: %s\n", err);
+    return false;
 }
 
 static void warn_if_too_long(const Gpt2Info *info, size_t n) {
@@ -200,10 +202,7 @@ static int run_score(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *o
     char err[512];
     int32_t *ids;
     size_t n;
-    if (!prompt_tokens(g, o, text, &ids, &n, err, sizeof err)) {
-        fprintf(stderr, "gpt2: %s\n", err);
-        return EXIT_RUNTIME;
-    }
+    if (!prompt_tokens(g, o, text, &ids, &n)) return EXIT_RUNTIME;
     double *lp = malloc((n ? n : 1) * sizeof *lp);
     double t0 = now_ms();
     bool ok = lp && gpt2_score(g, ids, n, o->prepend_eos, lp, &interrupted, err, sizeof err);
@@ -257,10 +256,7 @@ static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output
     char err[512];
     int32_t *ids;
     size_t n;
-    if (!prompt_tokens(g, o, text, &ids, &n, err, sizeof err)) {
-        fprintf(stderr, "gpt2: %s\n", err);
-        return EXIT_RUNTIME;
-    }
+    if (!prompt_tokens(g, o, text, &ids, &n)) return EXIT_RUNTIME;
     Gpt2Info info = gpt2_info(g);
     warn_if_too_long(&info, n);
     Stream stream = {out, 0, false};

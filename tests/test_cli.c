@@ -163,10 +163,7 @@ static int setup(void **state) {
     snprintf(env.gpt2, sizeof env.gpt2, "%s/gpt2", test_build_dir());
     snprintf(env.tiny, sizeof env.tiny, "%s/tiny.bin", env.dir);
     snprintf(env.eos, sizeof env.eos, "%s/eos.bin", env.dir);
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s/gpt2-convert' '%s/reference/tiny' '%s' --tokenizer '%s/gpt2' -q", test_build_dir(),
-             shared, env.tiny, shared);
-    if (system(cmd) != 0) return -1;
+    test_convert_reference(shared, "tiny", "f32", env.tiny);
     make_eos_model(env.eos);
     return 0;
 }

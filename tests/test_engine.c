@@ -7,6 +7,11 @@
  * 1e-4, argmax exact, and the 20-token greedy continuations, generated
  * through the KV cache, exact.  Every kernel set this CPU runs and several
  * thread counts must pass, and all of them must agree to the bit.
+ *
+ * Reduced-precision weights are held to the quality bars of issue 5 on the
+ * small fixture (whose rows split into whole q8_0 blocks): against the
+ * float64 reference, f16 keeps every case's mean NLL within 0.005 and the
+ * argmax at 99% of positions; q8_0 within 0.05 and 95%.
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 
 #include "gpt2.h"
 #include "json.h"
+#include "kernels.h"
 #include "test_util.h"
 
 typedef struct {
@@ -57,10 +63,7 @@ static Fixture *make_fixture(const char *shared, const char *name, const char *d
     assert_non_null(f);
     test_mkdtemp(f->dir, sizeof f->dir);
     snprintf(f->model, sizeof f->model, "%s/%s-%s.bin", f->dir, name, dtype);
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s/gpt2-convert' '%s/reference/%s' '%s' --tokenizer '%s/gpt2' --dtype %s -q",
-             test_build_dir(), shared, name, f->model, shared, dtype);
-    if (system(cmd) != 0) fail_msg("conversion failed: %s", cmd);
+    test_convert_reference(shared, name, dtype, f->model);
     char path[4096];
     snprintf(path, sizeof path, "%s/reference/%s/expected.json", shared, name);
     test_read_file(path, &f->expected_text);
@@ -89,13 +92,8 @@ static Gpt2 *open_model(const char *path, const char *kernels, int threads) {
 static size_t available_kernels(const char *out[3]) {
     static const char *const all[] = {"portable", "avx2", "avx512"};
     size_t n = 0;
-    for (size_t i = 0; i < 3; i++) {
-        char err[256];
-        Gpt2Options o = {.n_threads = 1, .kernels = all[i]};
-        (void)o;
-        (void)err;
-        out[n++] = all[i];
-    }
+    for (size_t i = 0; i < 3; i++)
+        if (kernels_select(all[i])) out[n++] = all[i];
     return n;
 }
 
@@ -105,30 +103,48 @@ typedef struct {
     double logit_tol, nll_tol, mean_nll_tol;
     double margin_floor; /* compare argmax and greedy ids only where the reference margin exceeds this */
     double worst_logit, worst_nll, worst_mean_nll;  /* what was seen */
-    size_t argmax_checked, argmax_equal;
+    size_t argmax_checked, argmax_equal, greedy_checked;
 } Checks;
 
-static void check_case(Gpt2 *g, const JsonValue *c, Checks *k) {
+/* The logits of every position of ids, through the public API. */
+static float *case_logits(Gpt2 *g, const char *name, const int32_t *ids, size_t n) {
+    float *logits = malloc(n * gpt2_info(g).n_vocab * sizeof *logits);
+    assert_non_null(logits);
+    char err[256];
+    if (!gpt2_logits(g, ids, n, logits, err, sizeof err)) fail_msg("%s: %s", name, err);
+    return logits;
+}
+
+static size_t row_argmax(const float *row, size_t n_vocab) {
+    size_t best = 0;
+    for (size_t v = 1; v < n_vocab; v++)
+        if (row[v] > row[best]) best = v;
+    return best;
+}
+
+static double row_logsumexp(const float *row, size_t n_vocab, size_t best) {
+    double sum = 0;
+    for (size_t v = 0; v < n_vocab; v++) sum += exp((double)row[v] - row[best]);
+    return row[best] + log(sum);
+}
+
+/* Checks one case with k's tolerances; returns its logits (the caller
+ * frees them) so that runs can be compared with each other. */
+static float *check_case(Gpt2 *g, const JsonValue *c, Checks *k) {
     const char *name = member(c, "name")->u.string.bytes;
     const Gpt2Info info = gpt2_info(g);
     size_t n;
     int32_t *ids = ids_of(member(c, "ids"), &n);
-    float *logits = malloc(n * info.n_vocab * sizeof *logits);
-    assert_non_null(logits);
+    float *logits = case_logits(g, name, ids, n);
     char err[256];
-    if (!gpt2_logits(g, ids, n, logits, err, sizeof err)) fail_msg("%s: %s", name, err);
 
     const JsonValue *max_logit = member(c, "max_logit"), *lse = member(c, "logsumexp");
     const JsonValue *argmax = member(c, "argmax"), *margin = member(c, "argmax_margin"), *nll = member(c, "nll");
     double nll_sum = 0;
     for (size_t t = 0; t < n; t++) {
         const float *row = logits + t * info.n_vocab;
-        size_t best = 0;
-        for (size_t v = 1; v < info.n_vocab; v++)
-            if (row[v] > row[best]) best = v;
-        double sum = 0;
-        for (size_t v = 0; v < info.n_vocab; v++) sum += exp((double)row[v] - row[best]);
-        double my_lse = row[best] + log(sum);
+        size_t best = row_argmax(row, info.n_vocab);
+        double my_lse = row_logsumexp(row, info.n_vocab, best);
         double d1 = fabs(row[best] - number_at(max_logit, t)), d2 = fabs(my_lse - number_at(lse, t));
         if (d1 > k->worst_logit) k->worst_logit = d1;
         if (d2 > k->worst_logit) k->worst_logit = d2;
@@ -179,39 +195,148 @@ static void check_case(Gpt2 *g, const JsonValue *c, Checks *k) {
     assert_int_equal(comp.n_tokens, n_greedy);
     for (size_t i = 0; i < decided; i++)
         if (comp.tokens[i] != greedy[i]) fail_msg("%s: greedy token %zu is %d, want %d", name, i, comp.tokens[i], greedy[i]);
+    k->greedy_checked += decided;
     gpt2_completion_free(&comp);
     free(greedy);
-    free(logits);
     free(ids);
+    return logits;
 }
 
-static void check_all_cases(const char *model, const Fixture *f, const char *kernels, int threads, Checks *k) {
-    Gpt2 *g = open_model(model, kernels, threads);
+/* Checks every case of f on the model with the given kernels and threads.
+ * The first run's logits are kept in *first; every later run must give
+ * the same bits. */
+static void check_all_cases(const Fixture *f, const char *kernels, int threads, Checks *k, float ***first) {
+    Gpt2 *g = open_model(f->model, kernels, threads);
     const JsonValue *cases = member(&f->expected.root, "cases");
-    for (size_t i = 0; i < cases->u.array.count; i++) check_case(g, &cases->u.array.items[i], k);
+    const size_t n_cases = cases->u.array.count, n_vocab = gpt2_info(g).n_vocab;
+    bool keep = *first == NULL;
+    if (keep) *first = calloc(n_cases, sizeof **first);
+    for (size_t i = 0; i < n_cases; i++) {
+        const JsonValue *c = &cases->u.array.items[i];
+        float *logits = check_case(g, c, k);
+        size_t n = member(c, "ids")->u.array.count;
+        if (keep) {
+            (*first)[i] = logits;
+            continue;
+        }
+        if (memcmp((*first)[i], logits, n * n_vocab * sizeof *logits) != 0)
+            fail_msg("%s: the logits with %s kernels on %d threads differ from the first run's",
+                     member(c, "name")->u.string.bytes, kernels, threads);
+        free(logits);
+    }
     gpt2_close(g);
 }
 
+static void free_first(float **first, const Fixture *f) {
+    for (size_t i = 0; first && i < member(&f->expected.root, "cases")->u.array.count; i++) free(first[i]);
+    free(first);
+}
+
+/* tiny: every argmax and greedy step is decisive, so all are checked. */
 static void test_tiny_matches_reference(void **state) {
     (void)state;
     REQUIRE_SHARED(shared);
     Fixture *f = make_fixture(shared, "tiny", "f32");
     const char *kernels[3];
     size_t nk = available_kernels(kernels);
+    float **first = NULL;
     for (size_t i = 0; i < nk; i++) {
         for (int threads = 1; threads <= 3; threads++) {
             Checks k = {.logit_tol = 1e-3, .nll_tol = 1e-3, .mean_nll_tol = 1e-4, .margin_floor = 0};
-            check_all_cases(f->model, f, kernels[i], threads, &k);
-            printf("tiny f32 %s %d threads: worst logit %.2g, nll %.2g, mean nll %.2g; argmax %zu/%zu\n", kernels[i],
-                   threads, k.worst_logit, k.worst_nll, k.worst_mean_nll, k.argmax_equal, k.argmax_checked);
+            check_all_cases(f, kernels[i], threads, &k, &first);
+            printf("tiny f32, %s kernels, %d threads: worst logit %.2g, nll %.2g, mean nll %.2g; argmax %zu/%zu, "
+                   "greedy %zu\n", kernels[i], threads, k.worst_logit, k.worst_nll, k.worst_mean_nll, k.argmax_equal,
+                   k.argmax_checked, k.greedy_checked);
+            assert_int_equal(k.greedy_checked, 80);
         }
     }
+    free_first(first, f);
     free_fixture(f);
+}
+
+/* small: the same tolerances; argmax and greedy only where the reference's
+ * margin exceeds 1e-3 (its README). */
+static void test_small_matches_reference(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    Fixture *f = make_fixture(shared, "small", "f32");
+    const char *kernels[3];
+    size_t nk = available_kernels(kernels);
+    float **first = NULL;
+    for (size_t i = 0; i < nk; i++) {
+        Checks k = {.logit_tol = 1e-3, .nll_tol = 1e-3, .mean_nll_tol = 1e-4, .margin_floor = 1e-3};
+        check_all_cases(f, kernels[i], 2, &k, &first);
+        printf("small f32, %s kernels: worst logit %.2g, nll %.2g, mean nll %.2g; argmax %zu/%zu, greedy %zu\n",
+               kernels[i], k.worst_logit, k.worst_nll, k.worst_mean_nll, k.argmax_equal, k.argmax_checked,
+               k.greedy_checked);
+        assert_true(k.greedy_checked >= 40);
+    }
+    free_first(first, f);
+    free_fixture(f);
+}
+
+/* ---- reduced precision ------------------------------------------------------- */
+
+typedef struct {
+    const char *dtype;
+    double mean_nll_tol;      /* per case, against the float64 reference */
+    double argmax_fraction;   /* of all positions, identical to the reference's */
+} QualityBar;
+
+static void check_quality(const char *shared, const QualityBar *bar) {
+    Fixture *f = make_fixture(shared, "small", bar->dtype);
+    Gpt2 *g = open_model(f->model, NULL, 2);
+    assert_string_equal(gpt2_info(g).dtype, bar->dtype);
+    const size_t n_vocab = gpt2_info(g).n_vocab;
+    const JsonValue *cases = member(&f->expected.root, "cases");
+    size_t positions = 0, equal = 0;
+    double worst = 0;
+    for (size_t i = 0; i < cases->u.array.count; i++) {
+        const JsonValue *c = &cases->u.array.items[i];
+        const char *name = member(c, "name")->u.string.bytes;
+        size_t n;
+        int32_t *ids = ids_of(member(c, "ids"), &n);
+        float *logits = case_logits(g, name, ids, n);
+        double nll = 0;
+        for (size_t t = 0; t < n; t++) {
+            const float *row = logits + t * n_vocab;
+            size_t best = row_argmax(row, n_vocab);
+            positions++;
+            equal += (double)best == number_at(member(c, "argmax"), t);
+            if (t + 1 < n) nll += row_logsumexp(row, n_vocab, best) - row[ids[t + 1]];
+        }
+        if (n > 1) {
+            double d = fabs(nll / (double)(n - 1) - member(c, "mean_nll")->u.number.value);
+            if (d > worst) worst = d;
+        }
+        free(logits);
+        free(ids);
+    }
+    double fraction = (double)equal / (double)positions;
+    printf("small %s: worst mean NLL error %.4g (bar %g), argmax %zu/%zu = %.1f%% (bar %.0f%%)\n", bar->dtype, worst,
+           bar->mean_nll_tol, equal, positions, 100 * fraction, 100 * bar->argmax_fraction);
+    if (worst > bar->mean_nll_tol) fail_msg("%s: mean NLL off by %g", bar->dtype, worst);
+    if (fraction < bar->argmax_fraction) fail_msg("%s: argmax identical at only %.1f%%", bar->dtype, 100 * fraction);
+    gpt2_close(g);
+    free_fixture(f);
+}
+
+static void test_reduced_precision_quality(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    static const QualityBar bars[] = {
+        {"f16", 0.005, 0.99},
+        {"bf16", 0.05, 0.95}, /* 8 bits of mantissa: no better than q8_0 */
+        {"q8_0", 0.05, 0.95},
+    };
+    for (size_t i = 0; i < sizeof bars / sizeof *bars; i++) check_quality(shared, &bars[i]);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_matches_reference),
+        cmocka_unit_test(test_small_matches_reference),
+        cmocka_unit_test(test_reduced_precision_quality),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

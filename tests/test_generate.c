@@ -22,10 +22,8 @@ static int setup(void **state) {
     if (!shared) return 0;
     test_mkdtemp(model_dir, sizeof model_dir);
     snprintf(model_path, sizeof model_path, "%s/tiny.bin", model_dir);
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s/gpt2-convert' '%s/reference/tiny' '%s' --tokenizer '%s/gpt2' -q", test_build_dir(),
-             shared, model_path, shared);
-    return system(cmd) == 0 ? 0 : -1;
+    test_convert_reference(shared, "tiny", "f32", model_path);
+    return 0;
 }
 
 static int teardown(void **state) {

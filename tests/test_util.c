@@ -77,6 +77,13 @@ const char *test_build_dir(void) {
     return env && *env ? env : ".";
 }
 
+void test_convert_reference(const char *shared, const char *name, const char *dtype, const char *out_path) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "'%s/gpt2-convert' '%s/reference/%s' '%s' --tokenizer '%s/gpt2' --dtype %s -q",
+             test_build_dir(), shared, name, out_path, shared, dtype);
+    if (system(cmd) != 0) fail_msg("conversion failed: %s", cmd);
+}
+
 /* ---- running programs ---------------------------------------------------- */
 
 extern char **environ;

@@ -45,6 +45,11 @@ void test_rmtree(const char *dir);
 /* The build directory holding the gpt2 and gpt2-convert binaries. */
 const char *test_build_dir(void);
 
+/* Converts shared/reference/NAME (tiny or small) with the built
+ * gpt2-convert into out_path, weights as dtype ("f32", "q8_0", ...), the
+ * tokenizer from shared/gpt2; fails the test if that fails. */
+void test_convert_reference(const char *shared, const char *name, const char *dtype, const char *out_path);
+
 /* How to run a program (test_run). */
 typedef struct {
     const char *stdin_bytes;    /* fed to its standard input, then closed; NULL: /dev/null */
