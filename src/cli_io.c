@@ -109,7 +109,7 @@ bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids
 
 static bool append_ids(StrBuf *b, const int32_t *ids, size_t n) {
     bool ok = strbuf_append_char(b, '[');
-    for (size_t i = 0; ok && i < n; i++) ok = strbuf_printf(b, i ? ",%d" : "%d", (int)ids[i]);
+    for (size_t i = 0; ok && i < n; i++) ok = (!i || strbuf_append_char(b, ',')) && strbuf_append_u64(b, (uint32_t)ids[i]);
     return ok && strbuf_append_char(b, ']');
 }
 

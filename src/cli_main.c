@@ -107,7 +107,7 @@ static int run_tokenize(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output
     StrBuf line = {0};
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++) {
-        ok = strbuf_printf(&line, i ? " %d" : "%d", (int)ids[i]);
+        ok = (i == 0 || strbuf_append_char(&line, ' ')) && strbuf_append_u64(&line, (uint32_t)ids[i]);
         if (ok && line.len >= (1 << 16)) { /* write as we go: the text may be large */
             out_write(out, line.data, line.len);
             strbuf_clear(&line);
@@ -180,7 +180,7 @@ static bool score_report(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_
     bool ok = true;
     if (o->json) {
         ok = strbuf_append_str(b, "{\"tokens\":[");
-        for (size_t i = 0; ok && i < n; i++) ok = strbuf_printf(b, i ? ",%d" : "%d", (int)ids[i]);
+        for (size_t i = 0; ok && i < n; i++) ok = (!i || strbuf_append_char(b, ',')) && strbuf_append_u64(b, (uint32_t)ids[i]);
         ok = ok && strbuf_append_str(b, "],\"logprobs\":[");
         for (size_t i = 0; ok && i < n; i++) ok = (!i || strbuf_append_char(b, ',')) && append_number_or_null(b, lp[i]);
         ok = ok && strbuf_append_str(b, "],\"mean_nll\":") && append_number_or_null(b, mean) &&

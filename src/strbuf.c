@@ -32,6 +32,16 @@ bool strbuf_append_str(StrBuf *b, const char *s) { return strbuf_append(b, s, st
 
 bool strbuf_append_char(StrBuf *b, char c) { return strbuf_append(b, &c, 1); }
 
+bool strbuf_append_u64(StrBuf *b, uint64_t v) {
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[sizeof digits - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return strbuf_append(b, digits + sizeof digits - n, n);
+}
+
 bool strbuf_printf(StrBuf *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     char *data;   /* [cap] bytes, data[len] == '\0' whenever data != NULL */
@@ -23,6 +24,8 @@ bool strbuf_reserve(StrBuf *b, size_t extra);
 bool strbuf_append(StrBuf *b, const void *bytes, size_t n);
 bool strbuf_append_str(StrBuf *b, const char *s);
 bool strbuf_append_char(StrBuf *b, char c);
+/* Appends v in decimal; much faster than printf for long lists of ids. */
+bool strbuf_append_u64(StrBuf *b, uint64_t v);
 bool strbuf_printf(StrBuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void strbuf_clear(StrBuf *b);      /* len = 0, keeps the allocation */
