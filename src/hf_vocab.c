@@ -114,8 +114,7 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
         return false;
     }
     size_t *member_of = malloc(n * sizeof *member_of); /* [n] by id */
-    size_t *len_of = malloc(n * sizeof *len_of);       /* [n] decoded length, by id */
-    bool ok = member_of && len_of;
+    bool ok = member_of != NULL;
     if (!ok) snprintf(err, errsz, "%s: out of memory", name);
     for (size_t i = 0; ok && i < n; i++) member_of[i] = SIZE_MAX;
     size_t total = 0;
@@ -148,7 +147,6 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
                          shown(e->key, e->key_len, tok), (unsigned)bad);
                 ok = false;
             }
-            len_of[id] = chars;
             total += chars;
         }
     }
@@ -176,7 +174,6 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
         v->data.n_vocab = (uint32_t)n;
     }
     free(member_of);
-    free(len_of);
     return ok;
 }
 

@@ -30,68 +30,131 @@ typedef struct {
 } Range;
 
 static int range_cmp(const void *a, const void *b) {
-    const Range *x = a, *y = b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin;
+    const Range *x = a, *y = b; /* by begin, then end: an empty tensor sorts before one starting where it is */
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
 }
 
 static int name_cmp(const void *a, const void *b) {
     return strcmp(((const StTensor *)a)->name, ((const StTensor *)b)->name);
 }
 
+const char *safetensors_shown(const char *name, char out[ST_SHOWN]) {
+    const size_t room = ST_SHOWN - 4; /* for "..." and the NUL */
+    size_t n = strlen(name), m = n <= room ? n : room;
+    if (m < n)
+        while (m > 0 && ((unsigned char)name[m] & 0xC0) == 0x80) m--; /* not inside a UTF-8 sequence */
+    for (size_t i = 0; i < m; i++) out[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7F ? '?' : name[i];
+    strcpy(out + m, m < n ? "..." : "");
+    return out;
+}
+
 /* Fills t from one header entry; data_len is the size of the data part. */
 static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Range *range, char *err, size_t errsz) {
     const JsonValue *v = &m->value;
+    char name[ST_SHOWN];
+    safetensors_shown(m->key, name);
     const JsonValue *dtype = json_get(v, "dtype"), *shape = json_get(v, "shape"), *offs = json_get(v, "data_offsets");
     t->name = m->key;
     if (v->type != JSON_OBJECT || !dtype || dtype->type != JSON_STRING || !shape || shape->type != JSON_ARRAY || !offs ||
         offs->type != JSON_ARRAY || offs->u.array.count != 2) {
-        snprintf(err, errsz, "tensor \"%s\": needs dtype, shape and two data_offsets", m->key);
+        snprintf(err, errsz, "tensor \"%s\": needs dtype, shape and two data_offsets", name);
         return false;
     }
     unsigned size = 0;
     for (size_t i = 0; i < sizeof st_dtypes / sizeof *st_dtypes; i++) {
-        if (strcmp(dtype->u.string.bytes, st_dtypes[i].name) == 0) {
+        /* The length check keeps "F32\u0000junk" from passing as F32. */
+        if (dtype->u.string.len == strlen(st_dtypes[i].name) && strcmp(dtype->u.string.bytes, st_dtypes[i].name) == 0) {
             t->dtype = st_dtypes[i].type;
             t->dtype_name = st_dtypes[i].name;
             size = st_dtypes[i].size;
         }
     }
     if (!size) {
-        snprintf(err, errsz, "tensor \"%s\": unknown dtype \"%.20s\"", m->key, dtype->u.string.bytes);
+        char shown[ST_SHOWN];
+        snprintf(err, errsz, "tensor \"%s\": unknown dtype \"%.20s\"", name,
+                 safetensors_shown(dtype->u.string.bytes, shown));
         return false;
     }
     if (shape->u.array.count > ST_MAX_DIMS) {
-        snprintf(err, errsz, "tensor \"%s\": more than %d dimensions", m->key, ST_MAX_DIMS);
+        snprintf(err, errsz, "tensor \"%s\": more than %d dimensions", name, ST_MAX_DIMS);
         return false;
     }
     t->n_dims = (int)shape->u.array.count;
+    /* The element count, saturated at UINT64_MAX (which then matches no
+     * byte range); a zero dimension makes it 0 whatever the others are. */
     uint64_t n = 1;
-    bool overflow = false;
+    bool zero = false;
     for (int i = 0; i < t->n_dims; i++) {
         int64_t d;
         if (!json_as_int(&shape->u.array.items[i], 0, INT64_MAX, &d)) {
-            snprintf(err, errsz, "tensor \"%s\": bad shape", m->key);
+            snprintf(err, errsz, "tensor \"%s\": a dimension of its shape is not a non-negative integer", name);
             return false;
         }
         t->shape[i] = (uint64_t)d;
-        if (d && n > UINT64_MAX / (uint64_t)d) overflow = true;
-        else n *= (uint64_t)d;
+        if (d == 0) zero = true;
+        else n = n > UINT64_MAX / (uint64_t)d ? UINT64_MAX : n * (uint64_t)d;
     }
+    if (zero) n = 0;
     int64_t begin, end;
     if (!json_as_int(&offs->u.array.items[0], 0, INT64_MAX, &begin) ||
-        !json_as_int(&offs->u.array.items[1], 0, INT64_MAX, &end) || begin > end || (uint64_t)end > data_len) {
-        snprintf(err, errsz, "tensor \"%s\": data_offsets outside the data", m->key);
+        !json_as_int(&offs->u.array.items[1], 0, INT64_MAX, &end) || begin > end) {
+        snprintf(err, errsz, "tensor \"%s\": data_offsets must be two integers, begin <= end", name);
         return false;
     }
-    if (overflow || n > UINT64_MAX / size || n * size != (uint64_t)(end - begin)) {
-        snprintf(err, errsz, "tensor \"%s\": %llu bytes of data do not fit its shape and dtype", m->key,
-                 (unsigned long long)(end - begin));
+    if ((uint64_t)end > data_len) {
+        snprintf(err, errsz,
+                 "tensor \"%s\": data_offsets end at byte %lld but the data has only %llu bytes (truncated file?)",
+                 name, (long long)end, (unsigned long long)data_len);
+        return false;
+    }
+    if (n > UINT64_MAX / size || n * size != (uint64_t)(end - begin)) {
+        snprintf(err, errsz, "tensor \"%s\": %llu bytes of data do not match its shape and dtype %s", name,
+                 (unsigned long long)(end - begin), t->dtype_name);
         return false;
     }
     t->n_elems = n;
     t->n_bytes = (uint64_t)(end - begin);
     range->begin = (uint64_t)begin;
     range->end = (uint64_t)end;
+    return true;
+}
+
+/* The format allows only "__metadata__": an object of string values. */
+static bool check_metadata(const JsonValue *v, char *err, size_t errsz) {
+    bool ok = v->type == JSON_OBJECT;
+    for (size_t i = 0; ok && i < v->u.object.count; i++) ok = v->u.object.members[i].value.type == JSON_STRING;
+    if (!ok) snprintf(err, errsz, "damaged safetensors header: __metadata__ is not an object of strings");
+    return ok;
+}
+
+/* The tensors must tile the data exactly, as the format requires: sorted by
+ * offset, each begins where the previous ended and the last ends at the end
+ * of the file.  An overlap would alias two tensors; a gap or a tail would
+ * be bytes nobody accounts for (and room for a polyglot file). */
+static bool check_tiling(const SafeTensors *st, Range *ranges, uint64_t data_len, char *err, size_t errsz) {
+    qsort(ranges, st->n_tensors, sizeof *ranges, range_cmp);
+    uint64_t at = 0;
+    for (size_t i = 0; i < st->n_tensors; i++) {
+        if (ranges[i].begin < at) {
+            char a[ST_SHOWN], b[ST_SHOWN];
+            snprintf(err, errsz, "damaged safetensors file: tensors \"%s\" and \"%s\" overlap",
+                     safetensors_shown(st->tensors[ranges[i - 1].index].name, a),
+                     safetensors_shown(st->tensors[ranges[i].index].name, b));
+            return false;
+        }
+        if (ranges[i].begin > at) {
+            snprintf(err, errsz, "damaged safetensors file: data bytes %llu..%llu belong to no tensor",
+                     (unsigned long long)at, (unsigned long long)ranges[i].begin - 1);
+            return false;
+        }
+        at = ranges[i].end;
+    }
+    if (at != data_len) {
+        snprintf(err, errsz, "damaged safetensors file: %llu bytes after the last tensor belong to no tensor",
+                 (unsigned long long)(data_len - at));
+        return false;
+    }
     return true;
 }
 
@@ -102,9 +165,14 @@ bool safetensors_parse(SafeTensors *st, const uint8_t *b, size_t n, char *err, s
         return false;
     }
     uint64_t hlen = rd_u64(b);
-    if (hlen > n - 8 || hlen > ST_MAX_HEADER) {
+    if (hlen > n - 8) {
         snprintf(err, errsz, "damaged safetensors file: its header length %llu exceeds the file (%zu bytes)",
                  (unsigned long long)hlen, n);
+        return false;
+    }
+    if (hlen > ST_MAX_HEADER) {
+        snprintf(err, errsz, "damaged safetensors file: its header length %llu is beyond the format's limit of %u",
+                 (unsigned long long)hlen, ST_MAX_HEADER);
         return false;
     }
     char why[200];
@@ -120,6 +188,8 @@ bool safetensors_parse(SafeTensors *st, const uint8_t *b, size_t n, char *err, s
     }
     const uint8_t *data = b + 8 + hlen;
     const uint64_t data_len = n - 8 - hlen;
+    /* At most one entry per member, and the members exist: the allocation
+     * is bounded by the header's real size. */
     size_t count = root->u.object.count;
     st->tensors = calloc(count ? count : 1, sizeof *st->tensors);
     ranges = calloc(count ? count : 1, sizeof *ranges);
@@ -129,34 +199,35 @@ bool safetensors_parse(SafeTensors *st, const uint8_t *b, size_t n, char *err, s
     }
     for (size_t i = 0; i < count; i++) {
         const JsonMember *m = &root->u.object.members[i];
-        if (strcmp(m->key, "__metadata__") == 0) continue;
-        StTensor *t = &st->tensors[st->n_tensors];
-        Range *r = &ranges[st->n_tensors];
         if (strlen(m->key) != m->key_len) {
             snprintf(err, errsz, "damaged safetensors header: a tensor name contains NUL");
             goto fail;
         }
-        if (!read_entry(m, t, data_len, r, err, errsz)) goto fail;
-        t->data = data + r->begin;
-        r->index = st->n_tensors++;
-    }
-    qsort(ranges, st->n_tensors, sizeof *ranges, range_cmp);
-    for (size_t i = 1; i < st->n_tensors; i++) {
-        if (ranges[i].begin < ranges[i - 1].end) {
-            snprintf(err, errsz, "damaged safetensors file: tensors \"%s\" and \"%s\" overlap",
-                     st->tensors[ranges[i - 1].index].name, st->tensors[ranges[i].index].name);
-            goto fail;
+        if (strcmp(m->key, "__metadata__") == 0) {
+            if (!check_metadata(&m->value, err, errsz)) goto fail;
+            continue;
         }
+        StTensor *t = &st->tensors[st->n_tensors++];
+        Range r;
+        if (!read_entry(m, t, data_len, &r, err, errsz)) goto fail;
+        t->data = data + r.begin;
     }
     /* Sorting by name (the order of the header does not matter to anyone)
      * puts duplicates side by side. */
     qsort(st->tensors, st->n_tensors, sizeof *st->tensors, name_cmp);
     for (size_t i = 1; i < st->n_tensors; i++) {
         if (strcmp(st->tensors[i].name, st->tensors[i - 1].name) == 0) {
-            snprintf(err, errsz, "damaged safetensors header: tensor \"%s\" is listed twice", st->tensors[i].name);
+            char a[ST_SHOWN];
+            snprintf(err, errsz, "damaged safetensors header: tensor \"%s\" is listed twice",
+                     safetensors_shown(st->tensors[i].name, a));
             goto fail;
         }
     }
+    for (size_t i = 0; i < st->n_tensors; i++) {
+        uint64_t begin = (uint64_t)(st->tensors[i].data - data);
+        ranges[i] = (Range){begin, begin + st->tensors[i].n_bytes, i};
+    }
+    if (!check_tiling(st, ranges, data_len, err, errsz)) goto fail;
     free(ranges);
     st->bytes = b;
     st->n_bytes = n;

@@ -3,9 +3,12 @@
  * Owns parsing and validating the format: an 8-byte little-endian header
  * length N, N bytes of JSON naming each tensor's dtype, shape and byte
  * range, then the data.  Nothing is trusted: the header must lie inside the
- * file, each tensor's range inside the data and disjoint from the others,
- * and its length must equal its shape times its element size.  The data is
- * not aligned in real files, so it is only ever copied out, never cast.
+ * file and be at most ST_MAX_HEADER bytes, each tensor's length must equal
+ * its shape times its element size, and the tensors' ranges must tile the
+ * data exactly (no overlap, no gap, nothing after the last), as the format
+ * requires.  Names are unique.  Every allocation is bounded by the size of
+ * the header actually present.  The data is not aligned in real files, so
+ * it is only ever copied out, never cast.
  */
 #ifndef GPT2_SAFETENSORS_H
 #define GPT2_SAFETENSORS_H
@@ -47,6 +50,13 @@ bool safetensors_parse(SafeTensors *st, const uint8_t *bytes, size_t n, char *er
 void safetensors_close(SafeTensors *st);
 
 const StTensor *safetensors_find(const SafeTensors *st, const char *name);
+
+/* A tensor name (or any file-provided string) fit for a one-line message:
+ * control characters become '?', and a name longer than fits in out (at
+ * most ST_SHOWN bytes) is cut at a character boundary and ends in "...".
+ * Returns out. */
+#define ST_SHOWN 80
+const char *safetensors_shown(const char *name, char out[ST_SHOWN]);
 
 /* Copies t into out[t->n_elems] as float32.  False when t's dtype is not
  * F32, F16 or BF16. */

@@ -1,0 +1,114 @@
+/* fuzz_safetensors.c - libFuzzer target for the safetensors and JSON readers.
+ *
+ * The first byte of the input chooses what the rest is:
+ *   even: a safetensors file, given to safetensors_parse from memory.  When
+ *         it parses, every tensor is looked up by name and read into floats
+ *         when its dtype allows, and the reader's promises are checked: each
+ *         tensor lies inside the input, its byte count is its element count
+ *         times its element size, the tensors are sorted by unique names.
+ *   odd:  JSON text, given to json_parse.  When it parses, the document is
+ *         walked: every number through json_as_int, every string through
+ *         json_append_string, every object key through json_get.
+ * Both readers take a byte range, so the input is copied to an allocation
+ * of exactly its size: ASan then catches a read one byte past the end.
+ *
+ * Seeds: fuzz/corpus/safetensors/.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "safetensors.h"
+#include "strbuf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static unsigned element_size(StDType t, uint64_t n_bytes, uint64_t n_elems) {
+    switch (t) {
+    case ST_F64: case ST_I64: return 8;
+    case ST_F32: case ST_I32: return 4;
+    case ST_F16: case ST_BF16: case ST_I16: return 2;
+    case ST_I8: case ST_U8: case ST_BOOL: return 1;
+    default: return n_elems ? (unsigned)(n_bytes / n_elems) : 0; /* U16 and the like: no fixed answer here */
+    }
+}
+
+static void check_safetensors(const uint8_t *bytes, size_t n) {
+    SafeTensors st;
+    char err[512];
+    if (!safetensors_parse(&st, bytes, n, err, sizeof err)) {
+        if (!memchr(err, '\0', sizeof err) || strchr(err, '\n')) abort(); /* one terminated line */
+        return;
+    }
+    for (size_t i = 0; i < st.n_tensors; i++) {
+        const StTensor *t = &st.tensors[i];
+        if (t->data < bytes || t->n_bytes > n || (size_t)(t->data - bytes) > n - t->n_bytes) abort();
+        unsigned size = element_size(t->dtype, t->n_bytes, t->n_elems);
+        if (t->n_elems && t->n_elems * size != t->n_bytes) abort();
+        if (!t->n_elems && t->n_bytes) abort();
+        if (i && strcmp(st.tensors[i - 1].name, t->name) >= 0) abort();
+        if (safetensors_find(&st, t->name) != t) abort();
+        float *out = malloc(t->n_elems ? t->n_elems * sizeof *out : 1);
+        if (!out) abort();
+        bool readable = t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16;
+        if (safetensors_read_f32(t, out) != readable) abort();
+        free(out);
+    }
+    if (safetensors_find(&st, "no such tensor \x01")) abort();
+    safetensors_close(&st);
+}
+
+static void walk(const JsonValue *v, StrBuf *sb) {
+    int64_t x;
+    switch (v->type) {
+    case JSON_NUMBER:
+        json_as_int(v, INT64_MIN, INT64_MAX, &x);
+        break;
+    case JSON_STRING:
+        if (strlen(v->u.string.bytes) > v->u.string.len) abort();
+        if (!json_append_string(sb, v->u.string.bytes, v->u.string.len)) abort();
+        break;
+    case JSON_ARRAY:
+        for (size_t i = 0; i < v->u.array.count; i++) walk(&v->u.array.items[i], sb);
+        break;
+    case JSON_OBJECT:
+        for (size_t i = 0; i < v->u.object.count; i++) {
+            const JsonMember *m = &v->u.object.members[i];
+            /* The last member with a key wins, and it is found. */
+            if (strlen(m->key) == m->key_len && !json_get(v, m->key)) abort();
+            walk(&m->value, sb);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void check_json(const uint8_t *bytes, size_t n) {
+    JsonDoc doc;
+    char err[256];
+    if (!json_parse(&doc, (const char *)bytes, n, err, sizeof err)) return;
+    StrBuf sb = {0};
+    walk(&doc.root, &sb);
+    /* What the writer wrote parses back to a string. */
+    if (sb.len && doc.root.type == JSON_STRING) {
+        JsonDoc again;
+        if (!json_parse(&again, sb.data, sb.len, err, sizeof err)) abort();
+        json_free(&again);
+    }
+    strbuf_free(&sb);
+    json_free(&doc);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size == 0) return 0;
+    size_t n = size - 1;
+    uint8_t *copy = malloc(n ? n : 1);
+    if (!copy) return 0;
+    if (n) memcpy(copy, data + 1, n);
+    if (data[0] % 2 == 0) check_safetensors(copy, n);
+    else check_json(copy, n);
+    free(copy);
+    return 0;
+}
