@@ -59,7 +59,7 @@ Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t 
         return NULL;
     }
     if (!tokenizer_build(&g->tok, &g->model.vocab, why, sizeof why)) {
-        snprintf(err, errsz, "%s: damaged vocabulary: %s", path, why);
+        snprintf(err, errsz, "%s: damaged model file: %s", path, why);
         gpt2_close(g);
         return NULL;
     }

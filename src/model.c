@@ -1,10 +1,21 @@
-/* model.c - see model.h.  Validation happens in file order: identity, header,
- * directory, then every section against the file length; only a file that
- * passes all of it is handed to the engine. */
+/* model.c - see model.h.  Validation happens in file order: identity,
+ * header, the sections it places, the tokenizer tables, then the tensors;
+ * only a file that passes all of it is handed to the engine.
+ *
+ * Each checksum is checked before the fields it covers are interpreted, so
+ * that damage is reported as damage ("its checksum does not match") rather
+ * than as whatever the damaged field happens to say.  The checks behind the
+ * checksums still matter: they are what stands between a file sealed by a
+ * buggy or hostile writer and an out-of-bounds read.  Every number from the
+ * file is compared against bounds before it is used in arithmetic, and
+ * every sum of an offset and a length goes through in_file, so nothing can
+ * overflow; nothing is allocated in proportion to a field before the file
+ * has been seen to hold what that field promises. */
 #include "model.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,32 +23,122 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define NOT_OURS "not a gpt2 model file"
 #define CONVERT_HINT "convert Hugging Face weights with gpt2-convert, or fetch a model with scripts/download-model.sh"
 
-/* Explains what a file that is not ours seems to be. */
-static void explain_foreign(const uint8_t *b, size_t n, char *err, size_t errsz) {
-    if (n >= 4 && memcmp(b, "GGUF", 4) == 0)
-        snprintf(err, errsz, "not a gpt2 model file: this is a GGUF (llama.cpp) file; " CONVERT_HINT);
-    else if (n >= 9 && rd_u64(b) > 1 && rd_u64(b) < n && b[8] == '{')
-        snprintf(err, errsz, "not a gpt2 model file: this looks like a safetensors file; run gpt2-convert on its folder");
-    else if (n >= 4 && rd_u32(b) == 20240326)
-        snprintf(err, errsz, "not a gpt2 model file: this looks like an llm.c checkpoint; " CONVERT_HINT);
-    else
-        snprintf(err, errsz, "not a gpt2 model file (bad magic); " CONVERT_HINT);
-}
-
-typedef struct {
-    uint64_t start, end;
-    const char *what;
-} Region;
-
-static int region_cmp(const void *a, const void *b) {
-    const Region *x = a, *y = b;
-    return x->start < y->start ? -1 : x->start > y->start;
-}
+static const char *const section_name[SECTION_COUNT] = {"tensor directory", "vocabulary", "merge table"};
 
 /* Checks that [off, off+len) lies inside a file of n bytes, overflow-safe. */
 static bool in_file(uint64_t off, uint64_t len, uint64_t n) { return off <= n && len <= n - off; }
+
+static bool all_zero(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (p[i]) return false;
+    }
+    return true;
+}
+
+/* ---- identity -------------------------------------------------------------- */
+
+/* No control characters but whitespace in the first 512 bytes: a prompt,
+ * a config.json, a web page saved instead of a download. */
+static bool looks_like_text(const uint8_t *b, size_t n) {
+    for (size_t i = 0; i < n && i < 512; i++) {
+        if ((b[i] < 0x20 && b[i] != '\t' && b[i] != '\n' && b[i] != '\r') || b[i] == 0x7F) return false;
+    }
+    return true;
+}
+
+/* Explains what a file that is not ours seems to be. */
+static void explain_foreign(const uint8_t *b, size_t n, char *err, size_t errsz) {
+    static const char lfs[] = "version https://git-lfs";
+    if (n >= 4 && memcmp(b, "GGUF", 4) == 0)
+        snprintf(err, errsz, NOT_OURS ": this is a GGUF (llama.cpp) file; " CONVERT_HINT);
+    else if (n >= 9 && rd_u64(b) > 1 && rd_u64(b) < n && b[8] == '{')
+        snprintf(err, errsz, NOT_OURS ": this looks like a safetensors file; run gpt2-convert on its folder");
+    else if (n >= 4 && rd_u32(b) == 20240326)
+        snprintf(err, errsz, NOT_OURS ": this looks like an llm.c checkpoint; " CONVERT_HINT);
+    else if (n >= 4 && memcmp(b, "PK\3\4", 4) == 0)
+        snprintf(err, errsz, NOT_OURS ": this looks like a PyTorch checkpoint (a zip file); gpt2-convert reads "
+                             "model.safetensors, fetch that from the same place");
+    else if (n >= sizeof lfs - 1 && memcmp(b, lfs, sizeof lfs - 1) == 0)
+        snprintf(err, errsz, NOT_OURS ": this is a Git LFS pointer, not the file it points to; fetch the file with "
+                             "git lfs pull");
+    else if (looks_like_text(b, n))
+        snprintf(err, errsz, NOT_OURS ": this is a text file; " CONVERT_HINT);
+    else
+        snprintf(err, errsz, NOT_OURS " (bad magic); " CONVERT_HINT);
+}
+
+/* The magic, or a beginning of it cut short. */
+static bool check_identity(const uint8_t *b, size_t n, char *err, size_t errsz) {
+    const size_t magic = sizeof MODEL_MAGIC - 1;
+    if (n == 0) {
+        snprintf(err, errsz, NOT_OURS ": the file is empty; " CONVERT_HINT);
+        return false;
+    }
+    if (memcmp(b, MODEL_MAGIC, n < magic ? n : magic) != 0) {
+        explain_foreign(b, n, err, errsz);
+        return false;
+    }
+    if (n < MODEL_HEADER_BYTES) {
+        snprintf(err, errsz, "truncated: the file has %zu byte%s, less than the %d-byte header", n, n == 1 ? "" : "s",
+                 MODEL_HEADER_BYTES);
+        return false;
+    }
+    return true;
+}
+
+/* ---- the header ------------------------------------------------------------ */
+
+/* A version other than ours is named as such only when it looks genuine:
+ * version 1 had no checksums and ends its header with 32 zero bytes, and
+ * later versions keep the header checksum where it is (docs/model-format.md,
+ * "Versions").  Anything else is a damaged version field. */
+static bool check_version(const uint8_t *b, char *err, size_t errsz) {
+    uint32_t version = rd_u32(b + HDR_VERSION);
+    if (version == MODEL_VERSION) return true;
+    bool version_1 = version == 1 && all_zero(b + HDR_HEADER_CRC, MODEL_HEADER_BYTES - HDR_HEADER_CRC);
+    bool sealed = rd_u32(b + HDR_HEADER_CRC) == model_header_crc(b);
+    if (version_1 || sealed)
+        snprintf(err, errsz, "format version %u is not supported (this gpt2 reads version %d); convert the model again "
+                             "with this gpt2-convert",
+                 version, MODEL_VERSION);
+    else
+        snprintf(err, errsz, "damaged header: its checksum does not match");
+    return false;
+}
+
+/* Version, checksum, the fixed fields, and the length against the file's. */
+static bool check_header(const uint8_t *b, size_t n, char *err, size_t errsz) {
+    if (!check_version(b, err, errsz)) return false;
+    if (rd_u32(b + HDR_HEADER_CRC) != model_header_crc(b)) {
+        snprintf(err, errsz, "damaged header: its checksum does not match");
+        return false;
+    }
+    if (rd_u32(b + HDR_HEADER_BYTES) != MODEL_HEADER_BYTES) {
+        snprintf(err, errsz, "damaged header: header size %u, expected %d", rd_u32(b + HDR_HEADER_BYTES),
+                 MODEL_HEADER_BYTES);
+        return false;
+    }
+    if (!all_zero(b + HDR_RESERVED, MODEL_HEADER_BYTES - HDR_RESERVED)) {
+        snprintf(err, errsz, "damaged header: reserved bytes %d..%d are not zero", HDR_RESERVED, MODEL_HEADER_BYTES - 1);
+        return false;
+    }
+    /* The header is intact, so a file shorter than it says was cut short. */
+    uint64_t file_bytes = rd_u64(b + HDR_FILE_BYTES);
+    if (n < file_bytes) {
+        snprintf(err, errsz, "truncated: the file has %zu of its %llu bytes (an interrupted download or copy?)", n,
+                 (unsigned long long)file_bytes);
+        return false;
+    }
+    if (n > file_bytes) {
+        snprintf(err, errsz, "damaged: the file has %zu bytes but its header says %llu", n,
+                 (unsigned long long)file_bytes);
+        return false;
+    }
+    return true;
+}
 
 static bool read_config(const uint8_t *h, ModelConfig *c, char *err, size_t errsz) {
     c->n_vocab = rd_u32(h + HDR_N_VOCAB);
@@ -57,30 +158,93 @@ static bool read_config(const uint8_t *h, ModelConfig *c, char *err, size_t errs
     return true;
 }
 
-static bool check_vocab(Model *m, uint64_t off, uint64_t len, char *err, size_t errsz) {
+/* ---- sections -------------------------------------------------------------- */
+
+/* The counts that size the sections, then each section's place and sum. */
+static bool check_sections(const Model *m, char *err, size_t errsz) {
+    const uint8_t *b = m->bytes;
+    const ModelConfig *c = &m->config;
+    size_t count = model_tensor_count(c);
+    if (rd_u32(b + HDR_N_TENSORS) != count) {
+        snprintf(err, errsz, "damaged header: %u tensors listed, a %u-layer model has %zu", rd_u32(b + HDR_N_TENSORS),
+                 c->n_layer, count);
+        return false;
+    }
+    /* Each merge makes a token of two or more bytes, so there are fewer
+     * merges than tokens; this also bounds the tokenizer's pair table. */
+    if (rd_u32(b + HDR_N_MERGES) >= c->n_vocab) {
+        snprintf(err, errsz, "damaged header: %u merges listed, more than a vocabulary of %u tokens can have",
+                 rd_u32(b + HDR_N_MERGES), c->n_vocab);
+        return false;
+    }
+    for (Section s = 0; s < SECTION_COUNT; s++) {
+        uint64_t off, len;
+        model_section(b, s, &off, &len);
+        /* Bounded before it is summed, so that a forged length cannot make
+         * opening read the whole file. */
+        if (s == SECTION_VOCAB && len > ((uint64_t)c->n_vocab + 1) * 4 + (uint64_t)c->n_vocab * MAX_TOKEN_BYTES) {
+            snprintf(err, errsz, "damaged header: the vocabulary section has %llu bytes, more than %u tokens can take",
+                     (unsigned long long)len, c->n_vocab);
+            return false;
+        }
+        if (!in_file(off, len, m->n_bytes)) {
+            snprintf(err, errsz, "damaged header: the %s (%llu bytes at offset %llu) lies outside the file",
+                     section_name[s], (unsigned long long)len, (unsigned long long)off);
+            return false;
+        }
+        if (off % MODEL_ALIGN) {
+            snprintf(err, errsz, "damaged header: the %s starts at offset %llu, not a multiple of %d", section_name[s],
+                     (unsigned long long)off, MODEL_ALIGN);
+            return false;
+        }
+        if (rd_u32(b + model_section_crc_field(s)) != crc32_update(0, b + off, (size_t)len)) {
+            snprintf(err, errsz, "damaged %s: its checksum does not match", section_name[s]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The vocabulary: n_vocab + 1 u32 offsets into the token bytes that follow
+ * them, starting at 0, strictly increasing by at most MAX_TOKEN_BYTES, the
+ * last one the end of the section. */
+static bool check_vocab(Model *m, char *err, size_t errsz) {
     const uint32_t n_vocab = m->config.n_vocab;
-    uint64_t table = ((uint64_t)n_vocab + 1) * 4;
-    if (off % MODEL_ALIGN || len < table) {
-        snprintf(err, errsz, "damaged header: the vocabulary section is misplaced or too small");
+    uint64_t off, len;
+    model_section(m->bytes, SECTION_VOCAB, &off, &len);
+    const uint64_t table = ((uint64_t)n_vocab + 1) * 4;
+    if (len < table) {
+        snprintf(err, errsz, "damaged header: the vocabulary section has %llu bytes, too few for %u tokens",
+                 (unsigned long long)len, n_vocab);
         return false;
     }
     const uint8_t *v = m->bytes + off;
-    uint64_t blob = len - table;
-    uint32_t prev = rd_u32(v);
-    if (prev != 0) {
+    const uint64_t blob = len - table;
+    if (rd_u32(v) != 0) {
         snprintf(err, errsz, "damaged vocabulary: the first token does not start at 0");
         return false;
     }
+    uint32_t prev = 0;
     for (uint32_t i = 0; i < n_vocab; i++) {
-        uint32_t next = rd_u32(v + 4 * (i + 1));
-        if (next <= prev || next - prev > MAX_TOKEN_BYTES || next > blob) {
-            snprintf(err, errsz, "damaged vocabulary: token %u has a bad length or offset", i);
+        uint32_t next = rd_u32(v + 4 * ((size_t)i + 1));
+        if (next <= prev) {
+            snprintf(err, errsz, "damaged vocabulary: token %u is empty or its offsets go backwards", i);
+            return false;
+        }
+        if (next - prev > MAX_TOKEN_BYTES) {
+            snprintf(err, errsz, "damaged vocabulary: token %u is %u bytes long, more than %u", i, next - prev,
+                     MAX_TOKEN_BYTES);
+            return false;
+        }
+        if (next > blob) {
+            snprintf(err, errsz, "damaged vocabulary: token %u ends past the vocabulary section", i);
             return false;
         }
         prev = next;
     }
     if (prev != blob) {
-        snprintf(err, errsz, "damaged vocabulary: the token bytes do not fill the section");
+        snprintf(err, errsz, "damaged vocabulary: the tokens end %llu bytes before the section does",
+                 (unsigned long long)(blob - prev));
         return false;
     }
     m->vocab.n_vocab = n_vocab;
@@ -90,14 +254,37 @@ static bool check_vocab(Model *m, uint64_t off, uint64_t len, char *err, size_t 
     return true;
 }
 
-static bool check_merges(Model *m, uint64_t off, uint32_t n_merges, char *err, size_t errsz) {
-    if (off % MODEL_ALIGN || n_merges >= m->config.n_vocab || !in_file(off, (uint64_t)n_merges * 12, m->n_bytes)) {
-        snprintf(err, errsz, "damaged header: the merge table is misplaced or too large");
-        return false;
+/* The merge table: rows of (left, right, merged), every id a token.  That
+ * the merged token is the concatenation is tokenizer_build's check. */
+static bool check_merges(Model *m, char *err, size_t errsz) {
+    uint64_t off, len;
+    model_section(m->bytes, SECTION_MERGES, &off, &len);
+    const uint32_t n_merges = (uint32_t)(len / 12);
+    const uint8_t *t = m->bytes + off;
+    for (size_t i = 0; i < (size_t)n_merges * 3; i++) {
+        if (rd_u32(t + 4 * i) >= m->config.n_vocab) {
+            snprintf(err, errsz, "damaged merge table: merge %zu names token %u, beyond the vocabulary of %u", i / 3,
+                     rd_u32(t + 4 * i), m->config.n_vocab);
+            return false;
+        }
     }
     m->vocab.n_merges = n_merges;
-    m->vocab.merges = (const uint32_t *)(m->bytes + off);
+    m->vocab.merges = (const uint32_t *)t;
     return true;
+}
+
+/* ---- tensors --------------------------------------------------------------- */
+
+/* A stretch of the file something occupies, for the overlap check. */
+typedef struct {
+    uint64_t start, end;
+    char what[64];
+} Region;
+
+static int region_cmp(const void *a, const void *b) {
+    const Region *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
 }
 
 /* Points w's field for spec s at data. */
@@ -126,43 +313,97 @@ static void bind_tensor(TransformerWeights *w, const TensorSpec *s, DType t, con
     }
 }
 
-static bool check_tensors(Model *m, uint64_t dir, Region *regions, size_t *n_regions, char *err, size_t errsz) {
+/* Directory entry i against the tensor the config says comes i-th. */
+static bool check_entry(const Model *m, const uint8_t *e, const TensorSpec *s, size_t i, char *err, size_t errsz) {
     const ModelConfig *c = &m->config;
-    size_t count = model_tensor_count(c);
+    if (rd_u16(e + ENT_KIND) != s->kind || rd_u16(e + ENT_LAYER) != s->layer) {
+        snprintf(err, errsz, "damaged tensor directory: entry %zu should be %s", i, s->name);
+        return false;
+    }
+    if (rd_u32(e + ENT_ROWS) != s->rows || rd_u32(e + ENT_COLS) != s->cols) {
+        snprintf(err, errsz, "damaged tensor directory: %s is %ux%u, the config says %ux%u", s->name,
+                 rd_u32(e + ENT_ROWS), rd_u32(e + ENT_COLS), s->rows, s->cols);
+        return false;
+    }
+    DType want_type = tensor_dtype(c, s);
+    uint32_t type = rd_u32(e + ENT_DTYPE);
+    if (type != (uint32_t)want_type) {
+        snprintf(err, errsz, "damaged tensor directory: %s has type %u, a %s model stores it as %s", s->name, type,
+                 dtype_name(c->dtype), dtype_name(want_type));
+        return false;
+    }
+    uint64_t off = rd_u64(e + ENT_OFFSET), len = rd_u64(e + ENT_BYTES), want = tensor_bytes(s, want_type);
+    if (len != want) {
+        snprintf(err, errsz, "damaged tensor directory: %s has %llu bytes, its shape needs %llu", s->name,
+                 (unsigned long long)len, (unsigned long long)want);
+        return false;
+    }
+    if (!in_file(off, len, m->n_bytes)) {
+        snprintf(err, errsz, "damaged tensor directory: %s (%llu bytes at offset %llu) lies outside the file", s->name,
+                 (unsigned long long)len, (unsigned long long)off);
+        return false;
+    }
+    if (off % MODEL_ALIGN) {
+        snprintf(err, errsz, "damaged tensor directory: %s starts at offset %llu, not a multiple of %d", s->name,
+                 (unsigned long long)off, MODEL_ALIGN);
+        return false;
+    }
+    return true;
+}
+
+/* Every entry, then that nothing overlaps and that the file ends where its
+ * last occupant (padded) does.  regions has room for the header, the three
+ * sections and every tensor. */
+static bool check_tensors(Model *m, Region *regions, char *err, size_t errsz) {
+    const ModelConfig *c = &m->config;
+    size_t count = model_tensor_count(c), n_regions = 0;
+    regions[n_regions++] = (Region){0, MODEL_HEADER_BYTES, "the header"};
+    for (Section s = 0; s < SECTION_COUNT; s++) {
+        uint64_t off, len;
+        model_section(m->bytes, s, &off, &len);
+        Region r = {off, off + len, ""};
+        snprintf(r.what, sizeof r.what, "the %s", section_name[s]);
+        if (len) regions[n_regions++] = r; /* an empty merge table occupies nothing */
+    }
+    uint64_t dir = rd_u64(m->bytes + HDR_TENSORS_OFFSET);
     for (size_t i = 0; i < count; i++) {
         const uint8_t *e = m->bytes + dir + i * MODEL_TENSOR_ENTRY_BYTES;
         TensorSpec s;
         model_tensor_spec(c, i, &s);
-        DType t = (DType)rd_u32(e + ENT_DTYPE);
-        uint64_t off = rd_u64(e + ENT_OFFSET), len = rd_u64(e + ENT_BYTES);
-        if (rd_u16(e + ENT_KIND) != s.kind || rd_u16(e + ENT_LAYER) != s.layer) {
-            snprintf(err, errsz, "damaged tensor directory: entry %zu should be %s", i, s.name);
+        if (!check_entry(m, e, &s, i, err, errsz)) return false;
+        uint64_t off = rd_u64(e + ENT_OFFSET);
+        Region r = {off, off + rd_u64(e + ENT_BYTES), ""};
+        snprintf(r.what, sizeof r.what, "tensor %s", s.name);
+        regions[n_regions++] = r;
+        bind_tensor(&m->weights, &s, tensor_dtype(c, &s), m->bytes + off);
+    }
+    qsort(regions, n_regions, sizeof *regions, region_cmp);
+    uint64_t end = regions[0].end;
+    for (size_t i = 1; i < n_regions; i++) {
+        if (regions[i].start < regions[i - 1].end) {
+            snprintf(err, errsz, "damaged: %s overlaps %s", regions[i].what, regions[i - 1].what);
             return false;
         }
-        if (rd_u32(e + ENT_ROWS) != s.rows || rd_u32(e + ENT_COLS) != s.cols) {
-            snprintf(err, errsz, "damaged tensor directory: %s is %ux%u, the config says %ux%u", s.name,
-                     rd_u32(e + ENT_ROWS), rd_u32(e + ENT_COLS), s.rows, s.cols);
-            return false;
-        }
-        uint64_t want = (unsigned)t < DTYPE_COUNT ? tensor_bytes(&s, t) : 0;
-        if (want == 0) {
-            snprintf(err, errsz, "damaged tensor directory: %s cannot be stored as type %u", s.name, (unsigned)t);
-            return false;
-        }
-        if (len != want) {
-            snprintf(err, errsz, "damaged tensor directory: %s has %llu bytes, its shape needs %llu", s.name,
-                     (unsigned long long)len, (unsigned long long)want);
-            return false;
-        }
-        if (off % MODEL_ALIGN || !in_file(off, len, m->n_bytes)) {
-            snprintf(err, errsz, "damaged tensor directory: %s lies outside the file or is misaligned", s.name);
-            return false;
-        }
-        regions[(*n_regions)++] = (Region){off, off + len, "a tensor"};
-        bind_tensor(&m->weights, &s, t, m->bytes + off);
+        end = regions[i].end;
+    }
+    /* The file ends with the padding after its last occupant, no more and
+     * no less; anything else is a writer's mistake or stray data. */
+    if (align_up(end) < m->n_bytes) {
+        uint64_t stray = m->n_bytes - align_up(end);
+        snprintf(err, errsz, "damaged: %llu stray byte%s after the last tensor", (unsigned long long)stray,
+                 stray == 1 ? "" : "s");
+        return false;
+    }
+    if (align_up(end) > m->n_bytes) {
+        snprintf(err, errsz, "damaged: the file has %zu bytes, not a multiple of %d (the padding after its last "
+                             "tensor is missing)",
+                 m->n_bytes, MODEL_ALIGN);
+        return false;
     }
     return true;
 }
+
+/* ---- opening ----------------------------------------------------------------- */
 
 bool model_open_memory(Model *m, const uint8_t *b, size_t n, char *err, size_t errsz) {
     memset(m, 0, sizeof *m);
@@ -171,107 +412,61 @@ bool model_open_memory(Model *m, const uint8_t *b, size_t n, char *err, size_t e
         snprintf(err, errsz, "this build runs on little-endian machines only");
         return false;
     }
-    if (n < sizeof MODEL_MAGIC - 1 || memcmp(b, MODEL_MAGIC, sizeof MODEL_MAGIC - 1) != 0) {
-        if (n == 0) snprintf(err, errsz, "the file is empty; " CONVERT_HINT);
-        else explain_foreign(b, n, err, errsz);
+    if (n > 0 && (uintptr_t)b % MODEL_ALIGN) { /* a caller's mistake, not the file's */
+        snprintf(err, errsz, "the model is not at a %d-byte aligned address in memory", MODEL_ALIGN);
         return false;
     }
-    if (n < MODEL_HEADER_BYTES) {
-        snprintf(err, errsz, "truncated: %zu bytes, not even the %d-byte header", n, MODEL_HEADER_BYTES);
-        return false;
-    }
-    uint32_t version = rd_u32(b + HDR_VERSION);
-    if (version != MODEL_VERSION) {
-        snprintf(err, errsz, "format version %u is not supported (this gpt2 reads version %d); convert the model again",
-                 version, MODEL_VERSION);
-        return false;
-    }
-    uint64_t file_bytes = rd_u64(b + HDR_FILE_BYTES);
-    if (n < file_bytes) {
-        snprintf(err, errsz, "truncated: %zu of %llu bytes (an interrupted download or copy?)", n,
-                 (unsigned long long)file_bytes);
-        return false;
-    }
-    if (n > file_bytes) {
-        snprintf(err, errsz, "damaged: the file has %zu bytes but its header says %llu", n,
-                 (unsigned long long)file_bytes);
-        return false;
-    }
-    if (rd_u32(b + HDR_HEADER_BYTES) != MODEL_HEADER_BYTES) {
-        snprintf(err, errsz, "damaged header: header size %u, expected %d", rd_u32(b + HDR_HEADER_BYTES),
-                 MODEL_HEADER_BYTES);
-        return false;
-    }
+    if (!check_identity(b, n, err, errsz) || !check_header(b, n, err, errsz)) return false;
     m->bytes = b;
     m->n_bytes = n;
-    if (!read_config(b, &m->config, err, errsz)) return false;
-
+    if (!read_config(b, &m->config, err, errsz) || !check_sections(m, err, errsz) || !check_vocab(m, err, errsz) ||
+        !check_merges(m, err, errsz)) {
+        memset(m, 0, sizeof *m);
+        return false;
+    }
+    /* The directory, which lies in the file, bounds both allocations. */
     size_t count = model_tensor_count(&m->config);
-    if (rd_u32(b + HDR_N_TENSORS) != count) {
-        snprintf(err, errsz, "damaged header: %u tensors listed, a %u-layer model has %zu", rd_u32(b + HDR_N_TENSORS),
-                 m->config.n_layer, count);
-        goto fail;
-    }
-    uint64_t dir = rd_u64(b + HDR_TENSORS_OFFSET), dir_len = (uint64_t)count * MODEL_TENSOR_ENTRY_BYTES;
-    uint64_t vocab_off = rd_u64(b + HDR_VOCAB_OFFSET), vocab_len = rd_u64(b + HDR_VOCAB_BYTES);
-    uint64_t merges_off = rd_u64(b + HDR_MERGES_OFFSET);
-    uint32_t n_merges = rd_u32(b + HDR_N_MERGES);
-    if (dir % 8 || !in_file(dir, dir_len, n)) {
-        snprintf(err, errsz, "damaged header: the tensor directory lies outside the file");
-        goto fail;
-    }
-    if (!in_file(vocab_off, vocab_len, n)) {
-        snprintf(err, errsz, "damaged header: the vocabulary section lies outside the file");
-        goto fail;
-    }
-    if (!check_vocab(m, vocab_off, vocab_len, err, errsz)) goto fail;
-    if (!check_merges(m, merges_off, n_merges, err, errsz)) goto fail;
-
     m->weights.layers = calloc(m->config.n_layer, sizeof *m->weights.layers);
-    Region *regions = malloc((count + 4) * sizeof *regions);
-    if (!m->weights.layers || !regions) {
-        free(regions);
-        snprintf(err, errsz, "out of memory");
-        goto fail;
-    }
-    size_t n_regions = 0;
-    regions[n_regions++] = (Region){0, MODEL_HEADER_BYTES, "the header"};
-    regions[n_regions++] = (Region){dir, dir + dir_len, "the tensor directory"};
-    regions[n_regions++] = (Region){vocab_off, vocab_off + vocab_len, "the vocabulary"};
-    regions[n_regions++] = (Region){merges_off, merges_off + (uint64_t)n_merges * 12, "the merge table"};
-    bool ok = check_tensors(m, dir, regions, &n_regions, err, errsz);
-    if (ok) {
-        qsort(regions, n_regions, sizeof *regions, region_cmp);
-        for (size_t i = 1; i < n_regions && ok; i++) {
-            if (regions[i].start < regions[i - 1].end) {
-                snprintf(err, errsz, "damaged: %s overlaps %s", regions[i].what, regions[i - 1].what);
-                ok = false;
-            }
-        }
-    }
+    Region *regions = malloc((count + 1 + SECTION_COUNT) * sizeof *regions);
+    bool ok = m->weights.layers && regions;
+    if (!ok) snprintf(err, errsz, "out of memory");
+    if (ok) ok = check_tensors(m, regions, err, errsz);
     free(regions);
-    if (ok) return true;
-fail:
-    free(m->weights.layers);
-    memset(m, 0, sizeof *m);
-    return false;
+    if (!ok) {
+        free(m->weights.layers);
+        memset(m, 0, sizeof *m);
+    }
+    return ok;
 }
 
 bool model_open(Model *m, const char *path, char *err, size_t errsz) {
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer.  A regular file ignores it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errsz, "%s", strerror(errno));
+        snprintf(err, errsz, "cannot open: %s", strerror(errno));
         return false;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errsz, "not a regular file");
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errsz, "cannot read: %s", strerror(errno));
+        close(fd);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, "%s", S_ISDIR(st.st_mode) ? "is a directory, not a model file"
+                                                       : "not a regular file (a device, FIFO or socket), not a model file");
+        close(fd);
+        return false;
+    }
+    if ((uintmax_t)st.st_size > SIZE_MAX) {
+        snprintf(err, errsz, "the file is too large to map on this machine");
         close(fd);
         return false;
     }
     size_t n = (size_t)st.st_size;
-    if (n == 0) {
+    if (n == 0) { /* mmap refuses a length of 0 */
         close(fd);
         return model_open_memory(m, (const uint8_t *)"", 0, err, errsz);
     }

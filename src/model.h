@@ -3,9 +3,11 @@
  * Owns loading and validating a file in the format of model_format.h.  The
  * file is mapped read-only and used in place: every weight pointer below
  * points into the mapping, nothing is copied, so opening costs the same for
- * every model size.  Nothing in the file is trusted: every field, offset and
- * size is checked against the file's real length before it is used, and a
- * damaged file is refused with one line that says what is wrong.
+ * every model size.  Nothing in the file is trusted: the checksums of the
+ * header, the directory and the tokenizer tables are verified before their
+ * fields are read, every field, offset and size is checked against the
+ * file's real length before it is used, and a damaged file is refused with
+ * one line that says what is wrong.
  */
 #ifndef GPT2_MODEL_H
 #define GPT2_MODEL_H
@@ -58,7 +60,9 @@ typedef struct {
  * with a one-line reason in err; m is then empty. */
 bool model_open(Model *m, const char *path, char *err, size_t errsz);
 
-/* The same checks on a file already in memory (the bytes must outlive m). */
+/* The same checks on a file already in memory.  The bytes must start at a
+ * multiple of MODEL_ALIGN, as an mmap does (the weights are used in place),
+ * and outlive m. */
 bool model_open_memory(Model *m, const uint8_t *bytes, size_t n, char *err, size_t errsz);
 
 void model_close(Model *m);

@@ -8,6 +8,14 @@
  *
  * All integers are little-endian.  Sections and tensors start at multiples
  * of MODEL_ALIGN so that an mmap of the file can be used in place.
+ *
+ * The header, the tensor directory, the vocabulary and the merge table each
+ * carry a CRC-32 in the header.  They are small (about 1 MB for GPT-2,
+ * whatever the model size) and a flipped bit in them would otherwise go
+ * unnoticed or be misreported: a wrong n_head or LayerNorm epsilon loads and
+ * computes garbage, a damaged file_bytes makes an intact file look
+ * truncated.  The weights are not summed, so that opening stays
+ * independent of the model size.
  */
 #ifndef GPT2_MODEL_FORMAT_H
 #define GPT2_MODEL_FORMAT_H
@@ -19,7 +27,8 @@
 #include "dtype.h"
 
 #define MODEL_MAGIC "GPT2MODL" /* 8 bytes, no terminator in the file */
-#define MODEL_VERSION 1
+/* Version 2 added the checksums; a reader accepts its own version only. */
+#define MODEL_VERSION 2
 #define MODEL_HEADER_BYTES 128
 #define MODEL_TENSOR_ENTRY_BYTES 32
 #define MODEL_ALIGN 64
@@ -43,8 +52,12 @@ enum {
     HDR_VOCAB_OFFSET = 64,  /* u64 */
     HDR_VOCAB_BYTES = 72,   /* u64 */
     HDR_MERGES_OFFSET = 80, /* u64 */
-    HDR_TENSORS_OFFSET = 88 /* u64, the tensor directory */
-    /* 96..127 reserved, zero */
+    HDR_TENSORS_OFFSET = 88, /* u64, the tensor directory */
+    HDR_HEADER_CRC = 96,     /* u32, CRC-32 of the header with this field zero */
+    HDR_DIRECTORY_CRC = 100, /* u32, CRC-32 of the tensor directory */
+    HDR_VOCAB_CRC = 104,     /* u32, CRC-32 of the vocabulary section */
+    HDR_MERGES_CRC = 108,    /* u32, CRC-32 of the merge table */
+    HDR_RESERVED = 112       /* 112..127 reserved: written as zero, refused otherwise */
 };
 
 /* Byte offsets inside one tensor directory entry. */
@@ -128,6 +141,37 @@ DType tensor_dtype(const ModelConfig *c, const TensorSpec *s);
 
 /* Bytes of tensor s stored as type t, or 0 when that cannot be. */
 uint64_t tensor_bytes(const TensorSpec *s, DType t);
+
+/* CRC-32 with the polynomial of zlib, PNG and Ethernet (reflected
+ * 0xEDB88320, initial and final value 0xFFFFFFFF): crc32_update(0, p, n)
+ * is zlib's crc32(0, p, n), and calls chain like zlib's. */
+uint32_t crc32_update(uint32_t crc, const void *p, size_t n);
+
+/* The sections the checksums cover, in the order of the header's checksum
+ * fields after the header's own. */
+typedef enum { SECTION_DIRECTORY, SECTION_VOCAB, SECTION_MERGES, SECTION_COUNT } Section;
+
+/* Where the 128-byte header h places section `which`, and its length, as
+ * the header's fields say: the directory is n_tensors entries, the merge
+ * table n_merges rows of 12 bytes.  Nothing is checked; the sum cannot
+ * overflow 64 bits for the directory and the merges (their counts are
+ * 32-bit) but can for the vocabulary. */
+void model_section(const uint8_t *h, Section which, uint64_t *offset, uint64_t *bytes);
+
+/* The header field holding the checksum of a section. */
+unsigned model_section_crc_field(Section which);
+
+/* The checksum the header h should hold for itself: the CRC-32 of its 128
+ * bytes with the HDR_HEADER_CRC field read as zero. */
+uint32_t model_header_crc(const uint8_t *h);
+
+/* Stores in the header of b[0..n) the checksums of each section that lies
+ * inside b[0..n) as the header places it, then the header's own.  Returns
+ * false when a section lies outside (its field is then left as it was) or
+ * n is less than a header (nothing is written).  The writer seals what it writes; tests and the
+ * fuzz target reseal the files they damage, to reach the checks behind the
+ * checksums. */
+bool model_seal(uint8_t *b, size_t n);
 
 /* Little-endian field access. */
 static inline uint32_t rd_u16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Where each section goes: header, directory, vocabulary, merges, then the
  * tensors in file order, each aligned to MODEL_ALIGN. */
@@ -38,7 +40,7 @@ static bool plan_layout(const ModelConfig *c, const TokenizerData *v, Layout *la
 }
 
 /* Header, directory, vocabulary and merges: everything before the first
- * tensor, assembled in memory. */
+ * tensor, assembled in memory and sealed with their checksums. */
 static uint8_t *build_front(const ModelConfig *c, const TokenizerData *v, const Layout *lay) {
     size_t count = model_tensor_count(c);
     size_t n = (size_t)lay->tensor[0];
@@ -80,7 +82,41 @@ static uint8_t *build_front(const ModelConfig *c, const TokenizerData *v, const 
     for (uint32_t i = 0; i <= v->n_vocab; i++) wr_u32(f + lay->vocab + 4 * i, v->offsets[i]);
     memcpy(f + lay->vocab + ((uint64_t)v->n_vocab + 1) * 4, v->bytes, v->offsets[v->n_vocab]);
     for (uint64_t i = 0; i < (uint64_t)v->n_merges * 3; i++) wr_u32(f + lay->merges + 4 * i, v->merges[i]);
+    model_seal(f, n);
     return f;
+}
+
+/* Refuses tables the reader would refuse (model.c checks the same), so that
+ * a conversion never ends in a file that cannot be opened. */
+static bool check_tables(const ModelConfig *c, const TokenizerData *v, char *err, size_t errsz) {
+    if (v->n_vocab != c->n_vocab) {
+        snprintf(err, errsz, "the vocabulary has %u tokens but the config says %u", v->n_vocab, c->n_vocab);
+        return false;
+    }
+    if (v->offsets[0] != 0) {
+        snprintf(err, errsz, "bad vocabulary: the first token does not start at 0");
+        return false;
+    }
+    for (uint32_t i = 0; i < v->n_vocab; i++) {
+        uint32_t len = v->offsets[i + 1] - v->offsets[i];
+        if (v->offsets[i + 1] <= v->offsets[i] || len > MAX_TOKEN_BYTES) {
+            snprintf(err, errsz, "bad vocabulary: token %u is empty, out of order or longer than %u bytes", i,
+                     MAX_TOKEN_BYTES);
+            return false;
+        }
+    }
+    if (v->n_merges >= v->n_vocab) {
+        snprintf(err, errsz, "bad vocabulary: %u merges for %u tokens", v->n_merges, v->n_vocab);
+        return false;
+    }
+    for (uint64_t i = 0; i < (uint64_t)v->n_merges * 3; i++) {
+        if (v->merges[i] >= v->n_vocab) {
+            snprintf(err, errsz, "bad vocabulary: merge %llu names token %u, beyond the vocabulary",
+                     (unsigned long long)(i / 3), v->merges[i]);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* The output file and how many bytes went into it. */
@@ -136,14 +172,21 @@ bool model_write(const char *path, const ModelConfig *c, const TokenizerData *v,
         snprintf(err, errsz, "bad config: %s", why);
         return false;
     }
-    if (v->n_vocab != c->n_vocab) {
-        snprintf(err, errsz, "the vocabulary has %u tokens but the config says %u", v->n_vocab, c->n_vocab);
+    if (!check_tables(c, v, err, errsz)) return false;
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.partial", path) >= sizeof tmp) {
+        snprintf(err, errsz, "the output path is too long");
+        return false;
+    }
+    /* The rename would replace whatever is there: a device or a FIFO named
+     * as the output (/dev/null, say) must not be. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, "%s: exists and is not a regular file", path);
         return false;
     }
     Layout lay = {0};
     if (!plan_layout(c, v, &lay, err, errsz)) return false;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.partial", path);
     uint8_t *front = build_front(c, v, &lay);
     FILE *f = front ? fopen(tmp, "wb") : NULL;
     Out out = {f, 0};
@@ -156,6 +199,12 @@ bool model_write(const char *path, const ModelConfig *c, const TokenizerData *v,
     }
     if (ok) ok = write_tensors(&out, c, &lay, src, err, errsz);
     if (ok && !write_at(&out, lay.file_bytes, NULL, 0)) { /* final padding */
+        snprintf(err, errsz, "%s: write failed: %s", tmp, strerror(errno));
+        ok = false;
+    }
+    /* On disk before the rename, or a crash could leave a short file
+     * under the final name. */
+    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
         snprintf(err, errsz, "%s: write failed: %s", tmp, strerror(errno));
         ok = false;
     }
