@@ -9,7 +9,7 @@
  *
  * Exit status: 0 success, 1 runtime error (missing model, unreadable
  * input, failed write), 2 usage error (bad option or value; nothing is
- * written to stdout), 130 interrupted by Ctrl-C.
+ * written to stdout), 130 interrupted by Ctrl-C (128 + the signal).
  */
 #ifndef GPT2_CLI_H
 #define GPT2_CLI_H
@@ -23,7 +23,7 @@
 #include "gpt2.h"
 #include "strbuf.h"
 
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 #define CLI_DEFAULT_MODEL "models/gpt2-124M.bin"
 #define CLI_MAX_STOPS 64

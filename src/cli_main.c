@@ -19,11 +19,12 @@
 #include "timer.h"
 #include "utf8.h"
 
-/* Set by the first Ctrl-C; a second one kills the process as usual. */
+/* The signal (SIGINT, SIGTERM) that asked the run to stop, or 0.  Only the
+ * first is caught: a second one kills the process as usual. */
 static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int sig) {
-    interrupted = 1;
+    interrupted = sig;
     signal(sig, SIG_DFL);
 }
 
@@ -54,7 +55,7 @@ static int finish_status(Output *out, int status) {
         fprintf(stderr, "gpt2: error writing standard output: %s\n", strerror(out->error));
         return EXIT_RUNTIME;
     }
-    if (interrupted && status == 0) return EXIT_INTERRUPTED;
+    if (interrupted && status == 0) return 128 + interrupted; /* 130 after Ctrl-C, as a shell reports it */
     return status;
 }
 
