@@ -95,17 +95,18 @@ uint64_t panel_matrix_bytes(DType t, uint64_t rows, uint64_t cols) {
     return panels * per_panel;
 }
 
-/* Quantizes x[0..32) (one row's block) to int8 with one float16 scale. */
-static uint16_t quantize_block(const float *x, size_t stride, int8_t *q, size_t qstride) {
+/* Quantizes one row's block x[0..32) to int8 quants q[0..32) with one
+ * float16 scale. */
+static uint16_t quantize_block(const float *x, int8_t *q) {
     float amax = 0;
-    for (size_t i = 0; i < Q8_BLOCK; i++) amax = fmaxf(amax, fabsf(x[i * stride]));
+    for (size_t i = 0; i < Q8_BLOCK; i++) amax = fmaxf(amax, fabsf(x[i]));
     float d = fminf(amax / 127.0f, 65504.0f);
     uint16_t dh = f32_to_f16(d);
     float dq = f16_to_f32(dh); /* quantize against the scale actually stored */
     for (size_t i = 0; i < Q8_BLOCK; i++) {
-        float v = dq > 0 ? roundf(x[i * stride] / dq) : 0;
+        float v = dq > 0 ? roundf(x[i] / dq) : 0;
         v = fminf(fmaxf(v, -127.0f), 127.0f);
-        q[i * qstride] = (int8_t)v;
+        q[i] = (int8_t)v;
     }
     return dh;
 }
@@ -120,9 +121,10 @@ void panel_pack(DType t, const float *w, size_t rows, size_t cols, void *out) {
             if (t == DTYPE_Q8_0) {
                 for (size_t b = 0; b < cols / Q8_BLOCK; b++) {
                     uint8_t *block = (uint8_t *)out + (p * (cols / Q8_BLOCK) + b) * Q8_BLOCK_BYTES;
-                    const float *x = row ? row + b * Q8_BLOCK : zeros;
-                    uint16_t d = quantize_block(x, 1, (int8_t *)(block + PANEL_ROWS * 2) + i, PANEL_ROWS);
+                    int8_t q[Q8_BLOCK];
+                    uint16_t d = quantize_block(row ? row + b * Q8_BLOCK : zeros, q);
                     memcpy(block + 2 * i, &d, 2);
+                    for (size_t c = 0; c < Q8_BLOCK; c++) ((int8_t *)block)[q8_quant_offset(i, c)] = q[c];
                 }
                 continue;
             }
@@ -148,8 +150,8 @@ void panel_unpack_row(DType t, const void *panels, size_t cols, size_t r, float 
             uint16_t dh;
             memcpy(&dh, block + 2 * i, 2);
             float d = f16_to_f32(dh);
-            const int8_t *q = (const int8_t *)(block + PANEL_ROWS * 2);
-            for (size_t c = 0; c < Q8_BLOCK; c++) out[b * Q8_BLOCK + c] = d * (float)q[c * PANEL_ROWS + i];
+            const int8_t *q = (const int8_t *)block;
+            for (size_t c = 0; c < Q8_BLOCK; c++) out[b * Q8_BLOCK + c] = d * (float)q[q8_quant_offset(i, c)];
         }
         return;
     }

@@ -13,9 +13,13 @@
  * each loaded column for several input rows.
  *
  * q8_0 panels group each row's values in blocks of 32 columns.  For block b
- * of a panel: 16 float16 scales (one per row), then 32 columns x 16 int8
- * quants, 544 bytes in all.  Value = scale * quant.  q8_0 needs cols to be a
- * multiple of 32.
+ * of a panel: 16 float16 scales (one per row), then the 32 x 16 int8 quants
+ * in 8 groups of 4 columns, 544 bytes in all.  A group holds, row by row,
+ * each row's 4 quants of its columns: the quant of row r (0..15) and column
+ * 4g + j (g = 0..7, j = 0..3) of the block is at byte 32 + 64 g + 4 r + j.
+ * So one 64-byte load gives 16 rows x 4 columns, what an integer dot
+ * product instruction (VNNI) takes.  Value = scale * quant; the writer
+ * keeps quants in -127..127.  q8_0 needs cols to be a multiple of 32.
  */
 #ifndef GPT2_DTYPE_H
 #define GPT2_DTYPE_H
@@ -28,7 +32,13 @@ typedef enum { DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2, DTYPE_Q8_0 = 3, DTY
 
 #define PANEL_ROWS 16
 #define Q8_BLOCK 32
+#define Q8_GROUP 4 /* columns of a group */
 #define Q8_BLOCK_BYTES (PANEL_ROWS * 2 + Q8_BLOCK * PANEL_ROWS) /* per panel */
+
+/* Byte offset, inside a q8_0 block, of the quant of row r and column c. */
+static inline size_t q8_quant_offset(size_t r, size_t c) {
+    return PANEL_ROWS * 2 + c / Q8_GROUP * (Q8_GROUP * PANEL_ROWS) + r * Q8_GROUP + c % Q8_GROUP;
+}
 
 const char *dtype_name(DType t);               /* "f32", ..., or "?" */
 bool dtype_from_name(const char *name, DType *out);

@@ -31,8 +31,9 @@ static CpuFeatures cpu_features(void) {
     const bool ymm_state = (xcr0 & 0x6) == 0x6, zmm_state = (xcr0 & 0xE6) == 0xE6;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
     const bool avx2 = b >> 5 & 1, avx512f = b >> 16 & 1, avx512bw = b >> 30 & 1, avx512vl = b >> 31 & 1;
+    const bool avx512vnni = c >> 11 & 1;
     f.avx2 = ymm_state && avx2 && fma && f16c;
-    f.avx512 = f.avx2 && zmm_state && avx512f && avx512bw && avx512vl;
+    f.avx512 = f.avx2 && zmm_state && avx512f && avx512bw && avx512vl && avx512vnni;
     return f;
 }
 

@@ -11,6 +11,13 @@
 #define MM_MR 3
 #define MM_NP 2
 #define MM_NP1 4
+#define MM_WIDE 4
+#define MM_MR_Q8 2
+#define MM_NP_Q8 1
+#define MM_NP1_Q8 2
+#define AT_QUERIES 2
+#define AT_VECS 2
+#define AT_CHAINS 4 /* 16 registers of 8 lanes */
 #include "kernels_impl.h"
 #else
 const KernelSet kernels_avx2 = {0};

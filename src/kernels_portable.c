@@ -3,9 +3,18 @@
 
 #define KERNEL_SET_NAME kernels_portable
 #define KERNEL_SET_LABEL "portable"
-#define MM_MR 4
-#define MM_NP 2
-#define MM_NP1 4
+/* Small tiles: speed is not this set's purpose, and the compiler takes
+ * long over wide ones made of 16-lane loops. */
+#define MM_MR 2
+#define MM_NP 1
+#define MM_NP1 2
+#define MM_WIDE 2
+#define MM_MR_Q8 1
+#define MM_NP_Q8 1
+#define MM_NP1_Q8 1
+#define AT_QUERIES 1
+#define AT_VECS 4
+#define AT_CHAINS 2
 #include "kernels_impl.h"
 
 float kernel_exp_scalar(float x) { return v_exp(v_set1(x)).f[0]; }

@@ -7,9 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Below this many rows a LayerNorm or KV store runs on the calling thread:
- * handing it to the pool would cost more than it saves. */
+/* LayerNorm rows (and key/value rows stored) per chunk: fewer run on the
+ * calling thread alone, as handing them to the pool would cost more than
+ * it saves. */
 #define SERIAL_ROWS 8
+
+/* n zeroed floats starting on a page boundary; *block is what to free.
+ * calloc leaves the pages untouched until a position is written (the
+ * zeros matter for the key blocks, whose unused lanes are read).  On a
+ * page boundary each 16-position key block of GPT-2 is one page, so no
+ * read of a block maps the next page before its first write: that
+ * copy-on-write fault would stop every thread for a TLB flush. */
+static float *calloc_pages(size_t n, void **block) {
+    const size_t page = 4096;
+    *block = calloc(n * sizeof(float) + page, 1);
+    if (!*block) return NULL;
+    return (float *)(void *)((char *)*block + (page - (uintptr_t)*block % page));
+}
 
 bool transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
                        int n_threads, char *err, size_t errsz) {
@@ -24,20 +38,26 @@ bool transformer_build(Transformer *t, const Model *model, const KernelSet *kern
     t->pool = threadpool_create(n_threads);
     t->caches = calloc(n_seq, sizeof *t->caches);
     RunState *s = &t->state;
+    const size_t threads = t->pool ? (size_t)threadpool_size(t->pool) : 1;
     s->x = malloc(max_rows * C * sizeof(float));
     s->xn = malloc(max_rows * C * sizeof(float));
     s->qkv = malloc(max_rows * 3 * C * sizeof(float));
     s->att = malloc(max_rows * C * sizeof(float));
     s->fc = malloc(max_rows * 4 * C * sizeof(float));
-    s->scores = malloc((size_t)(n_threads > 0 ? n_threads : 1) * t->n_ctx16 * sizeof(float));
-    bool ok = t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores;
-    /* calloc leaves the pages untouched until a position is written; the
-     * zeros matter for the key blocks, whose unused lanes are read. */
+    s->scores = malloc(threads * kernels->attention_queries * t->n_ctx16 * sizeof(float));
+    s->xt = malloc(kernels->wide_rows * 4 * C * sizeof(float));
+    s->xq = malloc(max_rows * 2 * 4 * C);
+    s->xd = malloc(max_rows * 2 * (4 * C / Q8_BLOCK + 1) * sizeof(float));
+    s->group_row = malloc(max_rows * sizeof *s->group_row);
+    s->group_len = malloc(max_rows * sizeof *s->group_len);
+    bool ok = t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores && s->xt && s->xq &&
+              s->xd && s->group_row && s->group_len;
     const size_t per_layer_k = t->n_ctx16 * C, per_layer_v = (size_t)c->n_ctx * C;
     for (size_t i = 0; ok && i < n_seq; i++) {
-        t->caches[i].kt = calloc(c->n_layer * per_layer_k, sizeof(float));
-        t->caches[i].v = calloc(c->n_layer * per_layer_v, sizeof(float));
-        ok = t->caches[i].kt && t->caches[i].v;
+        KVCache *kv = &t->caches[i];
+        kv->kt = calloc_pages(c->n_layer * per_layer_k, &kv->kt_block);
+        kv->v = calloc_pages(c->n_layer * per_layer_v, &kv->v_block);
+        ok = kv->kt && kv->v;
     }
     if (!ok) {
         double mib = (double)n_seq * c->n_layer * (per_layer_k + per_layer_v) * 4 / (1 << 20);
@@ -51,8 +71,8 @@ bool transformer_build(Transformer *t, const Model *model, const KernelSet *kern
 void transformer_free(Transformer *t) {
     if (t->pool) threadpool_free(t->pool);
     for (size_t i = 0; t->caches && i < t->n_seq; i++) {
-        free(t->caches[i].kt);
-        free(t->caches[i].v);
+        free(t->caches[i].kt_block);
+        free(t->caches[i].v_block);
     }
     free(t->caches);
     free(t->state.x);
@@ -61,6 +81,11 @@ void transformer_free(Transformer *t) {
     free(t->state.att);
     free(t->state.fc);
     free(t->state.scores);
+    free(t->state.xt);
+    free(t->state.xq);
+    free(t->state.xd);
+    free(t->state.group_row);
+    free(t->state.group_len);
     memset(t, 0, sizeof *t);
 }
 
@@ -70,50 +95,89 @@ void transformer_reset(Transformer *t, size_t s) {
 
 /* ---- jobs for the thread pool ------------------------------------------- */
 
-/* The share [begin, end) of n items that thread i of n_threads takes. */
-static void share(size_t n, int i, int n_threads, size_t *begin, size_t *end) {
-    *begin = n * (size_t)i / (size_t)n_threads;
-    *end = n * (size_t)(i + 1) / (size_t)n_threads;
-}
-
 typedef struct {
     const KernelSet *k;
     MatmulArgs args;
 } MatmulJob;
 
-static void run_matmul(void *ctx, int i, int n_threads) {
+static void run_matmul(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
     MatmulJob *job = ctx;
-    size_t panels = (job->args.w->rows + PANEL_ROWS - 1) / PANEL_ROWS, begin, end;
-    share(panels, i, n_threads, &begin, &end);
-    if (begin < end) job->k->matmul(&job->args, begin, end);
+    job->k->matmul(&job->args, begin, end);
 }
 
+typedef struct {
+    const KernelSet *k;
+    const float *x;
+    size_t x_stride, n;
+    uint8_t *xq;
+    float *xd;
+} QuantizeJob;
+
+static void run_quantize(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    QuantizeJob *job = ctx;
+    for (size_t r = begin; r < end; r++)
+        job->k->quantize(job->xq + r * 2 * job->n, job->xd + r * 2 * (job->n / Q8_BLOCK), job->x + r * job->x_stride,
+                         job->n);
+}
+
+/* Columns of x per chunk of a transposition. */
+#define TRANSPOSE_COLS 256
+
+typedef struct {
+    const KernelSet *k;
+    const float *x;
+    size_t x_stride, n_x;
+    float *xt;
+} TransposeJob;
+
+/* xt[k][m] = x[m][k] for the columns k in [begin, end). */
+static void run_transpose(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    TransposeJob *job = ctx;
+    job->k->transpose(job->xt, job->x, job->x_stride, job->n_x, begin, end);
+}
+
+/* y = epilogue(W x + b) for n_x rows.  The threads share the panels, in
+ * chunks of whole tiles.  q8_0 weights take the input quantized first; a
+ * few rows against other weights, transposed too (kernels.h). */
 static void matmul(Transformer *t, const Matrix *w, const float *bias, const float *x, size_t x_stride, float *y,
                    size_t y_stride, size_t n_x, Epilogue ep) {
-    MatmulJob job = {t->kernels, {w, bias, x, x_stride, y, y_stride, n_x, ep}};
-    threadpool_run(t->pool, run_matmul, &job);
+    MatmulJob job = {t->kernels, {w, bias, x, x_stride, y, y_stride, n_x, ep, NULL, NULL, NULL}};
+    if (w->dtype != DTYPE_Q8_0 && n_x >= 2 && n_x <= t->kernels->wide_rows) {
+        TransposeJob tr = {t->kernels, x, x_stride, n_x, t->state.xt};
+        threadpool_for(t->pool, w->cols, TRANSPOSE_COLS, run_transpose, &tr);
+        job.args.xt = tr.xt;
+    }
+    if (w->dtype == DTYPE_Q8_0) {
+        QuantizeJob q = {t->kernels, x, x_stride, w->cols, t->state.xq, t->state.xd};
+        threadpool_for(t->pool, n_x, SERIAL_ROWS, run_quantize, &q);
+        job.args.xq = q.xq;
+        job.args.xd = q.xd;
+    }
+    size_t panels = (w->rows + PANEL_ROWS - 1) / PANEL_ROWS;
+    threadpool_for(t->pool, panels, t->kernels->tile_panels, run_matmul, &job);
 }
 
 typedef struct {
     const KernelSet *k;
     float *out;
     const float *x, *w, *b;
-    size_t n_rows, n;
+    size_t n;
     float eps;
 } NormJob;
 
-static void run_layernorm(void *ctx, int i, int n_threads) {
+static void run_layernorm(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
     NormJob *job = ctx;
-    size_t begin, end;
-    share(job->n_rows, i, n_threads, &begin, &end);
     for (size_t r = begin; r < end; r++) job->k->layernorm(job->out + r * job->n, job->x + r * job->n, job->w, job->b, job->n, job->eps);
 }
 
 static void layernorm_rows(Transformer *t, float *out, const float *x, const float *w, const float *b, size_t n_rows) {
     const ModelConfig *c = &t->model->config;
-    NormJob job = {t->kernels, out, x, w, b, n_rows, c->n_embd, c->ln_eps};
-    if (n_rows < SERIAL_ROWS) run_layernorm(&job, 0, 1);
-    else threadpool_run(t->pool, run_layernorm, &job);
+    NormJob job = {t->kernels, out, x, w, b, c->n_embd, c->ln_eps};
+    threadpool_for(t->pool, n_rows, SERIAL_ROWS, run_layernorm, &job);
 }
 
 typedef struct {
@@ -122,38 +186,76 @@ typedef struct {
     size_t layer;
 } AttentionJob;
 
-/* Thread i takes the (row, head) pairs i, i + n, i + 2n, ...: interleaving
- * spreads the long rows at the end of a prompt over all threads. */
-static void run_attention(void *ctx, int i, int n_threads) {
+/* Splits the rows into attention groups: runs of rows of one sequence at
+ * consecutive positions (a prompt), at most attention_queries long. */
+static void group_rows(Transformer *t, const Batch *b) {
+    RunState *s = &t->state;
+    const size_t most = t->kernels->attention_queries;
+    s->n_groups = 0;
+    for (size_t r = 0; r < b->n; r++) {
+        size_t g = s->n_groups;
+        if (g > 0) {
+            size_t last = s->group_row[g - 1] + s->group_len[g - 1] - 1;
+            if (last + 1 == r && s->group_len[g - 1] < most && b->seq[last] == b->seq[r] &&
+                b->pos[last] + 1 == b->pos[r]) {
+                s->group_len[g - 1]++;
+                continue;
+            }
+        }
+        s->group_row[g] = (uint32_t)r;
+        s->group_len[g] = 1;
+        s->n_groups++;
+    }
+}
+
+/* Items are (group, head) pairs, the last groups first: they see the most
+ * keys, and the chunks of a loop shrink towards its end. */
+static void run_attention(void *ctx, size_t begin, size_t end, int thread) {
     AttentionJob *job = ctx;
     Transformer *t = job->t;
+    const RunState *s = &t->state;
     const ModelConfig *c = &t->model->config;
     const size_t C = c->n_embd, H = c->n_head, hd = C / H;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *scores = t->state.scores + (size_t)i * t->n_ctx16;
-    for (size_t item = (size_t)i; item < job->b->n * H; item += (size_t)n_threads) {
-        size_t r = item / H, h = item % H;
+    float *scores = s->scores + (size_t)thread * t->kernels->attention_queries * t->n_ctx16;
+    for (size_t item = begin; item < end; item++) {
+        size_t g = s->n_groups - 1 - item / H, h = item % H, r = s->group_row[g];
         const KVCache *kv = &t->caches[job->b->seq[r]];
         AttentionArgs a = {
-            .q = t->state.qkv + r * 3 * C + h * hd,
+            .q = s->qkv + r * 3 * C + h * hd,
+            .q_stride = 3 * C,
             .kt = kv->kt + (job->layer * H + h) * t->n_ctx16 * hd,
-            .v = kv->v + job->layer * c->n_ctx * C + h * hd,
-            .v_stride = C,
+            .v = kv->v + (job->layer * H + h) * c->n_ctx * hd,
+            .v_stride = hd,
+            .n_q = s->group_len[g],
             .n_keys = job->b->pos[r] + 1,
             .head_dim = hd,
             .scale = scale,
             .scores = scores,
-            .out = t->state.att + r * C + h * hd,
+            .out = s->att + r * C + h * hd,
+            .out_stride = C,
         };
         t->kernels->attention(&a);
     }
 }
 
-/* Copies each row's key and value into its sequence's cache. */
-static void store_kv(Transformer *t, const Batch *b, size_t layer) {
+typedef struct {
+    Transformer *t;
+    const Batch *b;
+    size_t layer;
+} StoreJob;
+
+/* Copies the key and value of rows [begin, end) into their sequences'
+ * caches. */
+static void run_store_kv(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    const StoreJob *job = ctx;
+    Transformer *t = job->t;
+    const Batch *b = job->b;
+    const size_t layer = job->layer;
     const ModelConfig *c = &t->model->config;
     const size_t C = c->n_embd, H = c->n_head, hd = C / H;
-    for (size_t r = 0; r < b->n; r++) {
+    for (size_t r = begin; r < end; r++) {
         const KVCache *kv = &t->caches[b->seq[r]];
         const size_t p = b->pos[r];
         const float *k = t->state.qkv + r * 3 * C + C, *v = k + C;
@@ -161,7 +263,8 @@ static void store_kv(Transformer *t, const Batch *b, size_t layer) {
             float *block = kv->kt + (layer * H + h) * t->n_ctx16 * hd + p / 16 * hd * 16 + p % 16;
             for (size_t d = 0; d < hd; d++) block[d * 16] = k[h * hd + d];
         }
-        memcpy(kv->v + (layer * c->n_ctx + p) * C, v, C * sizeof(float));
+        for (size_t h = 0; h < H; h++)
+            memcpy(kv->v + ((layer * H + h) * c->n_ctx + p) * hd, v + h * hd, hd * sizeof(float));
     }
 }
 
@@ -211,13 +314,15 @@ bool transformer_forward(Transformer *t, const Batch *b, float *logits, char *er
         panel_unpack_row(w->wte.dtype, w->wte.data, C, (size_t)b->token[r], x);
         for (size_t i = 0; i < C; i++) x[i] = x[i] + pe[i];
     }
+    group_rows(t, b);
     for (size_t l = 0; l < c->n_layer; l++) {
         const LayerWeights *lw = &w->layers[l];
         layernorm_rows(t, s->xn, s->x, lw->ln1_w, lw->ln1_b, n);
         matmul(t, &lw->qkv, lw->qkv_b, s->xn, C, s->qkv, 3 * C, n, EPI_STORE);
-        store_kv(t, b, l);
+        StoreJob store = {t, b, l};
+        threadpool_for(t->pool, n, SERIAL_ROWS, run_store_kv, &store);
         AttentionJob att = {t, b, l};
-        threadpool_run(t->pool, run_attention, &att);
+        threadpool_for(t->pool, s->n_groups * c->n_head, 1, run_attention, &att);
         matmul(t, &lw->proj, lw->proj_b, s->att, C, s->x, C, n, EPI_ADD);
         layernorm_rows(t, s->xn, s->x, lw->ln2_w, lw->ln2_b, n);
         matmul(t, &lw->fc, lw->fc_b, s->xn, C, s->fc, 4 * C, n, EPI_GELU);

@@ -40,8 +40,9 @@ typedef struct {
 /* The keys and values of one sequence. */
 typedef struct {
     float *kt;    /* [n_layer][n_head][n_ctx16 / 16][head_dim][16]: keys, 16 positions per block */
-    float *v;     /* [n_layer][n_ctx][C] */
+    float *v;     /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
     uint32_t len; /* positions 0 .. len-1 hold valid keys and values */
+    void *kt_block, *v_block; /* the allocations kt and v lie in */
 } KVCache;
 
 /* Scratch for the rows of one forward call. */
@@ -51,7 +52,13 @@ typedef struct {
     float *qkv;    /* [max_rows][3C] queries, keys, values */
     float *att;    /* [max_rows][C] attention output, heads side by side */
     float *fc;     /* [max_rows][4C] MLP hidden layer */
-    float *scores; /* [n_threads][n_ctx16] attention weights, per thread */
+    float *scores; /* [n_threads][attention_queries * n_ctx16] attention weights, per thread */
+    float *xt;     /* [4C][wide_rows] a matrix input of a few rows, transposed */
+    uint8_t *xq;   /* [max_rows][2][4C] a matrix input quantized for q8_0 weights, twice */
+    float *xd;     /* [max_rows][4C / 32][2] its block scales */
+    uint32_t *group_row; /* [max_rows] first row of each attention group */
+    uint32_t *group_len; /* [max_rows] its rows: one sequence, consecutive positions */
+    size_t n_groups;
 } RunState;
 
 typedef struct {

@@ -2,13 +2,15 @@
  *
  * One zmm register per vector.  Every operation computes exactly what its
  * twin in vec16_portable.h computes.  Needs AVX512F, F16C-style conversion
- * (vcvtph2ps is part of AVX512F) and AVX512BW/VL for the partial loads.
+ * (vcvtph2ps is part of AVX512F), AVX512BW/VL for the partial loads and
+ * AVX512_VNNI for the integer dot products.
  */
 #ifndef GPT2_VEC16_AVX512_H
 #define GPT2_VEC16_AVX512_H
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef __m512 V16;
 
@@ -59,5 +61,58 @@ static inline float v_reduce_max(V16 v) {
     return _mm_cvtss_f32(b);
 }
 static inline V16 v_sqrt(V16 a) { return _mm512_sqrt_ps(a); }
+static inline void v_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+/* r[j] lane i = the old r[i] lane j: 16 x 16 transposed in four rounds of
+ * shuffles (pairs of lanes, then of 2, 4 and 8). */
+static inline void v_transpose16(V16 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+static inline V16 v_abs(V16 a) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7FFFFFFF)));
+}
+static inline void v_store_q8(uint8_t *p, V16 v) {
+    __m512i i = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
+    _mm_storeu_si128((__m128i *)(void *)p, _mm512_cvtepi32_epi8(i));
+}
+
+/* Integer dot products (see vec16_portable.h): vpdpbusd multiplies
+ * unsigned by signed bytes, so the activations go in as q + 128 and
+ * vi_dot_bias sums 128 * w to take off again. */
+typedef __m512i V16I;
+typedef __m512i Q16;
+typedef __m512i X4;
+
+static inline V16I vi_zero(void) { return _mm512_setzero_si512(); }
+static inline Q16 q16_load(const uint8_t *p) { return _mm512_loadu_si512((const void *)p); }
+static inline X4 x4_load(const uint8_t *p) {
+    int32_t x;
+    memcpy(&x, p, 4);
+    return _mm512_set1_epi32(x);
+}
+static inline V16I vi_dot(V16I acc, X4 x, Q16 w) { return _mm512_dpbusd_epi32(acc, x, w); }
+static inline V16I vi_dot_bias(V16I bias, Q16 w) { return _mm512_dpbusd_epi32(bias, _mm512_set1_epi8((char)0x80), w); }
+static inline V16 vi_to_float(V16I acc, V16I bias) { return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, bias)); }
 
 #endif

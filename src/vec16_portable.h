@@ -117,5 +117,77 @@ static inline V16 v_sqrt(V16 a) {
     return a;
 }
 
+/* r[j].f[i] = the old r[i].f[j]: a 16 x 16 block transposed in place. */
+static inline void v_transpose16(V16 r[16]) {
+    for (int i = 0; i < 16; i++)
+        for (int j = i + 1; j < 16; j++) {
+            float t = r[i].f[j];
+            r[i].f[j] = r[j].f[i];
+            r[j].f[i] = t;
+        }
+}
+static inline void v_prefetch(const void *p) { /* a hint: reading p soon */
+#if defined(__GNUC__)
+    __builtin_prefetch(p, 0, 3);
+#else
+    (void)p;
+#endif
+}
+static inline V16 v_abs(V16 a) {
+    V16_FOR a.f[j] = fabsf(a.f[j]);
+    return a;
+}
+/* Lanes holding integers in -127..127, stored as bytes plus 128. */
+static inline void v_store_q8(uint8_t *p, V16 v) {
+    V16_FOR p[j] = (uint8_t)((int32_t)v.f[j] + 128);
+}
+
+/* ---- integer dot products for q8_0 ----------------------------------------
+ * V16I: 16 int32 lanes, one per panel row.  Q16: one group of a q8_0 block,
+ * 16 rows x 4 quants (dtype.h).  X4: 4 activation quants, the same for every
+ * row.  vi_dot adds, lane by lane, the 4 products of a row; vi_dot_bias
+ * accumulates the correction that vi_to_float subtracts again (the AVX-512
+ * instruction takes unsigned activations).  Every implementation ends with
+ * the same exact integer sums. */
+typedef struct {
+    int32_t i[16];
+} V16I;
+typedef struct {
+    int8_t b[64];
+} Q16;
+typedef struct {
+    int32_t x[4];
+} X4;
+
+static inline V16I vi_zero(void) {
+    V16I r;
+    V16_FOR r.i[j] = 0;
+    return r;
+}
+static inline Q16 q16_load(const uint8_t *p) {
+    Q16 q;
+    memcpy(q.b, p, sizeof q.b);
+    return q;
+}
+static inline X4 x4_load(const uint8_t *p) { /* stored as q + 128 */
+    X4 r = {{(int32_t)p[0] - 128, (int32_t)p[1] - 128, (int32_t)p[2] - 128, (int32_t)p[3] - 128}};
+    return r;
+}
+static inline V16I vi_dot(V16I acc, X4 x, Q16 w) {
+    V16_FOR {
+        for (int t = 0; t < 4; t++) acc.i[j] += x.x[t] * w.b[4 * j + t];
+    }
+    return acc;
+}
+static inline V16I vi_dot_bias(V16I bias, Q16 w) {
+    (void)w;
+    return bias;
+}
+static inline V16 vi_to_float(V16I acc, V16I bias) {
+    V16 r;
+    V16_FOR r.f[j] = (float)(acc.i[j] - bias.i[j]);
+    return r;
+}
+
 #undef V16_FOR
 #endif
