@@ -139,7 +139,7 @@ static void finish(Run *run, Slot *s, Gpt2Finish why) {
     if (!c->stream_only) { /* the results move to the completion */
         c->tokens = s->tokens.ids;
         s->tokens.ids = NULL;
-        if (!s->text.data && strbuf_reserve(&s->text, 0)) s->text.data[0] = '\0';
+        strbuf_reserve(&s->text, 0); /* an empty text is "", not NULL (unless memory ran out) */
         c->text = s->text.data;
         c->text_len = s->text.len;
         s->text.data = NULL;

@@ -15,6 +15,7 @@ bool strbuf_reserve(StrBuf *b, size_t extra) {
     while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->data, cap);
     if (!p) return false;
+    p[b->len] = '\0'; /* a first allocation is a string too */
     b->data = p;
     b->cap = cap;
     return true;
