@@ -65,7 +65,7 @@ const char cli_usage[] =
     "  -h, --help              show this help\n"
     "      --version           show the version\n"
     "\n"
-    "Exit status: 0 success, 1 error, 2 usage error, 130 interrupted.\n";
+    "Exit status: 0 success, 1 error, 2 usage error, 130 after Ctrl-C, 143 after SIGTERM.\n";
 
 enum {
     OPT_TEMP = 256, OPT_TOP_K, OPT_TOP_P, OPT_REPEAT_PENALTY, OPT_REPEAT_LAST_N, OPT_SEED, OPT_IGNORE_EOS,
