@@ -104,6 +104,9 @@ bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids
 /* Runs the --batch mode; returns the exit status. */
 int cli_run_batch(Gpt2 *g, const CliOptions *o, Output *out, double load_ms, volatile sig_atomic_t *cancel);
 
+/* Appends ids as a JSON array: [1,2,3]. */
+bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n);
+
 /* Appends the JSON object of a finished completion (the keys of issue 2;
  * prompt_text, when not NULL, adds "prompt"). */
 bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt,

@@ -107,7 +107,7 @@ bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids
     return true;
 }
 
-static bool append_ids(StrBuf *b, const int32_t *ids, size_t n) {
+bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n) {
     bool ok = strbuf_append_char(b, '[');
     for (size_t i = 0; ok && i < n; i++) ok = (!i || strbuf_append_char(b, ',')) && strbuf_append_u64(b, (uint32_t)ids[i]);
     return ok && strbuf_append_char(b, ']');
@@ -119,8 +119,8 @@ bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prom
     if (ok && prompt_text)
         ok = strbuf_append_str(b, "\"prompt\":") && json_append_string(b, prompt_text->bytes, prompt_text->len) &&
              strbuf_append_char(b, ',');
-    ok = ok && strbuf_append_str(b, "\"prompt_tokens\":") && append_ids(b, prompt, n_prompt) &&
-         strbuf_append_str(b, ",\"completion_tokens\":") && append_ids(b, c->tokens, c->n_tokens) &&
+    ok = ok && strbuf_append_str(b, "\"prompt_tokens\":") && cli_append_ids(b, prompt, n_prompt) &&
+         strbuf_append_str(b, ",\"completion_tokens\":") && cli_append_ids(b, c->tokens, c->n_tokens) &&
          strbuf_append_str(b, ",\"completion\":") && json_append_string(b, c->text, c->text_len) &&
          strbuf_printf(b, ",\"finish_reason\":\"%s\"", gpt2_finish_name(c->finish)) &&
          strbuf_printf(b,

@@ -180,9 +180,7 @@ static bool score_report(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_
     double mean = scored ? sum / (double)scored : NAN, ppl = scored ? exp(mean) : NAN;
     bool ok = true;
     if (o->json) {
-        ok = strbuf_append_str(b, "{\"tokens\":[");
-        for (size_t i = 0; ok && i < n; i++) ok = (!i || strbuf_append_char(b, ',')) && strbuf_append_u64(b, (uint32_t)ids[i]);
-        ok = ok && strbuf_append_str(b, "],\"logprobs\":[");
+        ok = strbuf_append_str(b, "{\"tokens\":") && cli_append_ids(b, ids, n) && strbuf_append_str(b, ",\"logprobs\":[");
         for (size_t i = 0; ok && i < n; i++) ok = (!i || strbuf_append_char(b, ',')) && append_number_or_null(b, lp[i]);
         ok = ok && strbuf_append_str(b, "],\"mean_nll\":") && append_number_or_null(b, mean) &&
              strbuf_append_str(b, ",\"perplexity\":") && append_number_or_null(b, ppl) && strbuf_append_str(b, "}\n");
