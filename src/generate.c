@@ -21,12 +21,18 @@ const char *gpt2_finish_name(Gpt2Finish f) {
     }
 }
 
-void gpt2_completion_free(Gpt2Completion *c) {
-    free(c->tokens);
-    free(c->text);
+/* A completion with no results yet, or none at all. */
+static void clear_results(Gpt2Completion *c, Gpt2Finish finish) {
     c->tokens = NULL;
     c->text = NULL;
     c->n_tokens = c->text_len = 0;
+    c->finish = finish;
+}
+
+void gpt2_completion_free(Gpt2Completion *c) {
+    free(c->tokens);
+    free(c->text);
+    clear_results(c, c->finish);
 }
 
 /* A running completion and the sequence it occupies. */
@@ -155,10 +161,7 @@ static bool start(Run *run, Slot *s, Gpt2Completion *c, size_t index, uint32_t s
     s->index = index;
     s->t_start = now_ms();
     s->active = true;
-    c->tokens = NULL;
-    c->text = NULL;
-    c->n_tokens = c->text_len = 0;
-    c->finish = GPT2_FINISH_NONE;
+    clear_results(c, GPT2_FINISH_NONE);
     transformer_reset(run->t, seq);
     int32_t eot = tokenizer_eot(run->tok);
     const int32_t *prompt = c->n_prompt ? c->prompt : &eot;
@@ -313,12 +316,7 @@ bool generate(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t n, const
     }
     for (uint32_t q = 0; run.slots && q < t->n_seq; q++) /* after a failure */
         if (run.slots[q].active) free_slot(&run.slots[q]);
-    for (; next < n; next++) { /* never started */
-        c[next].tokens = NULL;
-        c[next].text = NULL;
-        c[next].n_tokens = c[next].text_len = 0;
-        c[next].finish = GPT2_FINISH_CANCELLED;
-    }
+    for (; next < n; next++) clear_results(&c[next], GPT2_FINISH_CANCELLED); /* never started */
     free(run.slots);
     free(run.logits);
     free(run.row_token);
