@@ -432,7 +432,8 @@ static void assert_same_file(const char *a, const char *b) {
 /* Checks every weight of the model file at path against the source model:
  * matrices unpacked row by row from their panels, Conv1D weights
  * transposed.  Exact, except for q8_0, whose error is at most half a
- * quantization step (2/127 of the largest value, 2, in a block). */
+ * quantization step (the step is 2/127 of the largest value, 2, in a block;
+ * the stored float16 scale may be larger by 2^-11). */
 static void check_weights(const char *path, const HfModel *m, DType dtype) {
     StrBuf f = {0};
     test_read_file(path, &f);
@@ -476,7 +477,7 @@ static void check_weights(const char *path, const HfModel *m, DType dtype) {
             else memcpy(row, b + off + (uint64_t)r * cols * 4, cols * 4);
             for (uint32_t c = 0; c < cols; c++) {
                 float want = conv1d ? t->values[(size_t)c * rows + r] : t->values[(size_t)r * cols + c];
-                float tol = stored == DTYPE_Q8_0 ? 2.0f / 127 : 0.0f;
+                float tol = stored == DTYPE_Q8_0 ? 1.0f / 127 * 1.001f : 0.0f;
                 if (!(fabsf(row[c] - want) <= tol))
                     fail_msg("%s [%u][%u] is %g, expected %g (%s)", name, r, c, row[c], want, dtype_name(dtype));
             }

@@ -65,7 +65,8 @@ void test_rmtree(const char *dir) {
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (is_dir(path)) test_rmtree(path);
+        struct stat st; /* lstat: a link is removed, never followed */
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) test_rmtree(path);
         else unlink(path);
     }
     closedir(d);
