@@ -41,14 +41,14 @@ static bool config_int(const JsonValue *root, const char *path, const char *key,
 /* Refuses options that change the computation away from GPT-2's. */
 static bool config_supported(const JsonValue *root, const char *path, uint32_t n_embd, char *err, size_t errsz) {
     const JsonValue *act = json_get(root, "activation_function");
-    if (act && (act->type != JSON_STRING || strcmp(act->u.string.bytes, "gelu_new") != 0)) {
+    if (act && !json_string_is(act, "gelu_new")) {
         char shown[ST_SHOWN];
         snprintf(err, errsz, "%s: activation_function \"%s\" is not supported; GPT-2 uses \"gelu_new\"", path,
                  act->type == JSON_STRING ? safetensors_shown(act->u.string.bytes, shown) : "(not a string)");
         return false;
     }
     const JsonValue *type = json_get(root, "model_type");
-    if (type && (type->type != JSON_STRING || strcmp(type->u.string.bytes, "gpt2") != 0)) {
+    if (type && !json_string_is(type, "gpt2")) {
         snprintf(err, errsz, "%s: model_type is not \"gpt2\"", path);
         return false;
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "numparse.h"
 #include "utf8.h"
 
 struct JsonBlock {
@@ -209,22 +210,14 @@ static bool parse_number(Parser *ps, JsonValue *out) {
         while (p < e && *p >= '0' && *p <= '9') p++;
     }
     size_t n = (size_t)(p - s);
-    char small[64];
-    char *copy = n < sizeof small ? small : malloc(n + 1);
-    if (!copy) {
-        fail(ps, "out of memory");
-        return false;
-    }
-    memcpy(copy, s, n);
-    copy[n] = '\0';
     char *kept = doc_alloc(ps, n + 1);
-    if (kept) memcpy(kept, copy, n + 1);
+    if (!kept) return false;
+    memcpy(kept, s, n);
+    kept[n] = '\0';
     out->type = JSON_NUMBER;
-    out->u.number.value = strtod(copy, NULL); /* overflow gives +-HUGE_VAL */
+    out->u.number.value = strtod(kept, NULL); /* overflow gives +-HUGE_VAL */
     out->u.number.text = kept;
     out->u.number.len = n;
-    if (copy != small) free(copy);
-    if (!kept) return false;
     ps->p = p;
     return true;
 }
@@ -415,27 +408,14 @@ const JsonValue *json_get(const JsonValue *obj, const char *key) {
     return NULL;
 }
 
+/* The number's text is valid JSON, so parse_int refuses exactly what is
+ * not an integer: a fraction or an exponent stops it before the end. */
 bool json_as_int(const JsonValue *v, int64_t lo, int64_t hi, int64_t *out) {
-    if (!v || v->type != JSON_NUMBER) return false;
-    const char *s = v->u.number.text;
-    size_t n = v->u.number.len, i = 0;
-    bool neg = false;
-    if (i < n && s[i] == '-') {
-        neg = true;
-        i++;
-    }
-    if (i == n) return false;
-    uint64_t mag = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false; /* fraction or exponent */
-        if (mag > (UINT64_MAX - 9) / 10) return false;
-        mag = mag * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (mag > (uint64_t)INT64_MAX) return false;
-    int64_t x = neg ? -(int64_t)mag : (int64_t)mag;
-    if (x < lo || x > hi) return false;
-    *out = x;
-    return true;
+    return v && v->type == JSON_NUMBER && parse_int(v->u.number.text, lo, hi, out);
+}
+
+bool json_string_is(const JsonValue *v, const char *lit) {
+    return v && v->type == JSON_STRING && v->u.string.len == strlen(lit) && memcmp(v->u.string.bytes, lit, v->u.string.len) == 0;
 }
 
 bool json_append_string(StrBuf *b, const void *s, size_t n) {
@@ -443,7 +423,10 @@ bool json_append_string(StrBuf *b, const void *s, size_t n) {
     StrBuf repaired = {0};
     const uint8_t *p = s;
     if (!utf8_valid(p, n)) {
-        if (!utf8_append_repaired(&repaired, p, n)) return false;
+        if (!utf8_append_repaired(&repaired, p, n)) {
+            strbuf_free(&repaired);
+            return false;
+        }
         p = (const uint8_t *)repaired.data;
         n = repaired.len;
     }

@@ -75,6 +75,9 @@ const JsonValue *json_get(const JsonValue *obj, const char *key);
  * exponent and within [lo, hi]. */
 bool json_as_int(const JsonValue *v, int64_t lo, int64_t hi, int64_t *out);
 
+/* Whether v is a string equal to lit, byte for byte: "a\u0000b" is not "a". */
+bool json_string_is(const JsonValue *v, const char *lit);
+
 /* Appends s[0..n) as a quoted JSON string.  Ill-formed UTF-8 becomes U+FFFD,
  * control characters are escaped, everything else is written as is. */
 bool json_append_string(StrBuf *b, const void *s, size_t n);

@@ -63,8 +63,7 @@ static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Rang
     }
     unsigned size = 0;
     for (size_t i = 0; i < sizeof st_dtypes / sizeof *st_dtypes; i++) {
-        /* The length check keeps "F32\u0000junk" from passing as F32. */
-        if (dtype->u.string.len == strlen(st_dtypes[i].name) && strcmp(dtype->u.string.bytes, st_dtypes[i].name) == 0) {
+        if (json_string_is(dtype, st_dtypes[i].name)) {
             t->dtype = st_dtypes[i].type;
             t->dtype_name = st_dtypes[i].name;
             size = st_dtypes[i].size;

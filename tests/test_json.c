@@ -68,6 +68,9 @@ static void test_values_and_escapes(void **state) {
     assert_false(json_as_int(json_get(&doc.root, "f"), 0, 100, &v));
     assert_false(json_as_int(json_get(&doc.root, "missing"), 0, 100, &v));
     assert_true(json_get(&doc.root, "big")->u.number.value > 1e300);
+    assert_true(json_string_is(json_get(&doc.root, "s"), "last"));
+    assert_false(json_string_is(first, "a")); /* "a\u0000b..." */
+    assert_false(json_string_is(json_get(&doc.root, "n"), "12"));
     json_free(&doc);
 }
 
