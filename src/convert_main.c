@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "model_writer.h"
 #include "numparse.h"
 
 static const char usage[] =
@@ -46,7 +47,7 @@ static int usage_error(const char *msg, const char *arg) {
 /* model_write writes OUT.partial and renames it into place.  On SIGINT,
  * SIGTERM or SIGHUP that file is removed before the signal takes its
  * default course; unlink is async-signal-safe. */
-static char partial_path[4200];
+static char partial_path[4096]; /* model_writer's temporary file, as it names it */
 
 static void remove_partial(int sig) {
     if (partial_path[0]) unlink(partial_path);
@@ -55,7 +56,7 @@ static void remove_partial(int sig) {
 }
 
 static void clean_up_on_signals(const char *out_path) {
-    snprintf(partial_path, sizeof partial_path, "%s.partial", out_path);
+    snprintf(partial_path, sizeof partial_path, "%s" MODEL_PARTIAL_SUFFIX, out_path);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = remove_partial;

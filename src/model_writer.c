@@ -86,11 +86,13 @@ static uint8_t *build_front(const ModelConfig *c, const TokenizerData *v, const 
     return f;
 }
 
-/* Refuses tables the reader would refuse (model.c checks the same), so that
- * a conversion never ends in a file that cannot be opened. */
+/* Refuses tables the reader would refuse (model.c checks the format's
+ * limits, tokenizer_build the rest), so that a conversion never ends in a
+ * file that cannot be opened. */
 static bool check_tables(const ModelConfig *c, const TokenizerData *v, char *err, size_t errsz) {
-    if (v->n_vocab != c->n_vocab) {
-        snprintf(err, errsz, "the vocabulary has %u tokens but the config says %u", v->n_vocab, c->n_vocab);
+    if (v->n_vocab != c->n_vocab || v->eot_id != c->eot_id) {
+        snprintf(err, errsz, "the vocabulary (%u tokens, <|endoftext|> %u) disagrees with the config (%u, %u)",
+                 v->n_vocab, v->eot_id, c->n_vocab, c->eot_id);
         return false;
     }
     if (v->offsets[0] != 0) {
@@ -116,6 +118,13 @@ static bool check_tables(const ModelConfig *c, const TokenizerData *v, char *err
             return false;
         }
     }
+    Tokenizer *tok;
+    char why[256];
+    if (!tokenizer_build(&tok, v, why, sizeof why)) {
+        snprintf(err, errsz, "bad vocabulary: %s", why);
+        return false;
+    }
+    tokenizer_free(tok);
     return true;
 }
 
@@ -174,7 +183,7 @@ bool model_write(const char *path, const ModelConfig *c, const TokenizerData *v,
     }
     if (!check_tables(c, v, err, errsz)) return false;
     char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.partial", path) >= sizeof tmp) {
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s" MODEL_PARTIAL_SUFFIX, path) >= sizeof tmp) {
         snprintf(err, errsz, "the output path is too long");
         return false;
     }

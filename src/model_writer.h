@@ -26,6 +26,10 @@ typedef struct {
     void *ctx;
 } TensorSource;
 
+/* What the file is called while it is written: path + this, renamed to
+ * path at the end.  A caller that catches signals removes it. */
+#define MODEL_PARTIAL_SUFFIX ".partial"
+
 /* Writes a complete model file to path.  The config is checked first. */
 bool model_write(const char *path, const ModelConfig *c, const TokenizerData *vocab, const TensorSource *src,
                  char *err, size_t errsz);

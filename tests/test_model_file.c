@@ -931,6 +931,19 @@ static void test_token_length_limit(void **state) {
     lv.offsets[257]++;
     assert_false(model_write(f.path, &c, &v, &src, err, sizeof err));
     assert_contains(err, "token 256");
+    lv.offsets[257]--;
+    /* nor tables the tokenizer refuses: an end of text the config does not
+     * name, a merge that is not the concatenation of its parts */
+    c.eot_id = 257;
+    assert_false(model_write(f.path, &c, &v, &src, err, sizeof err));
+    assert_contains(err, "<|endoftext|> 258) disagrees with the config (259, 257)");
+    c.eot_id = 258;
+    uint32_t merge[3] = {'b', 'b', 'a'};
+    v.merges = merge, v.n_merges = 1;
+    assert_false(model_write(f.path, &c, &v, &src, err, sizeof err));
+    assert_contains(err, "is not token 98 followed by token 98");
+    merge[2] = 257; /* "bb": accepted */
+    if (!model_write(f.path, &c, &v, &src, err, sizeof err)) fail_msg("%s", err);
 }
 
 /* ---- set-up ---------------------------------------------------------------------------- */
