@@ -2,7 +2,12 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 bool read_whole_stream(FILE *f, const char *what, StrBuf *out, char *err, size_t errsz) {
     for (;;) {
@@ -31,4 +36,42 @@ bool read_whole_file(const char *path, StrBuf *out, char *err, size_t errsz) {
     bool ok = read_whole_stream(f, path, out, err, errsz);
     fclose(f);
     return ok;
+}
+
+bool map_file(const char *path, const char *what, const void **bytes, size_t *n, char *err, size_t errsz) {
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer.  A regular file ignores it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errsz, "cannot open: %s", strerror(errno));
+        return false;
+    }
+    struct stat st;
+    bool ok = false;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errsz, "cannot read: %s", strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, S_ISDIR(st.st_mode) ? "is a directory, not %s" : "not a regular file (a device, FIFO or socket), not %s", what);
+    } else if ((uintmax_t)st.st_size > SIZE_MAX) {
+        snprintf(err, errsz, "the file is too large to map on this machine");
+    } else if (st.st_size == 0) {
+        *bytes = "";
+        *n = 0;
+        ok = true;
+    } else {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            snprintf(err, errsz, "cannot map the file: %s", strerror(errno));
+        } else {
+            *bytes = p;
+            *n = (size_t)st.st_size;
+            ok = true;
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+void unmap_file(const void *bytes, size_t n) {
+    if (n) munmap((void *)bytes, n);
 }

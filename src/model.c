@@ -13,15 +13,12 @@
  * has been seen to hold what that field promises. */
 #include "model.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "fileio.h"
 
 #define NOT_OURS "not a gpt2 model file"
 #define CONVERT_HINT "convert Hugging Face weights with gpt2-convert, or fetch a model with scripts/download-model.sh"
@@ -441,43 +438,11 @@ bool model_open_memory(Model *m, const uint8_t *b, size_t n, char *err, size_t e
 
 bool model_open(Model *m, const char *path, char *err, size_t errsz) {
     memset(m, 0, sizeof *m);
-    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
-     * writer.  A regular file ignores it. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errsz, "cannot open: %s", strerror(errno));
-        return false;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errsz, "cannot read: %s", strerror(errno));
-        close(fd);
-        return false;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errsz, "%s", S_ISDIR(st.st_mode) ? "is a directory, not a model file"
-                                                       : "not a regular file (a device, FIFO or socket), not a model file");
-        close(fd);
-        return false;
-    }
-    if ((uintmax_t)st.st_size > SIZE_MAX) {
-        snprintf(err, errsz, "the file is too large to map on this machine");
-        close(fd);
-        return false;
-    }
-    size_t n = (size_t)st.st_size;
-    if (n == 0) { /* mmap refuses a length of 0 */
-        close(fd);
-        return model_open_memory(m, (const uint8_t *)"", 0, err, errsz);
-    }
-    void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) {
-        snprintf(err, errsz, "cannot map the file: %s", strerror(errno));
-        return false;
-    }
+    const void *p;
+    size_t n;
+    if (!map_file(path, "a model file", &p, &n, err, errsz)) return false;
     if (!model_open_memory(m, p, n, err, errsz)) {
-        munmap(p, n);
+        unmap_file(p, n);
         return false;
     }
     m->mapped = true;
@@ -486,6 +451,6 @@ bool model_open(Model *m, const char *path, char *err, size_t errsz) {
 
 void model_close(Model *m) {
     free(m->weights.layers);
-    if (m->mapped) munmap((void *)m->bytes, m->n_bytes);
+    if (m->mapped) unmap_file(m->bytes, m->n_bytes);
     memset(m, 0, sizeof *m);
 }

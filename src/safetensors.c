@@ -1,16 +1,12 @@
 /* safetensors.c - see safetensors.h. */
 #include "safetensors.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "dtype.h"
+#include "fileio.h"
 #include "model_format.h" /* rd_u64 */
 
 static const struct {
@@ -241,38 +237,26 @@ fail:
 
 bool safetensors_open(SafeTensors *st, const char *path, char *err, size_t errsz) {
     memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        snprintf(err, errsz, "%s: %s", path, strerror(errno));
-        return false;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(err, errsz, "%s: not a regular file", path);
-        close(fd);
-        return false;
-    }
-    size_t n = (size_t)sb.st_size;
-    void *p = n ? mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    close(fd);
-    if (n && p == MAP_FAILED) {
-        snprintf(err, errsz, "%s: cannot map: %s", path, strerror(errno));
-        return false;
-    }
     char why[400];
-    if (!safetensors_parse(st, n ? p : (const uint8_t *)"", n, why, sizeof why)) {
+    const void *p;
+    size_t n;
+    if (!map_file(path, "a safetensors file", &p, &n, why, sizeof why)) {
         snprintf(err, errsz, "%s: %s", path, why);
-        if (n) munmap(p, n);
         return false;
     }
-    st->mapped = n > 0;
+    if (!safetensors_parse(st, p, n, why, sizeof why)) {
+        snprintf(err, errsz, "%s: %s", path, why);
+        unmap_file(p, n);
+        return false;
+    }
+    st->mapped = true;
     return true;
 }
 
 void safetensors_close(SafeTensors *st) {
     free(st->tensors);
     json_free(&st->header);
-    if (st->mapped) munmap((void *)st->bytes, st->n_bytes);
+    if (st->mapped) unmap_file(st->bytes, st->n_bytes);
     memset(st, 0, sizeof *st);
 }
 
