@@ -12,6 +12,7 @@
 #include "json.h"
 #include "model_writer.h"
 #include "safetensors.h"
+#include "utf8.h"
 
 /* ---- config.json ------------------------------------------------------- */
 
@@ -42,9 +43,10 @@ static bool config_int(const JsonValue *root, const char *path, const char *key,
 static bool config_supported(const JsonValue *root, const char *path, uint32_t n_embd, char *err, size_t errsz) {
     const JsonValue *act = json_get(root, "activation_function");
     if (act && !json_string_is(act, "gelu_new")) {
-        char shown[ST_SHOWN];
+        char shown[UTF8_SHOWN];
         snprintf(err, errsz, "%s: activation_function \"%s\" is not supported; GPT-2 uses \"gelu_new\"", path,
-                 act->type == JSON_STRING ? safetensors_shown(act->u.string.bytes, shown) : "(not a string)");
+                 act->type == JSON_STRING ? utf8_shown(act->u.string.bytes, act->u.string.len, shown, sizeof shown)
+                                          : "(not a string)");
         return false;
     }
     const JsonValue *type = json_get(root, "model_type");
@@ -302,8 +304,8 @@ static bool check_leftovers(const HfSource *src, const ModelConfig *c, char *err
         if (strcmp(name, "lm_head.weight") == 0) continue; /* checked by check_tied_head */
         bool stray_layer = false;
         if (strncmp(name, src->prefix, plen) == 0 && is_expected(c, name + plen, &stray_layer)) continue;
-        char shown[ST_SHOWN];
-        safetensors_shown(name, shown);
+        char shown[UTF8_SHOWN];
+        utf8_shown(name, strlen(name), shown, sizeof shown);
         if (stray_layer)
             snprintf(err, errsz, "model.safetensors has tensor \"%s\", but config.json says n_layer %u", shown,
                      c->n_layer);

@@ -65,16 +65,6 @@ static size_t token_byte_len(const char *s, size_t n, uint32_t *bad) {
     return count;
 }
 
-/* A token string fit for a one-line message: at most 40 bytes, cut at a
- * character boundary, control characters shown as '?'. */
-static const char *shown(const char *s, size_t n, char out[48]) {
-    size_t m = n > 40 ? 40 : n;
-    m -= utf8_incomplete_tail((const uint8_t *)s, m);
-    for (size_t i = 0; i < m; i++) out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7F) ? '?' : s[i];
-    strcpy(out + m, m < n ? "..." : "");
-    return out;
-}
-
 /* ---- the bytes -> id index ------------------------------------------------- */
 
 typedef struct {
@@ -127,24 +117,25 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
             ok = false;
         } else if (!json_as_int(&e->value, 0, INT64_MAX, &id)) {
             snprintf(err, errsz, "%s: token \"%s\": the id is not a non-negative integer", name,
-                     shown(e->key, e->key_len, tok));
+                     utf8_shown(e->key, e->key_len, tok, sizeof tok));
             ok = false;
         } else if ((uint64_t)id >= n) {
             snprintf(err, errsz, "%s: token \"%s\" has id %lld; with %zu tokens the ids must be 0..%zu", name,
-                     shown(e->key, e->key_len, tok), (long long)id, n, n - 1);
+                     utf8_shown(e->key, e->key_len, tok, sizeof tok), (long long)id, n, n - 1);
             ok = false;
         } else if (member_of[id] != SIZE_MAX) {
             char other[48];
             const JsonMember *o = &mem[member_of[id]];
             snprintf(err, errsz, "%s: id %lld is given to both \"%s\" and \"%s\"", name, (long long)id,
-                     shown(o->key, o->key_len, other), shown(e->key, e->key_len, tok));
+                     utf8_shown(o->key, o->key_len, other, sizeof other),
+                     utf8_shown(e->key, e->key_len, tok, sizeof tok));
             ok = false;
         } else {
             member_of[id] = m;
             size_t chars = token_byte_len(e->key, e->key_len, &bad);
             if (chars == 0) {
                 snprintf(err, errsz, "%s: token \"%s\": character U+%04X is not in GPT-2's byte map", name,
-                         shown(e->key, e->key_len, tok), (unsigned)bad);
+                         utf8_shown(e->key, e->key_len, tok, sizeof tok), (unsigned)bad);
                 ok = false;
             }
             total += chars;
@@ -245,7 +236,7 @@ static bool read_rule(const TokenIndex *ix, const char *line, size_t n, uint8_t 
     const char *sp = memchr(line, ' ', n);
     if (!sp || sp == line || sp == line + n - 1 || memchr(sp + 1, ' ', (size_t)(line + n - sp - 1))) {
         snprintf(err, errsz, "%s: expected two tokens separated by one space, got \"%s\"", where,
-                 shown(line, n, tok));
+                 utf8_shown(line, n, tok, sizeof tok));
         return false;
     }
     const char *part[2] = {line, sp + 1};
@@ -256,19 +247,21 @@ static bool read_rule(const TokenIndex *ix, const char *line, size_t n, uint8_t 
         size_t got = decode_token(part[k], part_len[k], buf + at, &bad);
         if (got == 0) {
             snprintf(err, errsz, "%s: token \"%s\": character U+%04X is not in GPT-2's byte map", where,
-                     shown(part[k], part_len[k], tok), (unsigned)bad);
+                     utf8_shown(part[k], part_len[k], tok, sizeof tok), (unsigned)bad);
             return false;
         }
         out[k] = index_find(ix, buf + at, got);
         if (out[k] == NONE) {
-            snprintf(err, errsz, "%s: token \"%s\" is not in the vocabulary", where, shown(part[k], part_len[k], tok));
+            snprintf(err, errsz, "%s: token \"%s\" is not in the vocabulary", where,
+                     utf8_shown(part[k], part_len[k], tok, sizeof tok));
             return false;
         }
         at += got;
     }
     out[2] = index_find(ix, buf, at); /* the two parts lie side by side in buf */
     if (out[2] == NONE) {
-        snprintf(err, errsz, "%s: the merged token of \"%s\" is not in the vocabulary", where, shown(line, n, tok));
+        snprintf(err, errsz, "%s: the merged token of \"%s\" is not in the vocabulary", where,
+                 utf8_shown(line, n, tok, sizeof tok));
         return false;
     }
     return true;

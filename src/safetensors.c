@@ -8,6 +8,7 @@
 #include "dtype.h"
 #include "fileio.h"
 #include "model_format.h" /* rd_u64 */
+#include "utf8.h"
 
 static const struct {
     const char *name;
@@ -35,21 +36,11 @@ static int name_cmp(const void *a, const void *b) {
     return strcmp(((const StTensor *)a)->name, ((const StTensor *)b)->name);
 }
 
-const char *safetensors_shown(const char *name, char out[ST_SHOWN]) {
-    const size_t room = ST_SHOWN - 4; /* for "..." and the NUL */
-    size_t n = strlen(name), m = n <= room ? n : room;
-    if (m < n)
-        while (m > 0 && ((unsigned char)name[m] & 0xC0) == 0x80) m--; /* not inside a UTF-8 sequence */
-    for (size_t i = 0; i < m; i++) out[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7F ? '?' : name[i];
-    strcpy(out + m, m < n ? "..." : "");
-    return out;
-}
-
 /* Fills t from one header entry; data_len is the size of the data part. */
 static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Range *range, char *err, size_t errsz) {
     const JsonValue *v = &m->value;
-    char name[ST_SHOWN];
-    safetensors_shown(m->key, name);
+    char name[UTF8_SHOWN];
+    utf8_shown(m->key, m->key_len, name, sizeof name);
     const JsonValue *dtype = json_get(v, "dtype"), *shape = json_get(v, "shape"), *offs = json_get(v, "data_offsets");
     t->name = m->key;
     if (v->type != JSON_OBJECT || !dtype || dtype->type != JSON_STRING || !shape || shape->type != JSON_ARRAY || !offs ||
@@ -66,9 +57,9 @@ static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Rang
         }
     }
     if (!size) {
-        char shown[ST_SHOWN];
-        snprintf(err, errsz, "tensor \"%s\": unknown dtype \"%.20s\"", name,
-                 safetensors_shown(dtype->u.string.bytes, shown));
+        char shown[24];
+        snprintf(err, errsz, "tensor \"%s\": unknown dtype \"%s\"", name,
+                 utf8_shown(dtype->u.string.bytes, dtype->u.string.len, shown, sizeof shown));
         return false;
     }
     if (shape->u.array.count > ST_MAX_DIMS) {
@@ -132,10 +123,10 @@ static bool check_tiling(const SafeTensors *st, Range *ranges, uint64_t data_len
     uint64_t at = 0;
     for (size_t i = 0; i < st->n_tensors; i++) {
         if (ranges[i].begin < at) {
-            char a[ST_SHOWN], b[ST_SHOWN];
+            const char *x = st->tensors[ranges[i - 1].index].name, *y = st->tensors[ranges[i].index].name;
+            char a[UTF8_SHOWN], b[UTF8_SHOWN];
             snprintf(err, errsz, "damaged safetensors file: tensors \"%s\" and \"%s\" overlap",
-                     safetensors_shown(st->tensors[ranges[i - 1].index].name, a),
-                     safetensors_shown(st->tensors[ranges[i].index].name, b));
+                     utf8_shown(x, strlen(x), a, sizeof a), utf8_shown(y, strlen(y), b, sizeof b));
             return false;
         }
         if (ranges[i].begin > at) {
@@ -212,9 +203,9 @@ bool safetensors_parse(SafeTensors *st, const uint8_t *b, size_t n, char *err, s
     qsort(st->tensors, st->n_tensors, sizeof *st->tensors, name_cmp);
     for (size_t i = 1; i < st->n_tensors; i++) {
         if (strcmp(st->tensors[i].name, st->tensors[i - 1].name) == 0) {
-            char a[ST_SHOWN];
+            char a[UTF8_SHOWN];
             snprintf(err, errsz, "damaged safetensors header: tensor \"%s\" is listed twice",
-                     safetensors_shown(st->tensors[i].name, a));
+                     utf8_shown(st->tensors[i].name, strlen(st->tensors[i].name), a, sizeof a));
             goto fail;
         }
     }

@@ -51,12 +51,6 @@ void safetensors_close(SafeTensors *st);
 
 const StTensor *safetensors_find(const SafeTensors *st, const char *name);
 
-/* A tensor name (or any file-provided string) fit for a one-line message:
- * control characters become '?', and a name longer than fits in out (at
- * most ST_SHOWN bytes) is cut at a character boundary and ends in "...".
- * Returns out. */
-#define ST_SHOWN 80
-const char *safetensors_shown(const char *name, char out[ST_SHOWN]);
 
 /* Copies t into out[t->n_elems] as float32.  False when t's dtype is not
  * F32, F16 or BF16. */

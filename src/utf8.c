@@ -1,6 +1,8 @@
 /* utf8.c - see utf8.h. */
 #include "utf8.h"
 
+#include <string.h>
+
 /* Range of the second byte allowed after lead byte b (table 3-7); the third
  * and fourth bytes are always 80..BF. */
 static int second_byte_range(uint8_t lead, uint8_t *lo, uint8_t *hi) {
@@ -113,4 +115,14 @@ bool utf8_valid(const uint8_t *s, size_t n) {
         i += len;
     }
     return true;
+}
+
+const char *utf8_shown(const void *s, size_t n, char *out, size_t outsz) {
+    const uint8_t *p = s;
+    const size_t room = outsz - 4; /* for "..." and the NUL */
+    size_t m = n <= room ? n : room;
+    if (m < n) m -= utf8_incomplete_tail(p, m);
+    for (size_t i = 0; i < m; i++) out[i] = p[i] < 0x20 || p[i] == 0x7F ? '?' : (char)p[i];
+    memcpy(out + m, m < n ? "..." : "", m < n ? 4 : 1);
+    return out;
 }

@@ -28,6 +28,12 @@ size_t utf8_encode(uint32_t cp, char out[4]);
  * seen (0..3).  Streaming output holds these back. */
 size_t utf8_incomplete_tail(const uint8_t *s, size_t n);
 
+/* s[0..n), text from a file, fit for a one-line message in out[outsz]
+ * (outsz >= 8): control characters become '?', and text longer than fits
+ * is cut at a character boundary and ends in "...".  Returns out. */
+#define UTF8_SHOWN 80 /* an outsz that keeps messages short */
+const char *utf8_shown(const void *s, size_t n, char *out, size_t outsz);
+
 /* Appends s[0..n) to b with every maximal ill-formed subpart replaced by
  * U+FFFD, as Python's errors="replace" does.  Returns false on OOM. */
 bool utf8_append_repaired(StrBuf *b, const uint8_t *s, size_t n);

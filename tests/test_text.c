@@ -78,6 +78,17 @@ static void test_utf8_decoding(void **state) {
     assert_false(utf8_valid((const uint8_t *)"h\xc3", 2));
 }
 
+/* Text from a file, shown in a message: controls hidden, cut whole. */
+static void test_utf8_shown(void **state) {
+    (void)state;
+    char out[12];
+    assert_string_equal(utf8_shown("a\tb\0c\x7f", 6, out, sizeof out), "a?b?c?");
+    assert_string_equal(utf8_shown("12345678", 8, out, sizeof out), "12345678");
+    assert_string_equal(utf8_shown("123456789", 9, out, sizeof out), "12345678...");
+    /* "\xc3\xa9" (e acute) would be split at byte 8: the whole character goes. */
+    assert_string_equal(utf8_shown("1234567\xc3\xa9", 9, out, sizeof out), "1234567...");
+}
+
 static void test_numbers_are_strict(void **state) {
     (void)state;
     int64_t i;
@@ -100,6 +111,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strbuf_is_always_a_string),
         cmocka_unit_test(test_utf8_decoding),
+        cmocka_unit_test(test_utf8_shown),
         cmocka_unit_test(test_numbers_are_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
