@@ -37,6 +37,7 @@
 #include "gpt2.h"
 #include "kernels.h"
 #include "model.h"
+#include "numparse.h"
 #include "threadpool.h"
 #include "timer.h"
 #include "transformer.h"
@@ -931,11 +932,10 @@ static void print_fresh_runs(const ModelResult *m, int n_models, int threads) {
 
 /* ---- options ------------------------------------------------------------------ */
 
-static bool parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
+/* numparse's strict parse_int, into an int. */
+static bool parse_count(const char *s, int lo, int hi, int *out) {
+    int64_t v;
+    if (!parse_int(s, lo, hi, &v)) return false;
     *out = (int)v;
     return true;
 }
@@ -945,7 +945,7 @@ static bool parse_threads(const char *s, Options *o) {
     snprintf(buf, sizeof buf, "%s", s);
     o->n_threads = 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (o->n_threads == MAX_THREAD_COUNTS || !parse_int(tok, 1, 64, &o->threads[o->n_threads])) return false;
+        if (o->n_threads == MAX_THREAD_COUNTS || !parse_count(tok, 1, 64, &o->threads[o->n_threads])) return false;
         o->n_threads++;
     }
     return o->n_threads > 0;
@@ -985,19 +985,19 @@ int main(int argc, char **argv) {
             if (!parse_threads(optarg, &o)) return usage_error("bad thread list", optarg);
             break;
         case 'p':
-            if (!parse_int(optarg, 1, 1 << 16, &o.n_prompt)) return usage_error("bad -p", optarg);
+            if (!parse_count(optarg, 1, 1 << 16, &o.n_prompt)) return usage_error("bad -p", optarg);
             break;
         case 'n':
-            if (!parse_int(optarg, 1, 1 << 16, &o.n_gen)) return usage_error("bad -n", optarg);
+            if (!parse_count(optarg, 1, 1 << 16, &o.n_gen)) return usage_error("bad -n", optarg);
             break;
         case 'r':
-            if (!parse_int(optarg, 1, 1000, &o.reps)) return usage_error("bad -r", optarg);
+            if (!parse_count(optarg, 1, 1000, &o.reps)) return usage_error("bad -r", optarg);
             break;
         case OPT_BATCH:
-            if (!parse_int(optarg, 0, 4096, &o.batch)) return usage_error("bad --batch", optarg);
+            if (!parse_count(optarg, 0, 4096, &o.batch)) return usage_error("bad --batch", optarg);
             break;
         case OPT_BATCH_TOKENS:
-            if (!parse_int(optarg, 1, 1 << 16, &o.batch_tokens)) return usage_error("bad --batch-tokens", optarg);
+            if (!parse_count(optarg, 1, 1 << 16, &o.batch_tokens)) return usage_error("bad --batch-tokens", optarg);
             break;
         case OPT_BATCH_DTYPES: snprintf(o.batch_dtypes, sizeof o.batch_dtypes, "%s", optarg); break;
         case OPT_NO_E2E: o.e2e = false; break;
