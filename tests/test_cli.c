@@ -185,10 +185,7 @@ static int teardown(void **state) {
 /* A file in the temporary folder with the given content. */
 static void write_file(char *path, size_t pathsz, const char *name, const char *content, size_t len) {
     snprintf(path, pathsz, "%s/%s", env.dir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(content, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
+    test_write_file(path, content, len);
 }
 
 /* n pseudo-random token ids (none of them <|endoftext|>) as "a b c". */

@@ -255,13 +255,6 @@ static void safetensors_parts(const HfModel *m, const StOptions *o, StrBuf *head
     }
 }
 
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot write %s: %s", path, strerror(errno));
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* A safetensors file whose header says it is hlen bytes long. */
 static void write_safetensors_raw(const char *path, uint64_t hlen, const char *header, size_t header_len,
                                   const void *data, size_t data_len) {
@@ -269,7 +262,7 @@ static void write_safetensors_raw(const char *path, uint64_t hlen, const char *h
     uint8_t n[8];
     wr_u64(n, hlen);
     assert_true(strbuf_append(&b, n, 8) && strbuf_append(&b, header, header_len) && strbuf_append(&b, data, data_len));
-    write_bytes(path, b.data, b.len);
+    test_write_file(path, b.data, b.len);
     strbuf_free(&b);
 }
 
@@ -312,11 +305,11 @@ static void write_vocab(const char *dir) {
     byte_char(' ', c); /* "Ġ" */
     assert_true(strbuf_printf(&v, "\"he\":256,\"%st\":257,\"%sthe\":258,\"<|endoftext|>\":%d}", c, c, EOT_ID));
     test_path(path, sizeof path, dir, "vocab.json");
-    write_bytes(path, v.data, v.len);
+    test_write_file(path, v.data, v.len);
     strbuf_clear(&v);
     assert_true(strbuf_printf(&v, "#version: 0.2\nh e\n%s t\n%st he\n", c, c));
     test_path(path, sizeof path, dir, "merges.txt");
-    write_bytes(path, v.data, v.len);
+    test_write_file(path, v.data, v.len);
     strbuf_free(&v);
 }
 
@@ -342,7 +335,7 @@ static void fx_path(const Fixture *fx, const char *name, char *out, size_t n) { 
 static void fx_write_config(const Fixture *fx, const char *text) {
     char path[4300];
     fx_path(fx, "config.json", path, sizeof path);
-    write_bytes(path, text, strlen(text));
+    test_write_file(path, text, strlen(text));
 }
 
 static void fx_write_model(Fixture *fx, const StOptions *o) {
@@ -391,7 +384,7 @@ static void fx_replace(const Fixture *fx, const char *name, const char *from, co
     if (!at) fail_msg("%s has no \"%s\"", name, from);
     assert_true(strbuf_append(&out, text.data, (size_t)(at - text.data)) && strbuf_append_str(&out, to) &&
                 strbuf_append_str(&out, at + strlen(from)));
-    write_bytes(path, out.data, out.len);
+    test_write_file(path, out.data, out.len);
     strbuf_free(&text);
     strbuf_free(&out);
 }
@@ -686,10 +679,10 @@ static void test_refuses_sharded_and_pickled_checkpoints(void **state) {
     char path[4300];
     remove_file(fx, "model.safetensors");
     fx_path(fx, "pytorch_model.bin", path, sizeof path);
-    write_bytes(path, "PK", 2);
+    test_write_file(path, "PK", 2);
     refused(fx, "only pytorch_model.bin");
     fx_path(fx, "model.safetensors.index.json", path, sizeof path);
-    write_bytes(path, "{}", 2);
+    test_write_file(path, "{}", 2);
     refused(fx, "sharded checkpoint");
 }
 
@@ -790,9 +783,9 @@ static void test_refuses_bad_header_length(void **state) {
     refused_st(fx, (uint64_t)1 << 63, h, 4, "exceeds the file");
     char path[4300];
     fx_path(fx, "model.safetensors", path, sizeof path);
-    write_bytes(path, "\x10\0\0", 3);
+    test_write_file(path, "\x10\0\0", 3);
     refused(fx, "not a safetensors file: only 3 bytes");
-    write_bytes(path, "", 0);
+    test_write_file(path, "", 0);
     refused(fx, "not a safetensors file: only 0 bytes");
 }
 
@@ -976,7 +969,7 @@ static void test_refuses_damaged_tokenizer_files(void **state) {
 static void test_output_replaced_only_on_success(void **state) {
     Fixture *fx = *state;
     convert_ok(fx, fx->ref, DTYPE_F32);
-    write_bytes(fx->out, "old model", 9);
+    test_write_file(fx->out, "old model", 9);
     /* A failed conversion keeps the old file as it was. */
     fx_replace(fx, "config.json", "\"n_head\": 2", "\"n_head\": 3");
     char err[1024];
@@ -1070,7 +1063,7 @@ static void test_cli_bad_input(void **state) {
 static void test_cli_converts(void **state) {
     Fixture *fx = *state;
     convert_ok(fx, fx->ref, DTYPE_Q8_0);
-    write_bytes(fx->out, "old", 3);
+    test_write_file(fx->out, "old", 3);
     RunResult r;
     run_convert((const char *[]){fx->hf, fx->out, "--dtype", "q8_0", NULL}, &r);
     if (r.status != 0) fail_msg("exit status %d: %s", r.status, r.err.data);

@@ -250,16 +250,14 @@ static int argmax(const double *row, double *margin) {
 }
 
 static void check_shape(const char *shared, Shape s) {
-    char dir[4096], model[4200], cmd[16384], err[512];
+    char dir[4096], model[4200], err[512];
     test_mkdtemp(dir, sizeof dir);
     Checkpoint c;
     rng_state = (uint64_t)(s.n_layer * 1000003 + s.n_head * 1009 + s.n_embd);
     make_checkpoint(&c, s);
     write_checkpoint(&c, dir);
     snprintf(model, sizeof model, "%s/model.bin", dir);
-    snprintf(cmd, sizeof cmd, "'%s/gpt2-convert' '%s' '%s' --tokenizer '%s/gpt2' -q", test_build_dir(), dir, model,
-             shared);
-    if (system(cmd) != 0) fail_msg("conversion failed: %s", cmd);
+    test_convert(dir, shared, "f32", model);
 
     const int T = s.n_ctx;
     int32_t *ids = malloc((size_t)T * sizeof *ids);

@@ -74,13 +74,6 @@ static uint8_t *aligned_copy(const uint8_t *src, size_t n) {
     return p;
 }
 
-static void write_file(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("%s: %s", path, strerror(errno));
-    assert_int_equal(fwrite(b, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
 static void read_model_file(ModelFile *f) {
     StrBuf s = {0};
     test_read_file(f->path, &s);
@@ -213,7 +206,7 @@ static void expect_refused(const uint8_t *b, size_t n, const char *phrase) {
     char msg[ERR_SIZE];
     if (open_fully(b, n, msg)) fail_msg("loaded, want a refusal with \"%s\"", phrase);
     assert_contains(msg, phrase);
-    write_file(fx.scratch, b, n);
+    test_write_file(fx.scratch, b, n);
     expect_file_refused(fx.scratch, phrase);
 }
 
@@ -224,7 +217,7 @@ static void expect_loads(const uint8_t *b, size_t n) {
     if (!model_open_memory(&m, b, n, msg, sizeof msg)) fail_msg("refused: %s", msg);
     evaluate(&m, true);
     model_close(&m);
-    write_file(fx.scratch, b, n);
+    test_write_file(fx.scratch, b, n);
     Gpt2Options o = {.n_threads = 1};
     Gpt2 *g = gpt2_open(fx.scratch, &o, msg, sizeof msg);
     if (!g) fail_msg("gpt2_open refused: %s", msg);
@@ -427,7 +420,7 @@ static void test_truncated_files_through_gpt2_open(void **state) {
     for (size_t i = 0; i < n_at; i++) {
         size_t k = at[i] - 1; /* every boundary is past 0 */
         char want[ERR_SIZE];
-        write_file(fx.scratch, f->bytes, k);
+        test_write_file(fx.scratch, f->bytes, k);
         truncation_message(want, sizeof want, k, f->n);
         expect_file_refused(fx.scratch, want);
     }
@@ -458,7 +451,7 @@ static void expect_foreign(const void *content, size_t n, const char *phrase, co
     expect_memory_refused(content, n, NOT_OURS);
     expect_memory_refused(content, n, phrase);
     expect_memory_refused(content, n, advice);
-    write_file(fx.scratch, content, n);
+    test_write_file(fx.scratch, content, n);
     expect_file_refused(fx.scratch, phrase);
     expect_file_refused(fx.scratch, advice);
 }

@@ -50,6 +50,12 @@ void test_read_file(const char *path, StrBuf *out) {
     if (!read_whole_file(path, out, err, sizeof err)) fail_msg("%s", err);
 }
 
+void test_write_file(const char *path, const void *bytes, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write %s: %s", path, strerror(errno));
+    if (fwrite(bytes, 1, n, f) != n || fclose(f) != 0) fail_msg("cannot write %s: %s", path, strerror(errno));
+}
+
 void test_mkdtemp(char *out, size_t outsz) {
     const char *tmp = getenv("TMPDIR");
     int n = snprintf(out, outsz, "%s/gpt2-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -78,11 +84,21 @@ const char *test_build_dir(void) {
     return env && *env ? env : ".";
 }
 
+void test_convert(const char *hf_dir, const char *shared, const char *dtype, const char *out_path) {
+    char convert[4200], tokenizer[4200];
+    snprintf(convert, sizeof convert, "%s/gpt2-convert", test_build_dir());
+    snprintf(tokenizer, sizeof tokenizer, "%s/gpt2", shared);
+    const char *argv[] = {convert, hf_dir, out_path, "--tokenizer", tokenizer, "--dtype", dtype, "-q", NULL};
+    RunResult r;
+    test_run(argv, NULL, &r);
+    if (r.status != 0) fail_msg("gpt2-convert %s failed (status %d): %s", hf_dir, r.status, r.err.data);
+    test_run_free(&r);
+}
+
 void test_convert_reference(const char *shared, const char *name, const char *dtype, const char *out_path) {
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s/gpt2-convert' '%s/reference/%s' '%s' --tokenizer '%s/gpt2' --dtype %s -q",
-             test_build_dir(), shared, name, out_path, shared, dtype);
-    if (system(cmd) != 0) fail_msg("conversion failed: %s", cmd);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/reference/%s", shared, name);
+    test_convert(dir, shared, dtype, out_path);
 }
 
 /* ---- running programs ---------------------------------------------------- */

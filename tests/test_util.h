@@ -34,8 +34,10 @@ const char *test_shared_dir(void);
 /* "dir/name" in a static-per-call buffer owned by the caller. */
 void test_path(char *out, size_t outsz, const char *dir, const char *name);
 
-/* Reads a whole file or fails the test. */
+/* Reads a whole file, or writes bytes[0..n) as a whole file; fails the
+ * test if that fails. */
 void test_read_file(const char *path, StrBuf *out);
+void test_write_file(const char *path, const void *bytes, size_t n);
 
 /* A fresh empty directory under $TMPDIR (or /tmp), removed by
  * test_rmtree. */
@@ -45,9 +47,11 @@ void test_rmtree(const char *dir);
 /* The build directory holding the gpt2 and gpt2-convert binaries. */
 const char *test_build_dir(void);
 
-/* Converts shared/reference/NAME (tiny or small) with the built
- * gpt2-convert into out_path, weights as dtype ("f32", "q8_0", ...), the
- * tokenizer from shared/gpt2; fails the test if that fails. */
+/* Converts the Hugging Face folder hf_dir with the built gpt2-convert into
+ * out_path, weights as dtype ("f32", "q8_0", ...), the tokenizer from
+ * shared/gpt2; fails the test, with gpt2-convert's message, if that fails.
+ * test_convert_reference converts shared/reference/NAME (tiny or small). */
+void test_convert(const char *hf_dir, const char *shared, const char *dtype, const char *out_path);
 void test_convert_reference(const char *shared, const char *name, const char *dtype, const char *out_path);
 
 /* How to run a program (test_run). */
