@@ -74,11 +74,7 @@ static size_t count_lines(const StrBuf *b) {
 /* A usage or runtime refusal: the status, nothing on stdout, one line on
  * stderr starting "gpt2: ". */
 static void expect_refusal(const RunResult *r, int status, const char *phrase) {
-    if (r->status != status) fail_msg("exit %d, want %d; stderr: %s", r->status, status, r->err.data);
-    assert_int_equal(r->out.len, 0);
-    assert_true(strncmp(r->err.data, "gpt2: ", 6) == 0);
-    assert_int_equal(count_lines(&r->err), 1);
-    if (phrase && !strstr(r->err.data, phrase)) fail_msg("stderr lacks \"%s\": %s", phrase, r->err.data);
+    test_expect_refusal(r, status, "gpt2: ", phrase);
 }
 
 /* ---- JSON output ------------------------------------------------------------ */

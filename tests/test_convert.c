@@ -1009,12 +1009,7 @@ static void run_convert(const char *const args[], RunResult *r) {
 static void cli_refuses(const Fixture *fx, const char *const args[], int status, const char *phrase) {
     RunResult r;
     run_convert(args, &r);
-    if (r.status != status) fail_msg("exit status %d, expected %d; stderr: %s", r.status, status, r.err.data);
-    assert_int_equal(r.out.len, 0);
-    if (!strstr(r.err.data, phrase)) fail_msg("stderr \"%s\" lacks \"%s\"", r.err.data, phrase);
-    if (r.err.len == 0 || r.err.data[r.err.len - 1] != '\n' || strchr(r.err.data, '\n') != r.err.data + r.err.len - 1)
-        fail_msg("stderr is not one line: \"%s\"", r.err.data);
-    assert_true(strncmp(r.err.data, "gpt2-convert: ", 14) == 0);
+    test_expect_refusal(&r, status, "gpt2-convert: ", phrase);
     assert_false(exists(fx->out));
     assert_false(exists(fx->partial));
     test_run_free(&r);

@@ -203,3 +203,13 @@ void test_run_free(RunResult *r) {
     strbuf_free(&r->out);
     strbuf_free(&r->err);
 }
+
+void test_expect_refusal(const RunResult *r, int status, const char *prefix, const char *phrase) {
+    if (r->status != status) fail_msg("exit status %d, expected %d; stderr: %s", r->status, status, r->err.data);
+    if (r->out.len != 0) fail_msg("a refusal wrote to stdout: %s", r->out.data);
+    const char *nl = strchr(r->err.data, '\n');
+    if (!nl || nl != r->err.data + r->err.len - 1) fail_msg("stderr is not one line: \"%s\"", r->err.data);
+    if (strncmp(r->err.data, prefix, strlen(prefix)) != 0)
+        fail_msg("stderr does not start \"%s\": %s", prefix, r->err.data);
+    if (phrase && !strstr(r->err.data, phrase)) fail_msg("stderr lacks \"%s\": %s", phrase, r->err.data);
+}

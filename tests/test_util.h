@@ -75,4 +75,9 @@ typedef struct {
 void test_run(const char *const argv[], const RunSpec *spec, RunResult *r);
 void test_run_free(RunResult *r);
 
+/* A refusal as our tools give it: exit status `status`, nothing on
+ * standard output, exactly one line on standard error, starting with
+ * `prefix` ("gpt2: ") and containing `phrase` (unless NULL). */
+void test_expect_refusal(const RunResult *r, int status, const char *prefix, const char *phrase);
+
 #endif
