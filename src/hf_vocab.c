@@ -48,23 +48,6 @@ static size_t decode_token(const char *s, size_t n, uint8_t *out, uint32_t *bad)
     return w;
 }
 
-/* Number of bytes the token string s[0..n) stands for, or 0 with the first
- * character that stands for none in *bad. */
-static size_t token_byte_len(const char *s, size_t n, uint32_t *bad) {
-    size_t i = 0, count = 0;
-    while (i < n) {
-        uint32_t cp;
-        size_t l = utf8_decode((const uint8_t *)s + i, n - i, &cp);
-        if (!l || char_to_byte(cp) < 0) {
-            *bad = l ? cp : 0xFFFD;
-            return 0;
-        }
-        i += l;
-        count++;
-    }
-    return count;
-}
-
 /* ---- the bytes -> id index ------------------------------------------------- */
 
 typedef struct {
@@ -107,11 +90,10 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
     bool ok = member_of != NULL;
     if (!ok) snprintf(err, errsz, "%s: out of memory", name);
     for (size_t i = 0; ok && i < n; i++) member_of[i] = SIZE_MAX;
-    size_t total = 0;
+    size_t total = 0; /* bytes of the keys: at least those they stand for */
     for (size_t m = 0; ok && m < n; m++) {
         const JsonMember *e = &mem[m];
         int64_t id;
-        uint32_t bad = 0;
         if (e->key_len == 0) {
             snprintf(err, errsz, "%s: the empty string is not a token", name);
             ok = false;
@@ -132,13 +114,7 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
             ok = false;
         } else {
             member_of[id] = m;
-            size_t chars = token_byte_len(e->key, e->key_len, &bad);
-            if (chars == 0) {
-                snprintf(err, errsz, "%s: token \"%s\": character U+%04X is not in GPT-2's byte map", name,
-                         utf8_shown(e->key, e->key_len, tok, sizeof tok), (unsigned)bad);
-                ok = false;
-            }
-            total += chars;
+            total += e->key_len;
         }
     }
     if (ok && total > UINT32_MAX) {
@@ -153,14 +129,20 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
             ok = false;
         }
     }
-    if (ok) {
-        uint32_t at = 0;
-        for (size_t id = 0; id < n; id++) {
-            const JsonMember *e = &mem[member_of[id]];
-            uint32_t bad;
-            v->offsets[id] = at;
-            at += (uint32_t)decode_token(e->key, e->key_len, v->bytes + at, &bad);
+    uint32_t at = 0;
+    for (size_t id = 0; ok && id < n; id++) {
+        const JsonMember *e = &mem[member_of[id]];
+        uint32_t bad = 0;
+        v->offsets[id] = at;
+        size_t len = decode_token(e->key, e->key_len, v->bytes + at, &bad);
+        if (len == 0) {
+            snprintf(err, errsz, "%s: token \"%s\": character U+%04X is not in GPT-2's byte map", name,
+                     utf8_shown(e->key, e->key_len, tok, sizeof tok), (unsigned)bad);
+            ok = false;
         }
+        at += (uint32_t)len;
+    }
+    if (ok) {
         v->offsets[n] = at;
         v->data.n_vocab = (uint32_t)n;
     }
