@@ -261,7 +261,7 @@ bool safetensors_read_f32(const StTensor *t, float *out) {
     const uint8_t *p = t->data;
     switch (t->dtype) {
     case ST_F32:
-        memcpy(out, p, t->n_elems * 4); /* little-endian host, checked by the model loader */
+        memcpy(out, p, t->n_elems * 4); /* as is: the project runs on little-endian hosts only (model.c refuses others) */
         return true;
     case ST_F16:
     case ST_BF16:
