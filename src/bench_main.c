@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -225,6 +226,21 @@ static void run_read(void *ctx, int i, int n_threads) {
     job->sums[i % 64] = s;
 }
 
+/* The BW_BYTES buffer the bandwidth is read from, every page mapped, or
+ * NULL.  It asks for 2 MiB pages as the model mapping does (fileio.c):
+ * the limit must be the fastest the machine reads, not a 4 KiB-page
+ * figure the weights could beat. */
+static float *bandwidth_buffer_new(void) {
+    const size_t huge = (size_t)2 << 20;
+    float *buf = NULL;
+    if (posix_memalign((void **)&buf, huge, BW_BYTES) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(buf, BW_BYTES, MADV_HUGEPAGE);
+#endif
+    memset(buf, 0, BW_BYTES);
+    return buf;
+}
+
 /* Best read bandwidth in bytes/s over BW_PASSES passes of `pool` with
  * each read pattern. */
 static double read_bandwidth(ThreadPool *pool, Isa isa, const float *buf) {
@@ -336,12 +352,11 @@ typedef struct {
 static bool measure_limits(const Options *o, Limits *lim, const char *when) {
     const KernelSet *k = kernels_select(o->kernels);
     lim->isa = isa_of(k->name);
-    float *buf = NULL;
-    if (posix_memalign((void **)&buf, 4096, BW_BYTES) != 0) {
+    float *buf = bandwidth_buffer_new();
+    if (!buf) {
         fprintf(stderr, "gpt2-bench: no memory for the 1 GiB bandwidth buffer\n");
         return false;
     }
-    memset(buf, 0, BW_BYTES); /* every page really mapped before timing */
     printf("## machine limits, %s (%s instructions)\n\n", when, isa_name(lim->isa));
     printf("| limit                                         | threads |             value |\n");
     printf("| --------------------------------------------- | ------: | ----------------: |\n");
@@ -562,10 +577,9 @@ static bool paired_rounds(const Options *o, const char *path, PairKind kind, Pai
     double *limit = malloc((size_t)o->reps * sizeof *limit);
     float *buf = NULL;
     bool ok = r.tokens && r.pos && r.seq && r.logits && ratio && tps && limit &&
-              (kind != PAIR_DECODE || posix_memalign((void **)&buf, 4096, BW_BYTES) == 0);
+              (kind != PAIR_DECODE || (buf = bandwidth_buffer_new()) != NULL);
     ok = ok && transformer_build(&r.tf, &model, k, 1, (size_t)n, o->max_threads, err, sizeof err);
     if (ok) {
-        if (buf) memset(buf, 0, BW_BYTES);
         random_tokens(r.tokens, (size_t)n, model.config.n_vocab, 42);
         for (int i = 0; i < n; i++) r.pos[i] = (uint32_t)i;
         PairCtx c = {kind, &r, isa_of(k->name), buf};
