@@ -14,7 +14,7 @@
 #define MM_WIDE 4
 #define MM_MR_Q8 2
 #define MM_NP_Q8 1
-#define MM_NP1_Q8 2
+#define MM_NP1_Q8 1 /* one stream, as kernels_avx512.c says */
 #define AT_QUERIES 2
 #define AT_VECS 2
 #define AT_CHAINS 4 /* 16 registers of 8 lanes */

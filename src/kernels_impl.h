@@ -39,15 +39,17 @@ _Static_assert(MM_NP1 % MM_NP == 0 && MM_NP1 % MM_NP_Q8 == 0 && MM_NP1 % MM_NP1_
                "threads split matrices in multiples of MM_NP1 panels");
 
 /* How far ahead of its reads (bytes) a product of one row prefetches each
- * panel, and a wide tile its one panel; measured best on a Zen 5 for
- * 16-bit and q8_0 weights. */
+ * panel of 16-bit weights, one of q8_0 weights its one stream, and a wide
+ * tile its one panel; each measured best on a Zen 5. */
 #define ROW_PREFETCH 2048
+#define ROW_PREFETCH_Q8 4096
 #define WIDE_PREFETCH 16384
 
 /* Rows and results of the largest matrix-product tiles. */
 #define MM_ROWS_MAX (MM_MR > MM_WIDE ? MM_MR : MM_WIDE)
 #define MM_MAX2(a, b) ((a) > (b) ? (a) : (b))
-#define MM_TILE_MAX MM_MAX2(MM_MAX2(MM_MR * MM_NP1, MM_MR_Q8 * MM_NP1_Q8), MM_WIDE)
+#define MM_NP_Q8_MAX MM_MAX2(MM_NP_Q8, MM_NP1_Q8)
+#define MM_TILE_MAX MM_MAX2(MM_MAX2(MM_MR * MM_NP1, MM_MR_Q8 * MM_NP_Q8_MAX), MM_WIDE)
 
 /* ---- elementwise functions ------------------------------------------- */
 
@@ -165,14 +167,14 @@ KERNEL_INLINE void tile_q8(int mr, int np, const MatmulArgs *a, size_t m0, size_
     const uint8_t *w0 = (const uint8_t *)a->w->data + p0 * n_blocks * Q8_BLOCK_BYTES;
     const uint8_t *xq = a->xq + m0 * 2 * K;
     const float *xd = a->xd + m0 * 2 * n_blocks;
-    V16 acc[MM_MR_Q8][MM_NP1_Q8];
+    V16 acc[MM_MR_Q8][MM_NP_Q8_MAX];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
         for (int p = 0; p < np; p++) acc[i][p] = v_zero();
     for (size_t b = 0; b < n_blocks; b++) {
-        const uint8_t *blk[MM_NP1_Q8];
-        V16I s1[MM_MR_Q8][MM_NP1_Q8], s2[MM_MR_Q8][MM_NP1_Q8], bias[MM_NP1_Q8];
+        const uint8_t *blk[MM_NP_Q8_MAX];
+        V16I s1[MM_MR_Q8][MM_NP_Q8_MAX], s2[MM_MR_Q8][MM_NP_Q8_MAX], bias[MM_NP_Q8_MAX];
 #pragma GCC unroll 8
         for (int p = 0; p < np; p++) {
             blk[p] = w0 + ((size_t)p * n_blocks + b) * Q8_BLOCK_BYTES;
@@ -184,13 +186,13 @@ KERNEL_INLINE void tile_q8(int mr, int np, const MatmulArgs *a, size_t m0, size_
             for (int p = 0; p < np; p++) s1[i][p] = s2[i][p] = vi_zero();
 #pragma GCC unroll 8
         for (size_t g = 0; g < Q8_BLOCK / Q8_GROUP; g++) {
-            Q16 w[MM_NP1_Q8];
+            Q16 w[MM_NP_Q8_MAX];
 #pragma GCC unroll 8
             for (int p = 0; p < np; p++) {
                 w[p] = q16_load(blk[p] + PANEL_ROWS * 2 + g * Q8_GROUP * PANEL_ROWS);
                 /* One row streams the quants from memory: the hardware
                  * prefetcher alone leaves a quarter of the bandwidth unused. */
-                if (mr == 1) v_prefetch(blk[p] + PANEL_ROWS * 2 + g * Q8_GROUP * PANEL_ROWS + ROW_PREFETCH);
+                if (mr == 1) v_prefetch(blk[p] + PANEL_ROWS * 2 + g * Q8_GROUP * PANEL_ROWS + ROW_PREFETCH_Q8);
                 bias[p] = vi_dot_bias(bias[p], w[p]);
             }
 #pragma GCC unroll 8
