@@ -42,7 +42,7 @@ _Static_assert(MM_NP1 % MM_NP == 0 && MM_NP1 % MM_NP_Q8 == 0 && MM_NP1 % MM_NP1_
  * panel of 16-bit weights, one of q8_0 weights its one stream, and a wide
  * tile its one panel; each measured best on a Zen 5. */
 #define ROW_PREFETCH 2048
-#define ROW_PREFETCH_Q8 4096
+#define ROW_PREFETCH_Q8 8192
 #define WIDE_PREFETCH 16384
 
 /* Rows and results of the largest matrix-product tiles. */
