@@ -139,6 +139,13 @@ typedef struct {
 static const ReadPattern read_patterns[] = {{1, 0}, {1, 2048}, {4, 0}, {4, 2048}};
 #define N_READ_PATTERNS (sizeof read_patterns / sizeof *read_patterns)
 
+/* Prefetches the four lines (256 bytes) `distance` bytes past q, if any. */
+static inline void prefetch_lines(const float *q, int distance) {
+    if (!distance) return;
+    const char *f = (const char *)q + distance;
+    for (int line = 0; line < 4; line++) __builtin_prefetch(f + 64 * line, 0, 3);
+}
+
 /* Sums the floats of p[0..n) (n a multiple of 64 * streams) with 64-byte
  * loads, in four independent chains so that the adds never limit the
  * loads. */
@@ -149,13 +156,7 @@ __attribute__((target("avx512f"))) static float read_avx512(const float *p, size
     for (size_t i = 0; i < part; i += 64) {
         for (int s = 0; s < rp.streams; s++) {
             const float *q = p + (size_t)s * part + i;
-            if (rp.prefetch) {
-                const char *f = (const char *)q + rp.prefetch;
-                __builtin_prefetch(f, 0, 3);
-                __builtin_prefetch(f + 64, 0, 3);
-                __builtin_prefetch(f + 128, 0, 3);
-                __builtin_prefetch(f + 192, 0, 3);
-            }
+            prefetch_lines(q, rp.prefetch);
             a0 = _mm512_add_ps(a0, _mm512_load_ps(q));
             a1 = _mm512_add_ps(a1, _mm512_load_ps(q + 16));
             a2 = _mm512_add_ps(a2, _mm512_load_ps(q + 32));
@@ -171,13 +172,7 @@ __attribute__((target("avx2"))) static float read_avx2(const float *p, size_t n,
     for (size_t i = 0; i < part; i += 64) {
         for (int s = 0; s < rp.streams; s++) {
             const float *q = p + (size_t)s * part + i;
-            if (rp.prefetch) {
-                const char *f = (const char *)q + rp.prefetch;
-                __builtin_prefetch(f, 0, 3);
-                __builtin_prefetch(f + 64, 0, 3);
-                __builtin_prefetch(f + 128, 0, 3);
-                __builtin_prefetch(f + 192, 0, 3);
-            }
+            prefetch_lines(q, rp.prefetch);
             for (int j = 0; j < 64; j += 32) {
                 a0 = _mm256_add_ps(a0, _mm256_load_ps(q + j));
                 a1 = _mm256_add_ps(a1, _mm256_load_ps(q + j + 8));
