@@ -2,7 +2,7 @@
  *
  * Each input is a model file, loaded from memory twice: as it is, where
  * the checksums refuse nearly every mutation, and resealed with fresh
- * checksums (model_seal), so that mutations reach every check behind them,
+ * checksums (gpt2_model_seal), so that mutations reach every check behind them,
  * as a file sealed by a buggy or hostile writer would.  A file that loads
  * gets its tokenizer built on its tables, as gpt2_open does; when that
  * succeeds a short text is encoded and decoded, and, when the shape is
@@ -13,7 +13,7 @@
  * input; decoding the encoding of any bytes gives them back.
  *
  * Seeds (fuzz/corpus/model/) are tiny valid files and some damaged ones.
- * The valid ones come from convert_random with seed 1 and a synthetic
+ * The valid ones come from gpt2_convert_random with seed 1 and a synthetic
  * vocabulary (gpt2-convert --random always uses 50257 tokens, which makes
  * files of megabytes):
  *   f16-2x2x32x8-v300, q8_0-1x1x32x8-v257 (no merges), bf16-1x2x16x4-v260,
@@ -68,12 +68,12 @@ static void check_inside(const Model *m, const void *p, size_t bytes) {
 static void check_weights(const Model *m) {
     const ModelConfig *c = &m->config;
     const size_t C = c->n_embd;
-    check_inside(m, m->weights.wte.data, panel_matrix_bytes(m->weights.wte.dtype, c->n_vocab, C));
+    check_inside(m, m->weights.wte.data, gpt2_panel_matrix_bytes(m->weights.wte.dtype, c->n_vocab, C));
     check_inside(m, m->weights.wpe, (size_t)c->n_ctx * C * sizeof(float));
     for (uint32_t l = 0; l < c->n_layer; l++) {
         const LayerWeights *w = &m->weights.layers[l];
-        check_inside(m, w->fc.data, panel_matrix_bytes(w->fc.dtype, 4 * C, C));
-        check_inside(m, w->mlp.data, panel_matrix_bytes(w->mlp.dtype, C, 4 * C));
+        check_inside(m, w->fc.data, gpt2_panel_matrix_bytes(w->fc.dtype, 4 * C, C));
+        check_inside(m, w->mlp.data, gpt2_panel_matrix_bytes(w->mlp.dtype, C, 4 * C));
         check_inside(m, w->qkv_b, 3 * C * sizeof(float));
     }
 }
@@ -83,12 +83,12 @@ static void encode_decode(Tokenizer *t) {
     for (int special = 0; special < 2; special++) {
         TokenList ids = {0};
         StrBuf back = {0};
-        if (tokenizer_encode(t, (const uint8_t *)text, sizeof text - 1, special, &ids) &&
-            tokenizer_decode(t, ids.ids, ids.n, &back)) {
+        if (gpt2_tokenizer_encode(t, (const uint8_t *)text, sizeof text - 1, special, &ids) &&
+            gpt2_tokenizer_decode(t, ids.ids, ids.n, &back)) {
             require(back.len == sizeof text - 1 && memcmp(back.data, text, back.len) == 0);
         }
-        strbuf_free(&back);
-        token_list_free(&ids);
+        gpt2_strbuf_free(&back);
+        gpt2_token_list_free(&ids);
     }
 }
 
@@ -97,34 +97,34 @@ static void forward_one_token(const Model *m) {
     if ((uint64_t)c->n_layer * c->n_ctx * c->n_embd > MAX_CACHE_FLOATS) return;
     Transformer t;
     char err[256];
-    if (!transformer_build(&t, m, kernels_select(NULL), 1, 1, 1, err, sizeof err)) return;
+    if (!gpt2_transformer_build(&t, m, gpt2_kernels_select(NULL), 1, 1, 1, err, sizeof err)) return;
     float *logits = malloc((size_t)c->n_vocab * sizeof *logits);
     const int32_t token = (int32_t)c->eot_id;
     const uint32_t pos = 0, seq = 0;
     const bool want = true;
     Batch b = {1, &token, &pos, &seq, &want};
-    if (logits) require(transformer_forward(&t, &b, logits, err, sizeof err));
+    if (logits) require(gpt2_transformer_forward(&t, &b, logits, err, sizeof err));
     free(logits);
-    transformer_free(&t);
+    gpt2_transformer_free(&t);
 }
 
 static void load(const uint8_t *bytes, size_t n) {
     Model m;
     char err[512];
-    if (!model_open_memory(&m, bytes, n, err, sizeof err)) {
+    if (!gpt2_model_open_memory(&m, bytes, n, err, sizeof err)) {
         check_refusal(err);
         return;
     }
     check_weights(&m);
     Tokenizer *t;
-    if (tokenizer_build(&t, &m.vocab, err, sizeof err)) {
+    if (gpt2_tokenizer_build(&t, &m.vocab, err, sizeof err)) {
         encode_decode(t);
         forward_one_token(&m);
-        tokenizer_free(t);
+        gpt2_tokenizer_free(t);
     } else {
         check_refusal(err);
     }
-    model_close(&m);
+    gpt2_model_close(&m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -137,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size) memcpy(b, data, size);
     load(b, size);
     if (size >= MODEL_HEADER_BYTES) {
-        model_seal(b, size);
+        gpt2_model_seal(b, size);
         load(b, size);
     }
     free(b);

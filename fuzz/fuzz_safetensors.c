@@ -1,14 +1,14 @@
 /* fuzz_safetensors.c - libFuzzer target for the safetensors and JSON readers.
  *
  * The first byte of the input chooses what the rest is:
- *   even: a safetensors file, given to safetensors_parse from memory.  When
+ *   even: a safetensors file, given to gpt2_safetensors_parse from memory.  When
  *         it parses, every tensor is looked up by name and read into floats
  *         when its dtype allows, and the reader's promises are checked: each
  *         tensor lies inside the input, its byte count is its element count
  *         times its element size, the tensors are sorted by unique names.
- *   odd:  JSON text, given to json_parse.  When it parses, the document is
- *         walked: every number through json_as_int, every string through
- *         json_append_string, every object key through json_get.
+ *   odd:  JSON text, given to gpt2_json_parse.  When it parses, the document is
+ *         walked: every number through gpt2_json_as_int, every string through
+ *         gpt2_json_append_string, every object key through gpt2_json_get.
  * Both readers take a byte range, so the input is copied to an allocation
  * of exactly its size: ASan then catches a read one byte past the end.
  *
@@ -37,7 +37,7 @@ static unsigned element_size(StDType t, uint64_t n_bytes, uint64_t n_elems) {
 static void check_safetensors(const uint8_t *bytes, size_t n) {
     SafeTensors st;
     char err[512];
-    if (!safetensors_parse(&st, bytes, n, err, sizeof err)) {
+    if (!gpt2_safetensors_parse(&st, bytes, n, err, sizeof err)) {
         if (!memchr(err, '\0', sizeof err) || strchr(err, '\n')) abort(); /* one terminated line */
         return;
     }
@@ -48,26 +48,26 @@ static void check_safetensors(const uint8_t *bytes, size_t n) {
         if (t->n_elems && t->n_elems * size != t->n_bytes) abort();
         if (!t->n_elems && t->n_bytes) abort();
         if (i && strcmp(st.tensors[i - 1].name, t->name) >= 0) abort();
-        if (safetensors_find(&st, t->name) != t) abort();
+        if (gpt2_safetensors_find(&st, t->name) != t) abort();
         float *out = malloc(t->n_elems ? t->n_elems * sizeof *out : 1);
         if (!out) abort();
         bool readable = t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16;
-        if (safetensors_read_f32(t, out) != readable) abort();
+        if (gpt2_safetensors_read_f32(t, out) != readable) abort();
         free(out);
     }
-    if (safetensors_find(&st, "no such tensor \x01")) abort();
-    safetensors_close(&st);
+    if (gpt2_safetensors_find(&st, "no such tensor \x01")) abort();
+    gpt2_safetensors_close(&st);
 }
 
 static void walk(const JsonValue *v, StrBuf *sb) {
     int64_t x;
     switch (v->type) {
     case JSON_NUMBER:
-        json_as_int(v, INT64_MIN, INT64_MAX, &x);
+        gpt2_json_as_int(v, INT64_MIN, INT64_MAX, &x);
         break;
     case JSON_STRING:
         if (strlen(v->u.string.bytes) > v->u.string.len) abort();
-        if (!json_append_string(sb, v->u.string.bytes, v->u.string.len)) abort();
+        if (!gpt2_json_append_string(sb, v->u.string.bytes, v->u.string.len)) abort();
         break;
     case JSON_ARRAY:
         for (size_t i = 0; i < v->u.array.count; i++) walk(&v->u.array.items[i], sb);
@@ -76,7 +76,7 @@ static void walk(const JsonValue *v, StrBuf *sb) {
         for (size_t i = 0; i < v->u.object.count; i++) {
             const JsonMember *m = &v->u.object.members[i];
             /* The last member with a key wins, and it is found. */
-            if (strlen(m->key) == m->key_len && !json_get(v, m->key)) abort();
+            if (strlen(m->key) == m->key_len && !gpt2_json_get(v, m->key)) abort();
             walk(&m->value, sb);
         }
         break;
@@ -88,17 +88,17 @@ static void walk(const JsonValue *v, StrBuf *sb) {
 static void check_json(const uint8_t *bytes, size_t n) {
     JsonDoc doc;
     char err[256];
-    if (!json_parse(&doc, (const char *)bytes, n, err, sizeof err)) return;
+    if (!gpt2_json_parse(&doc, (const char *)bytes, n, err, sizeof err)) return;
     StrBuf sb = {0};
     walk(&doc.root, &sb);
     /* What the writer wrote parses back to a string. */
     if (sb.len && doc.root.type == JSON_STRING) {
         JsonDoc again;
-        if (!json_parse(&again, sb.data, sb.len, err, sizeof err)) abort();
-        json_free(&again);
+        if (!gpt2_json_parse(&again, sb.data, sb.len, err, sizeof err)) abort();
+        gpt2_json_free(&again);
     }
-    strbuf_free(&sb);
-    json_free(&doc);
+    gpt2_strbuf_free(&sb);
+    gpt2_json_free(&doc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -73,8 +73,8 @@ static void find_vocab_dir(char *out, size_t outsz) {
 static Tokenizer *build_tokenizer(size_t small_piece_max) {
     char err[512];
     Tokenizer *t;
-    if (!tokenizer_build(&t, &g_fx.vocab.data, err, sizeof err)) die(err);
-    tokenizer_set_small_piece_max(t, small_piece_max);
+    if (!gpt2_tokenizer_build(&t, &g_fx.vocab.data, err, sizeof err)) die(err);
+    gpt2_tokenizer_set_small_piece_max(t, small_piece_max);
     return t;
 }
 
@@ -85,7 +85,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     find_vocab_dir(dir, sizeof dir);
     snprintf(vocab, sizeof vocab, "%s/vocab.json", dir);
     snprintf(merges, sizeof merges, "%s/merges.txt", dir);
-    if (!hf_vocab_load(&g_fx.vocab, vocab, merges, err, sizeof err)) die(err);
+    if (!gpt2_hf_vocab_load(&g_fx.vocab, vocab, merges, err, sizeof err)) die(err);
     g_fx.plain = build_tokenizer(TOKENIZER_SMALL_PIECE_MAX);
     g_fx.heap = build_tokenizer(0);
     g_fx.small = build_tokenizer(SIZE_MAX);
@@ -94,9 +94,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static void check_pieces_tile(const uint8_t *data, size_t size) {
     PreTokenizer p;
-    pretok_init(&p, data, size);
+    gpt2_pretok_init(&p, data, size);
     size_t at, n, expect_at = 0;
-    while (pretok_next(&p, &at, &n)) {
+    while (gpt2_pretok_next(&p, &at, &n)) {
         if (at != expect_at || n == 0 || n > size - at) die("pieces do not tile the input");
         expect_at = at + n;
     }
@@ -105,7 +105,7 @@ static void check_pieces_tile(const uint8_t *data, size_t size) {
 
 static TokenList encode(Tokenizer *t, const uint8_t *data, size_t size, bool special) {
     TokenList ids = {0};
-    if (!tokenizer_encode(t, data, size, special, &ids)) die("encode failed");
+    if (!gpt2_tokenizer_encode(t, data, size, special, &ids)) die("encode failed");
     return ids;
 }
 
@@ -115,9 +115,9 @@ static bool same_ids(const TokenList *a, const TokenList *b) {
 
 static void check_decodes_to(const TokenList *ids, const uint8_t *data, size_t size) {
     StrBuf back = {0};
-    if (!tokenizer_decode(g_fx.plain, ids->ids, ids->n, &back)) die("decode refused the ids of an encoding");
+    if (!gpt2_tokenizer_decode(g_fx.plain, ids->ids, ids->n, &back)) die("decode refused the ids of an encoding");
     if (back.len != size || (size && memcmp(back.data, data, size) != 0)) die("decode(encode(x)) != x");
-    strbuf_free(&back);
+    gpt2_strbuf_free(&back);
 }
 
 static size_t count_eot_text(const uint8_t *data, size_t size) {
@@ -145,32 +145,32 @@ static void check_ordinary(const uint8_t *data, size_t size) {
     TokenList small = encode(g_fx.small, data, size, false);
     if (!same_ids(&plain, &heap)) die("the heap loop disagrees with the default loop choice");
     if (!same_ids(&plain, &small)) die("the small-piece loop disagrees with the default loop choice");
-    uint32_t n_vocab = tokenizer_vocab_size(g_fx.plain);
+    uint32_t n_vocab = gpt2_tokenizer_vocab_size(g_fx.plain);
     for (size_t i = 0; i < plain.n; i++) {
         if (plain.ids[i] < 0 || (uint32_t)plain.ids[i] >= n_vocab) die("id out of range");
     }
-    if (count_id(&plain, tokenizer_eot(g_fx.plain)) != 0) die("the special token appeared without the special flag");
+    if (count_id(&plain, gpt2_tokenizer_eot(g_fx.plain)) != 0) die("the special token appeared without the special flag");
     check_decodes_to(&plain, data, size);
-    token_list_free(&plain);
-    token_list_free(&heap);
-    token_list_free(&small);
+    gpt2_token_list_free(&plain);
+    gpt2_token_list_free(&heap);
+    gpt2_token_list_free(&small);
 }
 
 static void check_special(const uint8_t *data, size_t size) {
     TokenList special = encode(g_fx.plain, data, size, true);
     TokenList heap = encode(g_fx.heap, data, size, true);
     if (!same_ids(&special, &heap)) die("the heap loop disagrees with the default loop choice (special)");
-    if (count_id(&special, tokenizer_eot(g_fx.plain)) != count_eot_text(data, size)) {
+    if (count_id(&special, gpt2_tokenizer_eot(g_fx.plain)) != count_eot_text(data, size)) {
         die("the special flag did not turn each \"<|endoftext|>\" into the special token");
     }
     if (count_eot_text(data, size) == 0) {
         TokenList plain = encode(g_fx.plain, data, size, false);
         if (!same_ids(&special, &plain)) die("the special flag changed a text without \"<|endoftext|>\"");
-        token_list_free(&plain);
+        gpt2_token_list_free(&plain);
     }
     check_decodes_to(&special, data, size);
-    token_list_free(&special);
-    token_list_free(&heap);
+    gpt2_token_list_free(&special);
+    gpt2_token_list_free(&heap);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -14,6 +14,13 @@
  *
  * Threads: a Gpt2 may be used by one thread at a time.  Decoding and token
  * lookups only read it.
+ *
+ * Bytes: text goes in and comes out as `const char *` with a length; it
+ * may hold any bytes, NUL included, and need not be valid UTF-8.
+ *
+ * Names: everything this header declares, and every symbol of libgpt2,
+ * starts with gpt2_ or Gpt2 (GPT2_ for macros).  The API may change before
+ * version 1.0; CHANGELOG.md says how.
  */
 #ifndef GPT2_H
 #define GPT2_H
@@ -26,6 +33,18 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* What a shared libgpt2 exports: these functions and nothing else. */
+#if defined(_WIN32)
+#define GPT2_API
+#elif defined(__GNUC__)
+#define GPT2_API __attribute__((visibility("default")))
+#else
+#define GPT2_API
+#endif
+
+/* The library's version, "MAJOR.MINOR.PATCH", as libgpt2 was built. */
+GPT2_API const char *gpt2_version(void);
 
 typedef struct Gpt2 Gpt2;
 
@@ -48,21 +67,22 @@ typedef struct {
 } Gpt2Info;
 
 /* Opens the model file at path (NULL options: the defaults). */
-Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t errsz);
-void gpt2_close(Gpt2 *g);
-Gpt2Info gpt2_info(const Gpt2 *g);
+GPT2_API Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t errsz);
+GPT2_API void gpt2_close(Gpt2 *g);
+GPT2_API Gpt2Info gpt2_info(const Gpt2 *g);
 
 /* ---- tokens ------------------------------------------------------------------ */
 
 /* Encodes text[0..len), any bytes at all, into a malloc'd array of ids
  * (*ids, *n_ids; free it with free()).  With special, "<|endoftext|>" in the
  * text becomes the end-of-text id; otherwise it is ordinary text, as in
- * OpenAI's encoder. */
-bool gpt2_tokenize(Gpt2 *g, const void *text, size_t len, bool special, int32_t **ids, size_t *n_ids);
+ * OpenAI's encoder.  Fails only when memory runs out. */
+GPT2_API bool gpt2_tokenize(Gpt2 *g, const char *text, size_t len, bool special, int32_t **ids, size_t *n_ids,
+                            char *err, size_t errsz);
 
 /* The bytes of token id, or NULL when id is not in the vocabulary.  A token
  * may be part of a UTF-8 character. */
-const void *gpt2_token_bytes(const Gpt2 *g, int32_t id, size_t *len);
+GPT2_API const char *gpt2_token_bytes(const Gpt2 *g, int32_t id, size_t *len);
 
 /* ---- generation -------------------------------------------------------------- */
 
@@ -92,7 +112,7 @@ typedef struct {
 
 /* The defaults of the command line: 50 tokens, temperature 1, top-k 40,
  * top-p 1, no repetition penalty (last 64 tokens when set), seed 0. */
-Gpt2Params gpt2_default_params(void);
+GPT2_API Gpt2Params gpt2_default_params(void);
 
 typedef enum {
     GPT2_FINISH_NONE,
@@ -102,7 +122,7 @@ typedef enum {
     GPT2_FINISH_CANCELLED /* *cancel was set, or on_text returned false */
 } Gpt2Finish;
 
-const char *gpt2_finish_name(Gpt2Finish f); /* "length", "eos", "stop", "cancelled" */
+GPT2_API const char *gpt2_finish_name(Gpt2Finish f); /* "length", "eos", "stop", "cancelled" */
 
 /* One completion: the request, then what became of it. */
 typedef struct {
@@ -140,8 +160,8 @@ typedef struct {
  * n_ctx/2 tokens and goes on.  Returns false only on a failure that is not a
  * completion's own (out of memory); release every completion with
  * gpt2_completion_free whatever the outcome. */
-bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz);
-void gpt2_completion_free(Gpt2Completion *c);
+GPT2_API bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz);
+GPT2_API void gpt2_completion_free(Gpt2Completion *c);
 
 /* ---- scoring and logits -------------------------------------------------- */
 
@@ -150,12 +170,12 @@ void gpt2_completion_free(Gpt2Completion *c);
  * longer than the context go through windows that give every token at
  * least n_ctx/2 tokens of history.  Stops early, leaving NaNs, when *cancel
  * becomes nonzero. */
-bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob,
-                volatile sig_atomic_t *cancel, char *err, size_t errsz);
+GPT2_API bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob,
+                         volatile sig_atomic_t *cancel, char *err, size_t errsz);
 
 /* The logits of every position of ids[0..n), n <= n_ctx, evaluated from an
  * empty context: logits[i * n_vocab + v]. */
-bool gpt2_logits(Gpt2 *g, const int32_t *ids, size_t n, float *logits, char *err, size_t errsz);
+GPT2_API bool gpt2_logits(Gpt2 *g, const int32_t *ids, size_t n, float *logits, char *err, size_t errsz);
 
 #ifdef __cplusplus
 }

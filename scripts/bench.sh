@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench.sh - builds gpt2-bench and random GPT-2 124M models, then runs the
-# benchmark (src/bench_main.c): throughput per dtype and thread count
+# benchmark (tools/bench/): throughput per dtype and thread count
 # against the read bandwidth and FMA peak measured in the same run.
 #
 # usage: scripts/bench.sh [gpt2-bench options...]     e.g. -t 1,2 -r 5

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""gen_unicode_tables.py - writes src/unicode_tables.c and src/unicode_tables.h.
+"""gen_unicode_tables.py - writes src/text/unicode_tables.c and src/text/unicode_tables.h.
 
 Owns the generation of the code point classes the pre-tokenizer needs:
 letter (\\p{L}: Lu Ll Lt Lm Lo), number (\\p{N}: Nd Nl No) or other.  Whitespace
-is not derived here: GPT-2's \\s is a fixed list kept in src/pretokenize.c.
+is not derived here: GPT-2's \\s is a fixed list kept in src/text/pretokenize.c.
 
 Usage: python3 scripts/gen_unicode_tables.py [UnicodeData.txt] [--out-dir DIR]
                                              [--unicode-version X.Y.Z]
@@ -132,13 +132,13 @@ enum {{ UCLASS_OTHER = 0, UCLASS_LETTER = 1, UCLASS_NUMBER = 2 }};
 
 /* stage1[cp >> 8] is a block of stage2; a block holds 2 bits per code point,
  * four to a byte, lowest bits first. */
-extern const uint8_t unicode_class_stage1[0x1100];
-extern const uint8_t unicode_class_stage2[][64];
+extern const uint8_t gpt2_unicode_class_stage1[0x1100];
+extern const uint8_t gpt2_unicode_class_stage2[][64];
 
 /* UCLASS_* of cp; code points above U+10FFFF are "other". */
 static inline unsigned unicode_class(uint32_t cp) {{
     if (cp > 0x10FFFF) return UCLASS_OTHER;
-    const uint8_t *block = unicode_class_stage2[unicode_class_stage1[cp >> 8]];
+    const uint8_t *block = gpt2_unicode_class_stage2[gpt2_unicode_class_stage1[cp >> 8]];
     return (unsigned)(block[(cp & 0xFF) >> 2] >> ((cp & 3) * 2)) & 3u;
 }}
 
@@ -152,11 +152,11 @@ def write_source(path, version, src_name, stage1, blocks):
     out = [banner(version, src_name)]
     out.append("/* unicode_tables.c - the data behind unicode_tables.h. */\n")
     out.append('#include "unicode_tables.h"\n\n')
-    out.append("const uint8_t unicode_class_stage1[0x1100] = {\n")
+    out.append("const uint8_t gpt2_unicode_class_stage1[0x1100] = {\n")
     for i in range(0, len(stage1), 16):
         out.append("    " + ", ".join(f"{v:3d}" for v in stage1[i:i + 16]) + ",\n")
     out.append("};\n\n")
-    out.append(f"const uint8_t unicode_class_stage2[{len(blocks)}][64] = {{\n")
+    out.append(f"const uint8_t gpt2_unicode_class_stage2[{len(blocks)}][64] = {{\n")
     for b in blocks:
         out.append("    {\n")
         for i in range(0, 64, 16):
@@ -171,7 +171,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("unicode_data", nargs="?", default="/usr/share/unicode/UnicodeData.txt")
-    ap.add_argument("--out-dir", default=os.path.join(here, "..", "src"))
+    ap.add_argument("--out-dir", default=os.path.join(here, "..", "src", "text"))
     ap.add_argument("--unicode-version", default=None)
     args = ap.parse_args()
 

@@ -85,12 +85,12 @@ typedef struct {
 
 static const JsonValue *parse_json(Json *j, const char *text, size_t len) {
     char err[256];
-    if (!json_parse(&j->doc, text, len, err, sizeof err)) fail_msg("bad JSON (%s): %.*s", err, (int)len, text);
+    if (!gpt2_json_parse(&j->doc, text, len, err, sizeof err)) fail_msg("bad JSON (%s): %.*s", err, (int)len, text);
     return &j->doc.root;
 }
 
 static const JsonValue *get(const JsonValue *obj, const char *key) {
-    const JsonValue *v = json_get(obj, key);
+    const JsonValue *v = gpt2_json_get(obj, key);
     if (!v) fail_msg("no \"%s\" in the output", key);
     return v;
 }
@@ -99,7 +99,7 @@ static const JsonValue *get(const JsonValue *obj, const char *key) {
 static void ids_text(const JsonValue *array, size_t from, StrBuf *out) {
     assert_int_equal(array->type, JSON_ARRAY);
     for (size_t i = from; i < array->u.array.count; i++)
-        assert_true(strbuf_printf(out, "%s%.0f", i > from ? " " : "", array->u.array.items[i].u.number.value));
+        assert_true(gpt2_strbuf_printf(out, "%s%.0f", i > from ? " " : "", array->u.array.items[i].u.number.value));
 }
 
 /* Runs a --json generation and returns the completion_tokens as text. */
@@ -114,7 +114,7 @@ static void completion_ids(StrBuf *out, const char *const *args) {
     expect_ok(&r);
     Json j;
     ids_text(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens"), 0, out);
-    json_free(&j.doc);
+    gpt2_json_free(&j.doc);
     test_run_free(&r);
 }
 
@@ -141,13 +141,13 @@ static void make_eos_model(const char *path) {
     snprintf(vocab, sizeof vocab, "%s/gpt2/vocab.json", env.shared);
     snprintf(merges, sizeof merges, "%s/gpt2/merges.txt", env.shared);
     HfVocab v;
-    if (!hf_vocab_load(&v, vocab, merges, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_hf_vocab_load(&v, vocab, merges, err, sizeof err)) fail_msg("%s", err);
     ModelConfig c = {.n_vocab = v.data.n_vocab, .n_ctx = 32, .n_embd = 16, .n_layer = 1, .n_head = 2,
                      .dtype = DTYPE_F32, .eot_id = v.data.eot_id, .ln_eps = 1e-5f};
     EosModel m = {v.data.eot_id};
     TensorSource src = {eos_tensor, NULL, &m};
-    if (!model_write(path, &c, &v.data, &src, err, sizeof err)) fail_msg("%s", err);
-    hf_vocab_free(&v);
+    if (!gpt2_model_write(path, &c, &v.data, &src, err, sizeof err)) fail_msg("%s", err);
+    gpt2_hf_vocab_free(&v);
 }
 
 static int setup(void **state) {
@@ -189,7 +189,7 @@ static void random_ids(StrBuf *out, size_t n, uint32_t seed) {
     uint32_t x = seed * 2654435761u + 1;
     for (size_t i = 0; i < n; i++) {
         x = x * 1664525u + 1013904223u;
-        assert_true(strbuf_printf(out, "%s%u", i ? " " : "", (x >> 8) % 50256));
+        assert_true(gpt2_strbuf_printf(out, "%s%u", i ? " " : "", (x >> 8) % 50256));
     }
 }
 
@@ -361,7 +361,7 @@ static void test_ids_and_empty_prompt(void **state) {
     const char *const by_eot[] = {"-m", env.tiny, "--ids", "-p", "50256", "-n", "8", "--temp", "0", NULL};
     completion_ids(&explicit_eot, by_eot);
     assert_string_equal(empty.data, explicit_eot.data);
-    json_free(&j.doc);
+    gpt2_json_free(&j.doc);
     test_run_free(&r);
 
     gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", "15496 50257", NULL);
@@ -370,7 +370,7 @@ static void test_ids_and_empty_prompt(void **state) {
     gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", "15496 x", NULL);
     expect_refusal(&r, 1, "not a token id");
     test_run_free(&r);
-    strbuf_free(&text), strbuf_free(&ids), strbuf_free(&eot), strbuf_free(&empty), strbuf_free(&explicit_eot);
+    gpt2_strbuf_free(&text), gpt2_strbuf_free(&ids), gpt2_strbuf_free(&eot), gpt2_strbuf_free(&empty), gpt2_strbuf_free(&explicit_eot);
 }
 
 /* ---- generation ---------------------------------------------------------------- */
@@ -386,7 +386,7 @@ static void test_greedy_matches_reference(void **state) {
     /* expected.json, case text_7. */
     assert_string_equal(got.data, "4 12661 34207 13025 3863 13025 17102 13025 22533 13025 47406 20626 47406 20626 "
                                   "48420 35379 37895 20554 38240 9863");
-    strbuf_free(&got);
+    gpt2_strbuf_free(&got);
 }
 
 static void test_defaults_and_sampling_settings(void **state) {
@@ -397,7 +397,7 @@ static void test_defaults_and_sampling_settings(void **state) {
     expect_ok(&r);
     Json j;
     assert_int_equal(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")->u.array.count, 50);
-    json_free(&j.doc);
+    gpt2_json_free(&j.doc);
     test_run_free(&r);
 
     StrBuf greedy = {0}, top1 = {0}, nucleus = {0}, penalised = {0};
@@ -416,7 +416,7 @@ static void test_defaults_and_sampling_settings(void **state) {
     assert_string_equal(nucleus.data, greedy.data); /* so is the smallest nucleus */
     /* The greedy reference repeats " reasonably"; the penalty breaks the loop. */
     assert_string_not_equal(penalised.data, greedy.data);
-    strbuf_free(&greedy), strbuf_free(&top1), strbuf_free(&nucleus), strbuf_free(&penalised);
+    gpt2_strbuf_free(&greedy), gpt2_strbuf_free(&top1), gpt2_strbuf_free(&nucleus), gpt2_strbuf_free(&penalised);
 }
 
 /* The same seed gives the same bytes whatever the thread count; -v tells
@@ -461,7 +461,7 @@ static void test_stops_at_end_of_text_unless_ignored(void **state) {
     const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
     assert_string_equal(get(root, "finish_reason")->u.string.bytes, "eos");
     assert_int_equal(get(root, "completion_tokens")->u.array.count, 0);
-    json_free(&j.doc);
+    gpt2_json_free(&j.doc);
     test_run_free(&r);
     gpt2(&r, NULL, "-m", env.eos, "-p", "Hello", NULL);
     expect_ok(&r);
@@ -492,7 +492,7 @@ static void test_stop_strings(void **state) {
     const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
     assert_string_equal(get(root, "completion")->u.string.bytes, "% intelligent deter");
     assert_string_equal(get(root, "finish_reason")->u.string.bytes, "stop");
-    json_free(&j.doc);
+    gpt2_json_free(&j.doc);
     test_run_free(&r);
     /* A stop string that never comes changes nothing. */
     gpt2(&r, NULL, "-m", env.tiny, "-p", prompt, "-n", "3", "--temp", "0", "--stop", "zzzz", NULL);
@@ -531,13 +531,13 @@ static void test_context_edges(void **state) {
                                         "--ignore-eos", NULL};
             completion_ids(&want, args);
             assert_string_equal(got.data, want.data);
-            strbuf_free(&got), strbuf_free(&want);
+            gpt2_strbuf_free(&got), gpt2_strbuf_free(&want);
         }
-        json_free(&j.doc);
+        gpt2_json_free(&j.doc);
         test_run_free(&r);
         free(prompt);
     }
-    strbuf_free(&ids);
+    gpt2_strbuf_free(&ids);
 }
 
 /* When the context fills, generation goes on from the newest half: after a
@@ -559,8 +559,8 @@ static void test_context_shift_keeps_newest_half(void **state) {
     StrBuf window = {0};
     const char *p = prompt.data;
     for (int k = 0; k < 81; k++) p = strchr(p, ' ') + 1;
-    assert_true(strbuf_append_str(&window, p));
-    assert_true(strbuf_printf(&window, " %.0f %.0f", tokens->u.array.items[0].u.number.value,
+    assert_true(gpt2_strbuf_append_str(&window, p));
+    assert_true(gpt2_strbuf_printf(&window, " %.0f %.0f", tokens->u.array.items[0].u.number.value,
                               tokens->u.array.items[1].u.number.value));
     ids_text(tokens, 2, &got);
     StrBuf want = {0};
@@ -568,9 +568,9 @@ static void test_context_shift_keeps_newest_half(void **state) {
                                 NULL};
     completion_ids(&want, args);
     assert_string_equal(got.data, want.data);
-    json_free(&j.doc);
+    gpt2_json_free(&j.doc);
     test_run_free(&r);
-    strbuf_free(&prompt), strbuf_free(&got), strbuf_free(&window), strbuf_free(&want);
+    gpt2_strbuf_free(&prompt), gpt2_strbuf_free(&got), gpt2_strbuf_free(&window), gpt2_strbuf_free(&want);
 }
 
 /* Far past the context, generation goes on, and streaming keeps memory
@@ -583,7 +583,7 @@ static void test_long_generation_in_bounded_memory(void **state) {
     expect_ok(&r);
     Json j;
     assert_int_equal(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")->u.array.count, 700);
-    json_free(&j.doc);
+    gpt2_json_free(&j.doc);
     test_run_free(&r);
 
     RunResult small, large;
@@ -628,7 +628,7 @@ static void test_output_text_json_echo_verbose(void **state) {
     const JsonValue *completion = get(root, "completion");
     assert_int_equal(completion->u.string.len, text.out.len);
     assert_memory_equal(completion->u.string.bytes, text.out.data, text.out.len);
-    json_free(&j.doc);
+    gpt2_json_free(&j.doc);
 
     /* --echo: the prompt, then the same continuation. */
     assert_int_equal(echo.out.len, strlen(prompt) + text.out.len);
@@ -699,9 +699,9 @@ static void test_batch_equals_single_runs(void **state) {
                 if (strcmp(got.data, want.data) != 0)
                     fail_msg("batch line %zu (batch size %s): %s, alone: %s", i + 1, sizes[s], got.data, want.data);
                 assert_string_equal(get(root, "prompt")->u.string.bytes, singles[i][1]);
-                strbuf_free(&got), strbuf_free(&want);
+                gpt2_strbuf_free(&got), gpt2_strbuf_free(&want);
             }
-            json_free(&j.doc);
+            gpt2_json_free(&j.doc);
             line = nl + 1;
         }
         test_run_free(&r);
@@ -760,8 +760,8 @@ static void test_score_text_and_json(void **state) {
         if (!(fabs(got - want) <= 1e-3)) fail_msg("token %zu: NLL %.6f, reference %.6f", t + 1, got, want);
     }
     assert_true(fabs(get(root, "mean_nll")->u.number.value - get(text_7, "mean_nll")->u.number.value) <= 1e-4);
-    json_free(&ref.doc);
-    strbuf_free(&ref_text);
+    gpt2_json_free(&ref.doc);
+    gpt2_strbuf_free(&ref_text);
 
     /* --prepend-eos scores the first token too, and conditioning on one
      * more token changes the others. */
@@ -773,7 +773,7 @@ static void test_score_text_and_json(void **state) {
         changed += i > 0 && lp2->u.array.items[i].u.number.value != lp->u.array.items[i].u.number.value;
     }
     assert_true(changed > 0);
-    json_free(&j.doc), json_free(&k.doc);
+    gpt2_json_free(&j.doc), gpt2_json_free(&k.doc);
     test_run_free(&plain), test_run_free(&json), test_run_free(&prepended);
 }
 
@@ -802,10 +802,10 @@ static void test_score_long_text_with_sliding_windows(void **state) {
     for (size_t i = 1; i < 300; i++) assert_int_equal(lp->u.array.items[i].type, JSON_NUMBER);
     for (size_t j = 160; j < 240; j++)
         assert_true(lp->u.array.items[j].u.number.value == lw->u.array.items[j - 80].u.number.value);
-    json_free(&a.doc), json_free(&w.doc);
+    gpt2_json_free(&a.doc), gpt2_json_free(&w.doc);
     test_run_free(&all), test_run_free(&window);
     free(sub);
-    strbuf_free(&ids);
+    gpt2_strbuf_free(&ids);
 }
 
 /* ---- tokens ---------------------------------------------------------------------- */

@@ -13,7 +13,7 @@
  * The names and shapes of the Hugging Face tensors are written out here
  * from the published layout, not taken from the converter's own tables.
  *
- * Refusals go through convert_hf (fast, and the message is at hand); the
+ * Refusals go through gpt2_convert_hf (fast, and the message is at hand); the
  * command line itself is run for exit codes, the one-line rule and the
  * files left behind.  The shared reference folders (GPT2_SHARED) must
  * convert too.
@@ -207,14 +207,14 @@ static void encode(const HfTensor *t, StrBuf *out) {
             memcpy(&u, &t->values[i], 4);
             if (!strcmp(t->dtype, "F32")) {
                 wr_u32(b, u);
-                assert_true(strbuf_append(out, b, 4));
+                assert_true(gpt2_strbuf_append(out, b, 4));
             } else {
                 wr_u16(b, !strcmp(t->dtype, "F16") ? exact_f16(t->values[i]) : exact_bf16(t->values[i]));
-                assert_true(strbuf_append(out, b, 2));
+                assert_true(gpt2_strbuf_append(out, b, 2));
             }
         }
     } else {
-        assert_true(strbuf_append(out, t->raw_bytes, t->raw_len));
+        assert_true(gpt2_strbuf_append(out, t->raw_bytes, t->raw_len));
     }
 }
 
@@ -237,20 +237,20 @@ static void safetensors_parts(const HfModel *m, const StOptions *o, StrBuf *head
         encode(&t, data);
         end[i] = data->len;
     }
-    assert_true(strbuf_append_str(header, "{\"__metadata__\":{\"format\":\"pt\"}"));
+    assert_true(gpt2_strbuf_append_str(header, "{\"__metadata__\":{\"format\":\"pt\"}"));
     for (size_t i = 0; i < m->n; i++) {
         const HfTensor *t = &m->t[i];
         const char *prefix = o->prefix && strcmp(t->name, "lm_head.weight") ? o->prefix : "";
         const char *dtype = o->dtype && t->values ? o->dtype : t->dtype;
-        assert_true(strbuf_printf(header, ",\"%s%s\":{\"dtype\":\"%s\",\"shape\":[", prefix, t->name, dtype));
+        assert_true(gpt2_strbuf_printf(header, ",\"%s%s\":{\"dtype\":\"%s\",\"shape\":[", prefix, t->name, dtype));
         for (int d = 0; d < t->n_dims; d++)
-            assert_true(strbuf_printf(header, "%s%llu", d ? "," : "", (unsigned long long)t->shape[d]));
-        assert_true(strbuf_printf(header, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)begin[i],
+            assert_true(gpt2_strbuf_printf(header, "%s%llu", d ? "," : "", (unsigned long long)t->shape[d]));
+        assert_true(gpt2_strbuf_printf(header, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)begin[i],
                                   (unsigned long long)end[i]));
     }
-    assert_true(strbuf_append_char(header, '}'));
+    assert_true(gpt2_strbuf_append_char(header, '}'));
     if (o->unaligned) {
-        do assert_true(strbuf_append_char(header, ' '));
+        do assert_true(gpt2_strbuf_append_char(header, ' '));
         while ((8 + header->len) % 8 != 3);
     }
 }
@@ -261,9 +261,9 @@ static void write_safetensors_raw(const char *path, uint64_t hlen, const char *h
     StrBuf b = {0};
     uint8_t n[8];
     wr_u64(n, hlen);
-    assert_true(strbuf_append(&b, n, 8) && strbuf_append(&b, header, header_len) && strbuf_append(&b, data, data_len));
+    assert_true(gpt2_strbuf_append(&b, n, 8) && gpt2_strbuf_append(&b, header, header_len) && gpt2_strbuf_append(&b, data, data_len));
     test_write_file(path, b.data, b.len);
-    strbuf_free(&b);
+    gpt2_strbuf_free(&b);
 }
 
 static void write_safetensors(const char *path, const HfModel *m, const StOptions *o) {
@@ -271,8 +271,8 @@ static void write_safetensors(const char *path, const HfModel *m, const StOption
     StrBuf header = {0}, data = {0};
     safetensors_parts(m, o ? o : &plain, &header, &data);
     write_safetensors_raw(path, header.len, header.data, header.len, data.data, data.len);
-    strbuf_free(&header);
-    strbuf_free(&data);
+    gpt2_strbuf_free(&header);
+    gpt2_strbuf_free(&data);
 }
 
 /* ---- the tokenizer files and config.json --------------------------------- */
@@ -296,21 +296,21 @@ static void byte_char(int byte, char out[3]) {
 static void write_vocab(const char *dir) {
     StrBuf v = {0};
     char path[4096], c[3];
-    assert_true(strbuf_append_char(&v, '{'));
+    assert_true(gpt2_strbuf_append_char(&v, '{'));
     for (int b = 0; b < 256; b++) {
         byte_char(b, c);
         const char *esc = b == '"' ? "\\\"" : b == '\\' ? "\\\\" : c;
-        assert_true(strbuf_printf(&v, "\"%s\":%d,", esc, b));
+        assert_true(gpt2_strbuf_printf(&v, "\"%s\":%d,", esc, b));
     }
     byte_char(' ', c); /* "Ġ" */
-    assert_true(strbuf_printf(&v, "\"he\":256,\"%st\":257,\"%sthe\":258,\"<|endoftext|>\":%d}", c, c, EOT_ID));
+    assert_true(gpt2_strbuf_printf(&v, "\"he\":256,\"%st\":257,\"%sthe\":258,\"<|endoftext|>\":%d}", c, c, EOT_ID));
     test_path(path, sizeof path, dir, "vocab.json");
     test_write_file(path, v.data, v.len);
-    strbuf_clear(&v);
-    assert_true(strbuf_printf(&v, "#version: 0.2\nh e\n%s t\n%st he\n", c, c));
+    gpt2_strbuf_clear(&v);
+    assert_true(gpt2_strbuf_printf(&v, "#version: 0.2\nh e\n%s t\n%st he\n", c, c));
     test_path(path, sizeof path, dir, "merges.txt");
     test_write_file(path, v.data, v.len);
-    strbuf_free(&v);
+    gpt2_strbuf_free(&v);
 }
 
 static const char config_json[] =
@@ -382,11 +382,11 @@ static void fx_replace(const Fixture *fx, const char *name, const char *from, co
     test_read_file(path, &text);
     const char *at = strstr(text.data, from);
     if (!at) fail_msg("%s has no \"%s\"", name, from);
-    assert_true(strbuf_append(&out, text.data, (size_t)(at - text.data)) && strbuf_append_str(&out, to) &&
-                strbuf_append_str(&out, at + strlen(from)));
+    assert_true(gpt2_strbuf_append(&out, text.data, (size_t)(at - text.data)) && gpt2_strbuf_append_str(&out, to) &&
+                gpt2_strbuf_append_str(&out, at + strlen(from)));
     test_write_file(path, out.data, out.len);
-    strbuf_free(&text);
-    strbuf_free(&out);
+    gpt2_strbuf_free(&text);
+    gpt2_strbuf_free(&out);
 }
 
 /* ---- converting ------------------------------------------------------------ */
@@ -395,7 +395,7 @@ static bool convert_to(const Fixture *fx, const char *out, const char *tokenizer
                        size_t errsz) {
     ConvertOptions o = {fx->hf, tokenizer_dir, out, dtype, NULL};
     err[0] = '\0';
-    return convert_hf(&o, err, errsz);
+    return gpt2_convert_hf(&o, err, errsz);
 }
 
 static void convert_ok(const Fixture *fx, const char *out, DType dtype) {
@@ -418,8 +418,8 @@ static void assert_same_file(const char *a, const char *b) {
     test_read_file(a, &x);
     test_read_file(b, &y);
     if (x.len != y.len || memcmp(x.data, y.data, x.len) != 0) fail_msg("%s and %s differ", a, b);
-    strbuf_free(&x);
-    strbuf_free(&y);
+    gpt2_strbuf_free(&x);
+    gpt2_strbuf_free(&y);
 }
 
 /* Checks every weight of the model file at path against the source model:
@@ -466,17 +466,17 @@ static void check_weights(const char *path, const HfModel *m, DType dtype) {
         uint64_t off = rd_u64(e + ENT_OFFSET), bytes = rd_u64(e + ENT_BYTES);
         assert_true(off <= f.len && bytes <= f.len - off);
         for (uint32_t r = 0; r < rows; r++) {
-            if (matrix) panel_unpack_row(stored, b + off, cols, r, row);
+            if (matrix) gpt2_panel_unpack_row(stored, b + off, cols, r, row);
             else memcpy(row, b + off + (uint64_t)r * cols * 4, cols * 4);
             for (uint32_t c = 0; c < cols; c++) {
                 float want = conv1d ? t->values[(size_t)c * rows + r] : t->values[(size_t)r * cols + c];
                 float tol = stored == DTYPE_Q8_0 ? 1.0f / 127 * 1.001f : 0.0f;
                 if (!(fabsf(row[c] - want) <= tol))
-                    fail_msg("%s [%u][%u] is %g, expected %g (%s)", name, r, c, row[c], want, dtype_name(dtype));
+                    fail_msg("%s [%u][%u] is %g, expected %g (%s)", name, r, c, row[c], want, gpt2_dtype_name(dtype));
             }
         }
     }
-    strbuf_free(&f);
+    gpt2_strbuf_free(&f);
 }
 
 /* ---- the layouts real files come in ---------------------------------------- */
@@ -510,7 +510,7 @@ static void test_unaligned_data_and_trailing_spaces(void **state) {
     uint64_t hlen = rd_u64((const uint8_t *)f.data);
     assert_int_equal((8 + hlen) % 8, 3);
     assert_int_equal(f.data[8 + hlen - 1], ' ');
-    strbuf_free(&f);
+    gpt2_strbuf_free(&f);
 }
 
 static void test_data_out_of_header_order(void **state) {
@@ -567,7 +567,7 @@ static void test_every_output_dtype(void **state) {
         Gpt2 *g = gpt2_open(fx->out, NULL, err, sizeof err);
         if (!g) fail_msg("gpt2_open: %s", err);
         Gpt2Info info = gpt2_info(g);
-        assert_string_equal(info.dtype, dtype_name(types[i]));
+        assert_string_equal(info.dtype, gpt2_dtype_name(types[i]));
         assert_int_equal(info.n_layer, N_LAYER);
         assert_int_equal(info.eot_id, EOT_ID);
         logits[i] = malloc(n_ids * N_VOCAB * sizeof *logits[i]);
@@ -629,7 +629,7 @@ static void test_published_configs(void **state) {
         fx_write_config(fx, cases[i].text);
         fx_path(fx, "config.json", path, sizeof path);
         ModelConfig c = {0};
-        if (!hf_config_read(path, &c, err, sizeof err)) fail_msg("%s", err);
+        if (!gpt2_hf_config_read(path, &c, err, sizeof err)) fail_msg("%s", err);
         assert_int_equal(c.n_layer, cases[i].layers);
         assert_int_equal(c.n_head, cases[i].heads);
         assert_int_equal(c.n_embd, cases[i].embd);
@@ -652,7 +652,7 @@ static void test_refuses_missing_files(void **state) {
     Fixture *fx = *state;
     char err[1024];
     ConvertOptions o = {"/nonexistent/hf-folder", NULL, fx->out, DTYPE_F32, NULL};
-    assert_false(convert_hf(&o, err, sizeof err));
+    assert_false(gpt2_convert_hf(&o, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/hf-folder: No such file or directory"));
     assert_false(exists(fx->out));
 
@@ -978,7 +978,7 @@ static void test_output_replaced_only_on_success(void **state) {
     test_read_file(fx->out, &old);
     assert_int_equal(old.len, 9);
     assert_memory_equal(old.data, "old model", 9);
-    strbuf_free(&old);
+    gpt2_strbuf_free(&old);
     assert_false(exists(fx->partial));
     /* A good one replaces it. */
     fx_write_config(fx, config_json);

@@ -124,19 +124,19 @@ static void write_checkpoint(const Checkpoint *c, const char *dir) {
 
     StrBuf header = {0};
     uint64_t offset = 0;
-    assert_true(strbuf_append_str(&header, "{"));
+    assert_true(gpt2_strbuf_append_str(&header, "{"));
     for (size_t i = 0; i < c->n; i++) {
         const Tensor *t = &c->t[i];
         uint64_t bytes = (uint64_t)t->rows * (uint64_t)(t->cols ? t->cols : 1) * 4;
-        if (t->cols) assert_true(strbuf_printf(&header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%llu,%llu]}",
+        if (t->cols) assert_true(gpt2_strbuf_printf(&header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%llu,%llu]}",
                                                i ? "," : "", t->name, t->rows, t->cols, (unsigned long long)offset,
                                                (unsigned long long)(offset + bytes)));
-        else assert_true(strbuf_printf(&header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%llu,%llu]}",
+        else assert_true(gpt2_strbuf_printf(&header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%llu,%llu]}",
                                        i ? "," : "", t->name, t->rows, (unsigned long long)offset,
                                        (unsigned long long)(offset + bytes)));
         offset += bytes;
     }
-    assert_true(strbuf_append_str(&header, "}"));
+    assert_true(gpt2_strbuf_append_str(&header, "}"));
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     f = fopen(path, "wb");
     assert_non_null(f);
@@ -153,7 +153,7 @@ static void write_checkpoint(const Checkpoint *c, const char *dir) {
         }
     }
     assert_int_equal(fclose(f), 0);
-    strbuf_free(&header);
+    gpt2_strbuf_free(&header);
 }
 
 /* ---- the float64 reference ---------------------------------------------------------- */

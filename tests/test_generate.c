@@ -50,7 +50,8 @@ static Gpt2 *open_tiny(uint32_t n_batch, int threads) {
 
 static int32_t *tokenize(Gpt2 *g, const char *text, size_t *n) {
     int32_t *ids;
-    assert_true(gpt2_tokenize(g, text, strlen(text), false, &ids, n));
+    char err[256];
+    if (!gpt2_tokenize(g, text, strlen(text), false, &ids, n, err, sizeof err)) fail_msg("%s", err);
     return ids;
 }
 
@@ -74,10 +75,10 @@ static bool collect(void *ctx, size_t index, const char *bytes, size_t n) {
     /* Only the very last chunk may end inside a character (the completion
      * ended there); any chunk after such a one means a split. */
     if (c->ends_inside[index]) c->split_char = true;
-    assert_true(strbuf_append(&c->text[index], bytes, n));
+    assert_true(gpt2_strbuf_append(&c->text[index], bytes, n));
     c->chunks[index]++;
     c->total_chunks++;
-    c->ends_inside[index] = utf8_incomplete_tail((const uint8_t *)c->text[index].data, c->text[index].len) > 0;
+    c->ends_inside[index] = gpt2_utf8_incomplete_tail((const uint8_t *)c->text[index].data, c->text[index].len) > 0;
     return !(c->stop_after && c->total_chunks >= c->stop_after);
 }
 
@@ -87,7 +88,7 @@ static void collect_done(void *ctx, size_t index) {
 }
 
 static void free_collector(Collector *c) {
-    for (int i = 0; i < 8; i++) strbuf_free(&c->text[i]);
+    for (int i = 0; i < 8; i++) gpt2_strbuf_free(&c->text[i]);
 }
 
 /* Sampling at a high temperature meets many tokens that are parts of
@@ -117,15 +118,15 @@ static void test_stream_never_splits_a_character(void **state) {
         StrBuf joined = {0};
         for (size_t i = 0; i < c.n_tokens; i++) {
             size_t len;
-            const void *b = gpt2_token_bytes(g, c.tokens[i], &len);
-            assert_true(strbuf_append(&joined, b, len));
+            const char *b = gpt2_token_bytes(g, c.tokens[i], &len);
+            assert_true(gpt2_strbuf_append(&joined, b, len));
             uint32_t cp;
-            if (len && utf8_decode(b, len, &cp) == 0) split_tokens++;
+            if (len && gpt2_utf8_decode((const uint8_t *)b, len, &cp) == 0) split_tokens++;
         }
         assert_int_equal(joined.len, c.text_len);
         assert_memory_equal(joined.data, c.text, c.text_len);
         assert_false(col.split_char);
-        strbuf_free(&joined);
+        gpt2_strbuf_free(&joined);
         gpt2_completion_free(&c);
         free_collector(&col);
     }

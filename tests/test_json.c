@@ -7,8 +7,8 @@
 static bool parses(const char *text) {
     JsonDoc doc;
     char err[256];
-    bool ok = json_parse(&doc, text, strlen(text), err, sizeof err);
-    if (ok) json_free(&doc);
+    bool ok = gpt2_json_parse(&doc, text, strlen(text), err, sizeof err);
+    if (ok) gpt2_json_free(&doc);
     return ok;
 }
 
@@ -53,8 +53,8 @@ static void test_values_and_escapes(void **state) {
     const char *text = "{\"s\":\"a\\u0000b\\n\\u00e9\\ud83d\\ude00\",\"n\":12,\"f\":1.5,\"big\":1e400,\"s\":\"last\"}";
     JsonDoc doc;
     char err[256];
-    assert_true(json_parse(&doc, text, strlen(text), err, sizeof err));
-    const JsonValue *s = json_get(&doc.root, "s");
+    assert_true(gpt2_json_parse(&doc, text, strlen(text), err, sizeof err));
+    const JsonValue *s = gpt2_json_get(&doc.root, "s");
     assert_non_null(s);
     assert_int_equal(s->type, JSON_STRING);
     assert_string_equal(s->u.string.bytes, "last"); /* the last duplicate wins */
@@ -62,36 +62,36 @@ static void test_values_and_escapes(void **state) {
     assert_int_equal(first->u.string.len, 10);
     assert_memory_equal(first->u.string.bytes, "a\0b\n\xc3\xa9\xf0\x9f\x98\x80", 10);
     int64_t v;
-    assert_true(json_as_int(json_get(&doc.root, "n"), 0, 100, &v));
+    assert_true(gpt2_json_as_int(gpt2_json_get(&doc.root, "n"), 0, 100, &v));
     assert_int_equal(v, 12);
-    assert_false(json_as_int(json_get(&doc.root, "n"), 0, 11, &v));
-    assert_false(json_as_int(json_get(&doc.root, "f"), 0, 100, &v));
-    assert_false(json_as_int(json_get(&doc.root, "missing"), 0, 100, &v));
-    assert_true(json_get(&doc.root, "big")->u.number.value > 1e300);
-    assert_true(json_string_is(json_get(&doc.root, "s"), "last"));
-    assert_false(json_string_is(first, "a")); /* "a\u0000b..." */
-    assert_false(json_string_is(json_get(&doc.root, "n"), "12"));
-    json_free(&doc);
+    assert_false(gpt2_json_as_int(gpt2_json_get(&doc.root, "n"), 0, 11, &v));
+    assert_false(gpt2_json_as_int(gpt2_json_get(&doc.root, "f"), 0, 100, &v));
+    assert_false(gpt2_json_as_int(gpt2_json_get(&doc.root, "missing"), 0, 100, &v));
+    assert_true(gpt2_json_get(&doc.root, "big")->u.number.value > 1e300);
+    assert_true(gpt2_json_string_is(gpt2_json_get(&doc.root, "s"), "last"));
+    assert_false(gpt2_json_string_is(first, "a")); /* "a\u0000b..." */
+    assert_false(gpt2_json_string_is(gpt2_json_get(&doc.root, "n"), "12"));
+    gpt2_json_free(&doc);
 }
 
 static void test_error_names_position(void **state) {
     (void)state;
     JsonDoc doc;
     char err[256];
-    assert_false(json_parse(&doc, "[1, 2, x]", 9, err, sizeof err));
+    assert_false(gpt2_json_parse(&doc, "[1, 2, x]", 9, err, sizeof err));
     assert_non_null(strstr(err, "byte 7"));
 }
 
 static void test_string_writer(void **state) {
     (void)state;
     StrBuf b = {0};
-    assert_true(json_append_string(&b, "a\"\\\n\x01\x7f\xc3\xa9", 8));
+    assert_true(gpt2_json_append_string(&b, "a\"\\\n\x01\x7f\xc3\xa9", 8));
     assert_string_equal(b.data, "\"a\\\"\\\\\\n\\u0001\\u007f\xc3\xa9\"");
-    strbuf_clear(&b);
+    gpt2_strbuf_clear(&b);
     /* Ill-formed UTF-8 becomes U+FFFD per maximal subpart. */
-    assert_true(json_append_string(&b, "x\xe2\x82y\xff", 5));
+    assert_true(gpt2_json_append_string(&b, "x\xe2\x82y\xff", 5));
     assert_string_equal(b.data, "\"x\xef\xbf\xbdy\xef\xbf\xbd\"");
-    strbuf_free(&b);
+    gpt2_strbuf_free(&b);
 }
 
 int main(void) {

@@ -1,11 +1,11 @@
 /* test_model_file.c - the model file: valid files load, damaged ones are
  * refused with one line that says what is wrong.
  *
- * The models are made here with convert_random: 2 layers, 2 heads, n_embd
+ * The models are made here with gpt2_convert_random: 2 layers, 2 heads, n_embd
  * 32 (so that q8_0 applies), n_ctx 24 and a synthetic vocabulary of 300
  * tokens, once per dtype; and, when the shared data is there, one with
  * GPT-2's own 50257-token tokenizer.  From them the tests make every class
- * of bad file and feed it to model_open_memory (with the tokenizer built on
+ * of bad file and feed it to gpt2_model_open_memory (with the tokenizer built on
  * top, as gpt2_open does) and, written to a file, to gpt2_open:
  *
  *   - truncation: every length up to the end of the tokenizer tables, every
@@ -79,7 +79,7 @@ static void read_model_file(ModelFile *f) {
     test_read_file(f->path, &s);
     f->n = s.len;
     f->bytes = aligned_copy((const uint8_t *)s.data, s.len);
-    strbuf_free(&s);
+    gpt2_strbuf_free(&s);
 }
 
 static void make_model(ModelFile *f, DType dtype, uint32_t n_vocab, const char *tokenizer_dir) {
@@ -87,8 +87,8 @@ static void make_model(ModelFile *f, DType dtype, uint32_t n_vocab, const char *
                      .ln_eps = 1e-5f};
     char err[ERR_SIZE];
     snprintf(f->path, sizeof f->path, "%s/%s-%u-%s.bin", fx.dir, tokenizer_dir ? "gpt2" : "synthetic", n_vocab,
-             dtype_name(dtype));
-    if (!convert_random(&c, 7, tokenizer_dir, f->path, NULL, err, sizeof err)) fail_msg("convert_random: %s", err);
+             gpt2_dtype_name(dtype));
+    if (!gpt2_convert_random(&c, 7, tokenizer_dir, f->path, NULL, err, sizeof err)) fail_msg("gpt2_convert_random: %s", err);
     read_model_file(f);
 }
 
@@ -114,13 +114,13 @@ static const ModelFile *gpt2_model(void) {
 
 static uint64_t section_offset(const uint8_t *b, Section s) {
     uint64_t off, len;
-    model_section(b, s, &off, &len);
+    gpt2_model_section(b, s, &off, &len);
     return off;
 }
 
 static uint64_t section_end(const uint8_t *b, Section s) {
     uint64_t off, len;
-    model_section(b, s, &off, &len);
+    gpt2_model_section(b, s, &off, &len);
     return off + len;
 }
 
@@ -155,38 +155,38 @@ static void evaluate(const Model *m, bool want_finite) {
     Transformer t;
     char err[ERR_SIZE];
     size_t rows = c->n_ctx < 3 ? c->n_ctx : 3;
-    if (!transformer_build(&t, m, kernels_select(NULL), 1, rows, 1, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_transformer_build(&t, m, gpt2_kernels_select(NULL), 1, rows, 1, err, sizeof err)) fail_msg("%s", err);
     const int32_t tokens[3] = {0, (int32_t)c->eot_id, (int32_t)c->n_vocab - 1};
     const uint32_t pos[3] = {0, 1, 2}, seq[3] = {0, 0, 0};
     const bool want[3] = {true, true, true};
     float *logits = malloc(rows * c->n_vocab * sizeof *logits);
     assert_non_null(logits);
     Batch batch = {rows, tokens, pos, seq, want};
-    if (!transformer_forward(&t, &batch, logits, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_transformer_forward(&t, &batch, logits, err, sizeof err)) fail_msg("%s", err);
     for (size_t i = 0; want_finite && i < rows * c->n_vocab; i++) {
         if (!isfinite(logits[i])) fail_msg("logit %zu is %g", i, (double)logits[i]);
     }
     free(logits);
-    transformer_free(&t);
+    gpt2_transformer_free(&t);
 }
 
 /* What gpt2_open does, from memory: the loader, then the tokenizer.  On
  * success evaluates the model; on refusal leaves a one-line message. */
 static bool open_fully(const uint8_t *b, size_t n, char *msg) {
     Model m;
-    if (!model_open_memory(&m, b, n, msg, ERR_SIZE)) {
+    if (!gpt2_model_open_memory(&m, b, n, msg, ERR_SIZE)) {
         assert_one_line(msg);
         return false;
     }
     Tokenizer *tok;
-    bool ok = tokenizer_build(&tok, &m.vocab, msg, ERR_SIZE);
+    bool ok = gpt2_tokenizer_build(&tok, &m.vocab, msg, ERR_SIZE);
     if (ok) {
         evaluate(&m, false);
-        tokenizer_free(tok);
+        gpt2_tokenizer_free(tok);
     } else {
         assert_one_line(msg);
     }
-    model_close(&m);
+    gpt2_model_close(&m);
     return ok;
 }
 
@@ -214,9 +214,9 @@ static void expect_refused(const uint8_t *b, size_t n, const char *phrase) {
 static void expect_loads(const uint8_t *b, size_t n) {
     Model m;
     char msg[ERR_SIZE];
-    if (!model_open_memory(&m, b, n, msg, sizeof msg)) fail_msg("refused: %s", msg);
+    if (!gpt2_model_open_memory(&m, b, n, msg, sizeof msg)) fail_msg("refused: %s", msg);
     evaluate(&m, true);
-    model_close(&m);
+    gpt2_model_close(&m);
     test_write_file(fx.scratch, b, n);
     Gpt2Options o = {.n_threads = 1};
     Gpt2 *g = gpt2_open(fx.scratch, &o, msg, sizeof msg);
@@ -228,9 +228,9 @@ static void expect_loads(const uint8_t *b, size_t n) {
 
 static void test_crc32_is_zlibs(void **state) {
     (void)state;
-    assert_int_equal(crc32_update(0, "123456789", 9), 0xCBF43926u);
-    assert_int_equal(crc32_update(crc32_update(0, "1234", 4), "56789", 5), 0xCBF43926u);
-    assert_int_equal(crc32_update(0, "", 0), 0);
+    assert_int_equal(gpt2_crc32_update(0, "123456789", 9), 0xCBF43926u);
+    assert_int_equal(gpt2_crc32_update(gpt2_crc32_update(0, "1234", 4), "56789", 5), 0xCBF43926u);
+    assert_int_equal(gpt2_crc32_update(0, "", 0), 0);
 }
 
 /* The writer lays files out as docs/model-format.md says. */
@@ -253,7 +253,7 @@ static void check_layout(const ModelFile *f, DType dtype) {
     assert_int_equal(at, f->n);
     /* Sealed by the writer: sealing again changes nothing. */
     uint8_t *copy = aligned_copy(b, f->n);
-    assert_true(model_seal(copy, f->n));
+    assert_true(gpt2_model_seal(copy, f->n));
     assert_memory_equal(copy, b, f->n);
     free(copy);
 }
@@ -265,18 +265,18 @@ static void test_valid_models_load_and_run(void **state) {
         check_layout(f, t);
         Model m;
         char err[ERR_SIZE];
-        if (!model_open_memory(&m, f->bytes, f->n, err, sizeof err)) fail_msg("%s: %s", f->path, err);
+        if (!gpt2_model_open_memory(&m, f->bytes, f->n, err, sizeof err)) fail_msg("%s: %s", f->path, err);
         assert_int_equal(m.config.n_vocab, N_VOCAB);
         assert_int_equal(m.config.n_layer, 2);
         assert_int_equal(m.config.dtype, t);
         assert_int_equal(m.vocab.n_merges, N_VOCAB - 257);
         evaluate(&m, true);
-        model_close(&m);
+        gpt2_model_close(&m);
 
         Gpt2Options o = {.n_threads = 1};
         Gpt2 *g = gpt2_open(f->path, &o, err, sizeof err);
         if (!g) fail_msg("%s", err);
-        assert_string_equal(gpt2_info(g).dtype, dtype_name(t));
+        assert_string_equal(gpt2_info(g).dtype, gpt2_dtype_name(t));
         assert_int_equal(gpt2_info(g).file_bytes, f->n);
         const int32_t ids[4] = {1, 2, 299, 5};
         float logits[4 * N_VOCAB];
@@ -308,7 +308,7 @@ static void test_gpt2_tokenizer_model_loads(void **state) {
     assert_int_equal(gpt2_info(g).n_vocab, 50257);
     int32_t *ids;
     size_t n;
-    assert_true(gpt2_tokenize(g, "Hello world", 11, false, &ids, &n));
+    assert_true(gpt2_tokenize(g, "Hello world", 11, false, &ids, &n, err, sizeof err));
     assert_int_equal(n, 2);
     assert_int_equal(ids[0], 15496);
     assert_int_equal(ids[1], 995);
@@ -334,10 +334,10 @@ static void test_writer_refusals(void **state) {
     TensorSource none = {NULL, NULL, NULL};
     char err[ERR_SIZE], path[4200];
     snprintf(path, sizeof path, "%s/never.bin", fx.dir);
-    assert_false(model_write(path, &c, &v, &none, err, sizeof err));
+    assert_false(gpt2_model_write(path, &c, &v, &none, err, sizeof err));
     assert_contains(err, "merge 0 names token 300");
     offsets[7] = offsets[6];
-    assert_false(model_write(path, &c, &v, &none, err, sizeof err));
+    assert_false(gpt2_model_write(path, &c, &v, &none, err, sizeof err));
     assert_contains(err, "token 6 is empty");
     struct stat st;
     assert_true(stat(path, &st) != 0);
@@ -347,7 +347,7 @@ static void test_writer_refusals(void **state) {
     snprintf(path, sizeof path, "%s/out-fifo", fx.dir);
     assert_int_equal(mkfifo(path, 0600), 0);
     c.n_layer = 1;
-    assert_false(convert_random(&c, 1, NULL, path, NULL, err, sizeof err));
+    assert_false(gpt2_convert_random(&c, 1, NULL, path, NULL, err, sizeof err));
     assert_contains(err, "exists and is not a regular file");
     assert_true(stat(path, &st) == 0 && S_ISFIFO(st.st_mode));
     unlink(path);
@@ -371,7 +371,7 @@ static void expect_truncated(const ModelFile *f, size_t k) {
     uint8_t *b = aligned_copy(f->bytes, k);
     Model m;
     char msg[ERR_SIZE], want[ERR_SIZE];
-    if (model_open_memory(&m, b, k, msg, sizeof msg)) fail_msg("the first %zu of %zu bytes loaded", k, f->n);
+    if (gpt2_model_open_memory(&m, b, k, msg, sizeof msg)) fail_msg("the first %zu of %zu bytes loaded", k, f->n);
     truncation_message(want, sizeof want, k, f->n);
     assert_string_equal(msg, want);
     free(b);
@@ -439,7 +439,7 @@ static void expect_memory_refused(const void *content, size_t n, const char *phr
     uint8_t *b = aligned_copy(content, n);
     char msg[ERR_SIZE];
     Model m;
-    if (model_open_memory(&m, b, n, msg, sizeof msg)) fail_msg("loaded, want \"%s\"", phrase);
+    if (gpt2_model_open_memory(&m, b, n, msg, sizeof msg)) fail_msg("loaded, want \"%s\"", phrase);
     assert_one_line(msg);
     assert_contains(msg, phrase);
     free(b);
@@ -507,7 +507,7 @@ static void test_other_versions_are_named(void **state) {
     /* A later version, sealed as ours are. */
     memcpy(b, f->bytes, f->n);
     wr_u32(b + HDR_VERSION, MODEL_VERSION + 1);
-    model_seal(b, f->n);
+    gpt2_model_seal(b, f->n);
     expect_refused(b, f->n, "format version 3 is not supported");
     /* A damaged version field is damage, not a version. */
     memcpy(b, f->bytes, f->n);
@@ -574,7 +574,7 @@ static void damage_byte(const ModelFile *f, uint8_t *b, size_t at, Damage d, con
     if (!raw && !loaded) fail_msg("padding byte %zu: 0x%02X -> 0x%02X: refused: %s", at, was, now, msg);
     if (raw && loaded) fail_msg("byte %zu: 0x%02X -> 0x%02X went unnoticed", at, was, now);
     if (raw && !strstr(msg, raw)) fail_msg("byte %zu: 0x%02X -> 0x%02X: \"%s\", want \"%s\"", at, was, now, msg, raw);
-    model_seal(b, f->n);
+    gpt2_model_seal(b, f->n);
     if (open_fully(b, f->n, msg)) {
         if (!may_be_harmless(f->bytes, at)) fail_msg("byte %zu: 0x%02X -> 0x%02X, resealed, loaded", at, was, now);
         tally->loaded++;
@@ -617,7 +617,7 @@ static void test_header_and_directory_damage(void **state) {
         const ModelFile *f = &fx.synthetic[t];
         Tally tally = {0};
         damage_range(f, 0, (size_t)section_end(f->bytes, SECTION_DIRECTORY), 1, &tally);
-        printf("%s: header and directory damage, resealed: %zu refused, %zu harmless\n", dtype_name(t), tally.refused,
+        printf("%s: header and directory damage, resealed: %zu refused, %zu harmless\n", gpt2_dtype_name(t), tally.refused,
                tally.loaded);
         assert_true(tally.refused > 0);
     }
@@ -673,7 +673,7 @@ static uint8_t *forged(const ModelFile *f, size_t at, int width, uint64_t value)
     uint8_t *b = aligned_copy(f->bytes, f->n);
     if (width == 4) wr_u32(b + at, (uint32_t)value);
     else wr_u64(b + at, value);
-    model_seal(b, f->n);
+    gpt2_model_seal(b, f->n);
     return b;
 }
 
@@ -793,7 +793,7 @@ static void test_file_ends_after_the_last_tensor(void **state) {
         memcpy(b, f->bytes, f->n);
         memset(b + f->n, 0, extras[i]);
         wr_u64(b + HDR_FILE_BYTES, n);
-        model_seal(b, n);
+        gpt2_model_seal(b, n);
         char want[64];
         snprintf(want, sizeof want, "damaged: %zu stray byte%s after the last tensor", extras[i],
                  extras[i] == 1 ? "" : "s");
@@ -806,12 +806,12 @@ static void test_file_ends_after_the_last_tensor(void **state) {
     ModelFile g;
     char err[ERR_SIZE];
     snprintf(g.path, sizeof g.path, "%s/narrow.bin", fx.dir);
-    if (!convert_random(&c, 3, NULL, g.path, NULL, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_convert_random(&c, 3, NULL, g.path, NULL, err, sizeof err)) fail_msg("%s", err);
     read_model_file(&g);
     expect_loads(g.bytes, g.n);
     uint8_t *b = aligned_copy(g.bytes, g.n - 32);
     wr_u64(b + HDR_FILE_BYTES, g.n - 32);
-    model_seal(b, g.n - 32);
+    gpt2_model_seal(b, g.n - 32);
     expect_refused(b, g.n - 32, "damaged: the file has");
     expect_refused(b, g.n - 32, "not a multiple of 64 (the padding after its last tensor is missing)");
     free(b);
@@ -870,7 +870,7 @@ static void test_forged_merges(void **state) {
     /* A pair listed twice: row 1 becomes row 0. */
     uint8_t *d = aligned_copy(b, f->n);
     memcpy(d + merge_at(d, 3), d + merge_at(d, 0), 12);
-    model_seal(d, f->n);
+    gpt2_model_seal(d, f->n);
     expect_refused(d, f->n, "tokenizer: merge 1 repeats the pair of merge 0");
     free(d);
     /* Fewer merges than written: a different but consistent tokenizer. */
@@ -915,28 +915,28 @@ static void test_token_length_limit(void **state) {
     ModelFile f;
     char err[ERR_SIZE];
     snprintf(f.path, sizeof f.path, "%s/long.bin", fx.dir);
-    if (!model_write(f.path, &c, &v, &src, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_model_write(f.path, &c, &v, &src, err, sizeof err)) fail_msg("%s", err);
     read_model_file(&f);
     expect_loads(f.bytes, f.n); /* 4096 bytes is allowed */
     forge32(&f, vocab_at(f.bytes, 257), 256 + 4097, "damaged vocabulary: token 256 is 4097 bytes long, more than 4096");
     free(f.bytes);
     /* and the writer will not write one more */
     lv.offsets[257]++;
-    assert_false(model_write(f.path, &c, &v, &src, err, sizeof err));
+    assert_false(gpt2_model_write(f.path, &c, &v, &src, err, sizeof err));
     assert_contains(err, "token 256");
     lv.offsets[257]--;
     /* nor tables the tokenizer refuses: an end of text the config does not
      * name, a merge that is not the concatenation of its parts */
     c.eot_id = 257;
-    assert_false(model_write(f.path, &c, &v, &src, err, sizeof err));
+    assert_false(gpt2_model_write(f.path, &c, &v, &src, err, sizeof err));
     assert_contains(err, "<|endoftext|> 258) disagrees with the config (259, 257)");
     c.eot_id = 258;
     uint32_t merge[3] = {'b', 'b', 'a'};
     v.merges = merge, v.n_merges = 1;
-    assert_false(model_write(f.path, &c, &v, &src, err, sizeof err));
+    assert_false(gpt2_model_write(f.path, &c, &v, &src, err, sizeof err));
     assert_contains(err, "is not token 98 followed by token 98");
     merge[2] = 257; /* "bb": accepted */
-    if (!model_write(f.path, &c, &v, &src, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_model_write(f.path, &c, &v, &src, err, sizeof err)) fail_msg("%s", err);
 }
 
 /* ---- set-up ---------------------------------------------------------------------------- */

@@ -11,7 +11,7 @@ enum { V = 1000 };
 static Sampler make(float temp, uint32_t top_k, float top_p, float penalty, uint32_t last_n, uint64_t seed) {
     Gpt2Sampling p = {temp, top_k, top_p, penalty, last_n, seed};
     Sampler s;
-    assert_true(sampler_build(&s, &p, V));
+    assert_true(gpt2_sampler_build(&s, &p, V));
     return s;
 }
 
@@ -23,7 +23,7 @@ static void falling(float *logits) {
 static int32_t draw(Sampler *s, const float *base, const int32_t *history, size_t n) {
     float logits[V];
     memcpy(logits, base, sizeof logits);
-    return sampler_sample(s, logits, history, n);
+    return gpt2_sampler_sample(s, logits, history, n);
 }
 
 static void test_greedy_takes_the_first_maximum(void **state) {
@@ -33,7 +33,7 @@ static void test_greedy_takes_the_first_maximum(void **state) {
     logits[700] = 5, logits[300] = 5; /* a tie goes to the lower id */
     Sampler s = make(0, 40, 1, 1, 64, 1);
     assert_int_equal(draw(&s, logits, NULL, 0), 300);
-    sampler_free(&s);
+    gpt2_sampler_free(&s);
 }
 
 static void test_top_k_and_top_p_limit_the_candidates(void **state) {
@@ -57,8 +57,8 @@ static void test_top_k_and_top_p_limit_the_candidates(void **state) {
         assert_true(u < limit);
     }
     for (int t = 0; t < 5; t++) assert_true(seen_k[t]);
-    sampler_free(&k);
-    sampler_free(&p);
+    gpt2_sampler_free(&k);
+    gpt2_sampler_free(&p);
 }
 
 /* With top-k off and temperature 1, token frequencies follow the softmax;
@@ -81,7 +81,7 @@ static void test_frequencies_follow_the_softmax(void **state) {
         double w[3] = {1, 2, 3}, z = 0;
         for (int k = 0; k < 3; k++) z += w[k] = pow(w[k], 1.0 / temps[t]);
         for (int k = 0; k < 3; k++) assert_true(fabs((double)count[k] / draws - w[k] / z) < 0.01);
-        sampler_free(&s);
+        gpt2_sampler_free(&s);
     }
 }
 
@@ -101,10 +101,10 @@ static void test_repeat_penalty(void **state) {
      * often the token repeats. */
     float l[V];
     memcpy(l, logits, sizeof l);
-    sampler_sample(&on, l, history, 4);
+    gpt2_sampler_sample(&on, l, history, 4);
     assert_true(fabsf(l[2] - (-0.5f * 1.2f)) < 1e-6f);
     assert_true(fabsf(l[0] - 2.0f / 1.2f) < 1e-6f);
-    sampler_free(&off), sampler_free(&on), sampler_free(&short_memory);
+    gpt2_sampler_free(&off), gpt2_sampler_free(&on), gpt2_sampler_free(&short_memory);
 }
 
 static void test_same_seed_same_tokens(void **state) {
@@ -119,7 +119,7 @@ static void test_same_seed_same_tokens(void **state) {
         differs |= x != z;
     }
     assert_true(differs);
-    sampler_free(&a), sampler_free(&b), sampler_free(&c);
+    gpt2_sampler_free(&a), gpt2_sampler_free(&b), gpt2_sampler_free(&c);
 }
 
 int main(void) {

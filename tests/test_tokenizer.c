@@ -37,10 +37,10 @@ static Tokenizer *gpt2_tokenizer(const char *shared) {
         char vocab[4096], merges[4096], err[512];
         test_path(vocab, sizeof vocab, shared, "gpt2/vocab.json");
         test_path(merges, sizeof merges, shared, "gpt2/merges.txt");
-        if (!hf_vocab_load(&g_gpt2.vocab, vocab, merges, err, sizeof err)) fail_msg("%s", err);
-        if (!tokenizer_build(&g_gpt2.tok, &g_gpt2.vocab.data, err, sizeof err)) fail_msg("%s", err);
+        if (!gpt2_hf_vocab_load(&g_gpt2.vocab, vocab, merges, err, sizeof err)) fail_msg("%s", err);
+        if (!gpt2_tokenizer_build(&g_gpt2.tok, &g_gpt2.vocab.data, err, sizeof err)) fail_msg("%s", err);
     }
-    tokenizer_set_small_piece_max(g_gpt2.tok, TOKENIZER_SMALL_PIECE_MAX);
+    gpt2_tokenizer_set_small_piece_max(g_gpt2.tok, TOKENIZER_SMALL_PIECE_MAX);
     return g_gpt2.tok;
 }
 
@@ -50,8 +50,8 @@ static Tokenizer *gpt2_tokenizer(const char *shared) {
 
 static int free_gpt2(void **state) {
     (void)state;
-    tokenizer_free(g_gpt2.tok);
-    if (g_gpt2.tok) hf_vocab_free(&g_gpt2.vocab);
+    gpt2_tokenizer_free(g_gpt2.tok);
+    if (g_gpt2.tok) gpt2_hf_vocab_free(&g_gpt2.vocab);
     g_gpt2.tok = NULL;
     return 0;
 }
@@ -88,19 +88,19 @@ static const char *escaped(const void *text, size_t len, char *out, size_t outsz
 
 static TokenList encode(Tokenizer *t, const void *text, size_t len, bool special) {
     TokenList ids = {0};
-    assert_true(tokenizer_encode(t, text, len, special, &ids));
+    assert_true(gpt2_tokenizer_encode(t, text, len, special, &ids));
     return ids;
 }
 
 /* Fails unless the ids decode to text[0..len) exactly. */
 static void check_decodes_to(Tokenizer *t, const TokenList *ids, const void *text, size_t len) {
     StrBuf back = {0};
-    assert_true(tokenizer_decode(t, ids->ids, ids->n, &back));
+    assert_true(gpt2_tokenizer_decode(t, ids->ids, ids->n, &back));
     if (back.len != len || (len && memcmp(back.data, text, len) != 0)) {
         char a[200];
         fail_msg("decode(encode(x)) != x for x = \"%s\"", escaped(text, len, a, sizeof a));
     }
-    strbuf_free(&back);
+    gpt2_strbuf_free(&back);
 }
 
 static void check_same_ids(const TokenList *got, const int32_t *want, size_t n_want, const char *what,
@@ -117,9 +117,9 @@ static void check_same_ids(const TokenList *got, const int32_t *want, size_t n_w
 
 /* The id of the single-byte token for byte b. */
 static int32_t byte_token(const Tokenizer *t, uint8_t b) {
-    for (int32_t id = 0; id < (int32_t)tokenizer_vocab_size(t); id++) {
+    for (int32_t id = 0; id < (int32_t)gpt2_tokenizer_vocab_size(t); id++) {
         size_t len;
-        const uint8_t *bytes = tokenizer_token(t, id, &len);
+        const uint8_t *bytes = gpt2_tokenizer_token(t, id, &len);
         if (len == 1 && bytes[0] == b) return id;
     }
     fail_msg("no token for byte 0x%02X", b);
@@ -147,9 +147,9 @@ typedef struct {
 static void read_case(const char *line, size_t len, size_t lineno, Case *c) {
     JsonDoc doc;
     char err[256];
-    if (!json_parse(&doc, line, len, err, sizeof err)) fail_msg("line %zu: %s", lineno, err);
-    const JsonValue *text = json_get(&doc.root, "text");
-    const JsonValue *ids = json_get(&doc.root, "ids");
+    if (!gpt2_json_parse(&doc, line, len, err, sizeof err)) fail_msg("line %zu: %s", lineno, err);
+    const JsonValue *text = gpt2_json_get(&doc.root, "text");
+    const JsonValue *ids = gpt2_json_get(&doc.root, "ids");
     if (!text || text->type != JSON_STRING || !ids || ids->type != JSON_ARRAY) {
         fail_msg("line %zu: expected {\"text\": string, \"ids\": array}", lineno);
     }
@@ -162,10 +162,10 @@ static void read_case(const char *line, size_t len, size_t lineno, Case *c) {
     memcpy(c->text, text->u.string.bytes, c->len + 1);
     for (size_t i = 0; i < c->n_ids; i++) {
         int64_t v;
-        if (!json_as_int(&ids->u.array.items[i], 0, INT32_MAX, &v)) fail_msg("line %zu: bad id #%zu", lineno, i);
+        if (!gpt2_json_as_int(&ids->u.array.items[i], 0, INT32_MAX, &v)) fail_msg("line %zu: bad id #%zu", lineno, i);
         c->ids[i] = (int32_t)v;
     }
-    json_free(&doc);
+    gpt2_json_free(&doc);
 }
 
 /* Reads shared/gpt2/NAME, one case a line, and checks the count. */
@@ -187,7 +187,7 @@ static CaseList read_cases(const char *shared, const char *name, size_t expected
         }
         at = end + 1;
     }
-    strbuf_free(&file);
+    gpt2_strbuf_free(&file);
     if (list.n != expected) fail_msg("%s holds %zu cases, expected %zu", name, list.n, expected);
     return list;
 }
@@ -209,7 +209,7 @@ static void check_cases(Tokenizer *t, const CaseList *cases, const char *what) {
         snprintf(label, sizeof label, "%s case %zu", what, i + 1);
         check_same_ids(&ids, c->ids, c->n_ids, label, c->text, c->len);
         check_decodes_to(t, &ids, c->text, c->len);
-        token_list_free(&ids);
+        gpt2_token_list_free(&ids);
     }
 }
 
@@ -239,23 +239,23 @@ static void test_cases_exact_with_each_loop(void **state) {
     CaseList cases = read_cases(shared_dir_, "gpt2/tokenizer_cases.jsonl", 877);
     CaseList peers = read_cases(shared_dir_, "gpt2/peer_cases.jsonl", 147);
 
-    tokenizer_set_small_piece_max(t, 0);
-    TokenizerStats before = tokenizer_stats(t);
+    gpt2_tokenizer_set_small_piece_max(t, 0);
+    TokenizerStats before = gpt2_tokenizer_stats(t);
     check_cases(t, &cases, "heap loop only");
     check_cases(t, &peers, "heap loop only");
-    TokenizerStats after = tokenizer_stats(t);
+    TokenizerStats after = gpt2_tokenizer_stats(t);
     assert_int_equal(after.scan_steps, before.scan_steps);
     assert_true(after.heap_steps > before.heap_steps);
 
-    tokenizer_set_small_piece_max(t, SIZE_MAX);
-    before = tokenizer_stats(t);
+    gpt2_tokenizer_set_small_piece_max(t, SIZE_MAX);
+    before = gpt2_tokenizer_stats(t);
     check_cases(t, &cases, "small loop only");
     check_cases(t, &peers, "small loop only");
-    after = tokenizer_stats(t);
+    after = gpt2_tokenizer_stats(t);
     assert_int_equal(after.heap_steps, before.heap_steps);
     assert_true(after.scan_steps > before.scan_steps);
 
-    tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
+    gpt2_tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
     free_cases(&cases);
     free_cases(&peers);
 }
@@ -268,27 +268,27 @@ static void test_default_loop_choice(void **state) {
     char word[TOKENIZER_SMALL_PIECE_MAX + 1];
     for (size_t i = 0; i < sizeof word; i++) word[i] = (char)('a' + (i * 7) % 26);
 
-    TokenizerStats before = tokenizer_stats(t);
+    TokenizerStats before = gpt2_tokenizer_stats(t);
     TokenList ids = encode(t, word, TOKENIZER_SMALL_PIECE_MAX, false);
-    TokenizerStats after = tokenizer_stats(t);
+    TokenizerStats after = gpt2_tokenizer_stats(t);
     assert_true(after.scan_steps > before.scan_steps);
     assert_int_equal(after.heap_steps, before.heap_steps);
-    token_list_free(&ids);
+    gpt2_token_list_free(&ids);
 
     before = after;
     ids = encode(t, word, sizeof word, false);
-    after = tokenizer_stats(t);
+    after = gpt2_tokenizer_stats(t);
     assert_int_equal(after.scan_steps, before.scan_steps);
     assert_true(after.heap_steps > before.heap_steps);
-    token_list_free(&ids);
+    gpt2_token_list_free(&ids);
 
     /* The same piece again is a cache hit and merges nothing. */
     before = after;
     ids = encode(t, word, sizeof word, false);
-    after = tokenizer_stats(t);
+    after = gpt2_tokenizer_stats(t);
     assert_int_equal(after.cache_hits, before.cache_hits + 1);
     assert_int_equal(after.merges, before.merges);
-    token_list_free(&ids);
+    gpt2_token_list_free(&ids);
 }
 
 /* ---- special token, bytes, decoding -------------------------------------- */
@@ -297,7 +297,7 @@ static void check_encodes_to(Tokenizer *t, const char *text, bool special, const
     TokenList ids = encode(t, text, strlen(text), special);
     check_same_ids(&ids, want, n_want, special ? "with special" : "without special", text, strlen(text));
     check_decodes_to(t, &ids, text, strlen(text));
-    token_list_free(&ids);
+    gpt2_token_list_free(&ids);
 }
 
 #define IDS(...) (const int32_t[]){__VA_ARGS__}, sizeof((const int32_t[]){__VA_ARGS__}) / sizeof(int32_t)
@@ -305,8 +305,8 @@ static void check_encodes_to(Tokenizer *t, const char *text, bool special, const
 static void test_special_token(void **state) {
     (void)state;
     REQUIRE_GPT2(t);
-    assert_int_equal(tokenizer_eot(t), 50256);
-    assert_int_equal(tokenizer_vocab_size(t), 50257);
+    assert_int_equal(gpt2_tokenizer_eot(t), 50256);
+    assert_int_equal(gpt2_tokenizer_vocab_size(t), 50257);
     /* Plain text by default, as in encoder.py. */
     check_encodes_to(t, "<|endoftext|>", false, IDS(27, 91, 437, 1659, 5239, 91, 29));
     check_encodes_to(t, "<|endoftext|>", true, IDS(50256));
@@ -322,8 +322,8 @@ static void test_special_token(void **state) {
     TokenList special = encode(t, upper, strlen(upper), true);
     check_same_ids(&special, plain.ids, plain.n, "near misses with special", upper, strlen(upper));
     for (size_t i = 0; i < plain.n; i++) assert_int_not_equal(plain.ids[i], 50256);
-    token_list_free(&plain);
-    token_list_free(&special);
+    gpt2_token_list_free(&plain);
+    gpt2_token_list_free(&special);
 }
 
 static void test_empty_text(void **state) {
@@ -331,9 +331,9 @@ static void test_empty_text(void **state) {
     REQUIRE_GPT2(t);
     TokenList ids = encode(t, "", 0, false);
     assert_int_equal(ids.n, 0);
-    assert_true(tokenizer_encode(t, (const uint8_t *)"", 0, true, &ids));
+    assert_true(gpt2_tokenizer_encode(t, (const uint8_t *)"", 0, true, &ids));
     assert_int_equal(ids.n, 0);
-    token_list_free(&ids);
+    gpt2_token_list_free(&ids);
 }
 
 /* Each byte alone is its single-byte token, valid UTF-8 or not. */
@@ -346,7 +346,7 @@ static void test_every_byte_alone(void **state) {
         assert_int_equal(ids.n, 1);
         assert_int_equal(ids.ids[0], byte_token(t, byte));
         check_decodes_to(t, &ids, &byte, 1);
-        token_list_free(&ids);
+        gpt2_token_list_free(&ids);
     }
 }
 
@@ -354,18 +354,18 @@ static void test_decode_refuses_bad_ids(void **state) {
     (void)state;
     REQUIRE_GPT2(t);
     StrBuf out = {0};
-    assert_true(strbuf_append_str(&out, "kept"));
+    assert_true(gpt2_strbuf_append_str(&out, "kept"));
     const int32_t bad[][2] = {{50, -1}, {50, 50257}, {INT32_MAX, 50}};
     for (size_t i = 0; i < 3; i++) {
-        assert_false(tokenizer_decode(t, bad[i], 2, &out));
+        assert_false(gpt2_tokenizer_decode(t, bad[i], 2, &out));
         assert_int_equal(out.len, 4);
     }
     size_t len;
-    assert_null(tokenizer_token(t, -1, &len));
-    assert_null(tokenizer_token(t, 50257, &len));
-    assert_true(tokenizer_decode(t, IDS(50256, 220), &out));
+    assert_null(gpt2_tokenizer_token(t, -1, &len));
+    assert_null(gpt2_tokenizer_token(t, 50257, &len));
+    assert_true(gpt2_tokenizer_decode(t, IDS(50256, 220), &out));
     assert_string_equal(out.data, "kept<|endoftext|> ");
-    strbuf_free(&out);
+    gpt2_strbuf_free(&out);
 }
 
 /* ---- the pre-tokenizer ---------------------------------------------------- */
@@ -373,14 +373,14 @@ static void test_decode_refuses_bad_ids(void **state) {
 /* The pieces of text[0..len) joined by '|'. */
 static void pieces_of(const void *text, size_t len, StrBuf *out) {
     PreTokenizer p;
-    pretok_init(&p, text, len);
+    gpt2_pretok_init(&p, text, len);
     size_t at, n, expect_at = 0;
-    strbuf_clear(out);
-    while (pretok_next(&p, &at, &n)) {
+    gpt2_strbuf_clear(out);
+    while (gpt2_pretok_next(&p, &at, &n)) {
         assert_int_equal(at, expect_at);
         assert_true(n > 0);
-        if (at) assert_true(strbuf_append_char(out, '|'));
-        assert_true(strbuf_append(out, (const uint8_t *)text + at, n));
+        if (at) assert_true(gpt2_strbuf_append_char(out, '|'));
+        assert_true(gpt2_strbuf_append(out, (const uint8_t *)text + at, n));
         expect_at = at + n;
     }
     assert_int_equal(expect_at, len);
@@ -394,7 +394,7 @@ static void check_pieces_n(const void *text, size_t len, const char *want) {
         fail_msg("pieces of \"%s\": got \"%s\", want \"%s\"", escaped(text, len, a, sizeof a),
                  escaped(got.data, got.len, b, sizeof b), escaped(want, strlen(want), c, sizeof c));
     }
-    strbuf_free(&got);
+    gpt2_strbuf_free(&got);
 }
 
 /* Pieces of a NUL-free text; the expectation is the text with '|' between
@@ -506,7 +506,7 @@ static void test_pretok_is_space(void **state) {
     for (uint32_t cp = 0; cp <= 0x10FFFF + 1; cp++) {
         bool want = k < sizeof spaces / sizeof *spaces && spaces[k] == cp;
         if (want) k++;
-        if (pretok_is_space(cp) != want) fail_msg("pretok_is_space(U+%04X) is wrong", (unsigned)cp);
+        if (gpt2_pretok_is_space(cp) != want) fail_msg("gpt2_pretok_is_space(U+%04X) is wrong", (unsigned)cp);
     }
 }
 
@@ -547,7 +547,7 @@ enum { K_OTHER = UCLASS_OTHER, K_LETTER = UCLASS_LETTER, K_NUMBER = UCLASS_NUMBE
 
 static unsigned kind_of(uint32_t cp) {
     if (cp == BAD_BYTE) return K_BAD;
-    return pretok_is_space(cp) ? K_SPACE : unicode_class(cp);
+    return gpt2_pretok_is_space(cp) ? K_SPACE : unicode_class(cp);
 }
 
 /* Length, in characters, of the match at cps[i..n) of
@@ -590,7 +590,7 @@ static void check_pieces_match_regex(const uint8_t *text, size_t len) {
     assert_non_null(offset);
     size_t n = 0;
     for (size_t at = 0; at < len;) {
-        size_t l = utf8_decode(text + at, len - at, &cps[n]);
+        size_t l = gpt2_utf8_decode(text + at, len - at, &cps[n]);
         if (l == 0) {
             cps[n] = BAD_BYTE;
             l = 1;
@@ -600,9 +600,9 @@ static void check_pieces_match_regex(const uint8_t *text, size_t len) {
     }
     offset[n] = len;
     PreTokenizer p;
-    pretok_init(&p, text, len);
+    gpt2_pretok_init(&p, text, len);
     size_t at, got, i = 0;
-    while (pretok_next(&p, &at, &got)) {
+    while (gpt2_pretok_next(&p, &at, &got)) {
         assert_true(i < n);
         size_t want = offset[i + regex_match(cps, n, i)] - offset[i];
         if (at != offset[i] || got != want) {
@@ -650,7 +650,7 @@ static uint32_t random_code_point(Rng *r) {
 
 static size_t random_utf8(Rng *r, uint8_t *out, size_t max_chars) {
     size_t n = 0, chars = rng_below(r, (uint32_t)max_chars + 1);
-    for (size_t i = 0; i < chars; i++) n += utf8_encode(random_code_point(r), (char *)out + n);
+    for (size_t i = 0; i < chars; i++) n += gpt2_utf8_encode(random_code_point(r), (char *)out + n);
     return n;
 }
 
@@ -667,7 +667,7 @@ static size_t random_bytes(Rng *r, uint8_t *out, size_t max_len) {
         else if (pick == 1) out[i++] = (uint8_t)(0x80 + rng_below(r, 0x40));
         else if (pick == 2) out[i++] = (uint8_t)(0xC0 + rng_below(r, 0x40));
         else if (pick == 3 || len - i < 4) out[i++] = (uint8_t)rng_below(r, 256);
-        else i += utf8_encode(random_code_point(r), (char *)out + i);
+        else i += gpt2_utf8_encode(random_code_point(r), (char *)out + i);
     }
     return len;
 }
@@ -675,19 +675,19 @@ static size_t random_bytes(Rng *r, uint8_t *out, size_t max_len) {
 /* Encodes text with the default loop choice, the heap loop only and the
  * small loop only: all three must agree and decode back to text. */
 static void check_round_trip_and_loops(Tokenizer *t, const uint8_t *text, size_t len, bool special) {
-    tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
+    gpt2_tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
     TokenList base = encode(t, text, len, special);
     check_decodes_to(t, &base, text, len);
     const size_t forced[] = {0, SIZE_MAX};
     for (size_t f = 0; f < 2; f++) {
-        tokenizer_set_small_piece_max(t, forced[f]);
+        gpt2_tokenizer_set_small_piece_max(t, forced[f]);
         TokenList other = encode(t, text, len, special);
         check_same_ids(&other, base.ids, base.n, f == 0 ? "heap loop vs default" : "small loop vs default", text,
                        len);
-        token_list_free(&other);
+        gpt2_token_list_free(&other);
     }
-    tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
-    token_list_free(&base);
+    gpt2_tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
+    gpt2_token_list_free(&base);
 }
 
 static void test_random_bytes_round_trip(void **state) {
@@ -709,7 +709,7 @@ static void test_random_utf8_round_trip(void **state) {
     uint8_t text[4 * 200];
     for (int iter = 0; iter < 1500; iter++) {
         size_t len = random_utf8(&r, text, 200);
-        assert_true(utf8_valid(text, len));
+        assert_true(gpt2_utf8_valid(text, len));
         check_pieces_match_regex(text, len);
         check_round_trip_and_loops(t, text, len, false);
     }
@@ -824,7 +824,7 @@ static void test_synthetic_merge_tables(void **state) {
         TokenizerData data = {v->n_vocab, v->offsets, v->bytes, v->n_merges, v->merges, 256};
         Tokenizer *t;
         char err[256];
-        if (!tokenizer_build(&t, &data, err, sizeof err)) fail_msg("%s", err);
+        if (!gpt2_tokenizer_build(&t, &data, err, sizeof err)) fail_msg("%s", err);
         for (int w = 0; w < 60; w++) {
             char word[300];
             uint32_t want[300];
@@ -837,15 +837,15 @@ static void test_synthetic_merge_tables(void **state) {
             size_t n_want = reference_bpe(v, want, len);
             const size_t loops[] = {TOKENIZER_SMALL_PIECE_MAX, 0, SIZE_MAX};
             for (size_t l = 0; l < 3; l++) {
-                tokenizer_set_small_piece_max(t, loops[l]);
+                gpt2_tokenizer_set_small_piece_max(t, loops[l]);
                 TokenList ids = encode(t, word, len, false);
                 char label[64];
                 snprintf(label, sizeof label, "table %d, loop limit %zu", table, loops[l]);
                 check_same_ids(&ids, (const int32_t *)want, n_want, label, word, len);
-                token_list_free(&ids);
+                gpt2_token_list_free(&ids);
             }
         }
-        tokenizer_free(t);
+        gpt2_tokenizer_free(t);
     }
     free(v);
 }
@@ -854,13 +854,13 @@ static void test_synthetic_merge_tables(void **state) {
 
 /* Work of encoding text[0..len) with an empty cache. */
 static uint64_t encode_work(Tokenizer *t, const uint8_t *text, size_t len, size_t *n_ids) {
-    tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
-    TokenizerStats before = tokenizer_stats(t);
+    gpt2_tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
+    TokenizerStats before = gpt2_tokenizer_stats(t);
     TokenList ids = encode(t, text, len, false);
-    TokenizerStats after = tokenizer_stats(t);
+    TokenizerStats after = gpt2_tokenizer_stats(t);
     check_decodes_to(t, &ids, text, len);
     *n_ids = ids.n;
-    token_list_free(&ids);
+    gpt2_token_list_free(&ids);
     return total_work(&after) - total_work(&before);
 }
 

@@ -47,7 +47,7 @@ void test_path(char *out, size_t outsz, const char *dir, const char *name) {
 
 void test_read_file(const char *path, StrBuf *out) {
     char err[512];
-    if (!read_whole_file(path, out, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_fileio_read_file(path, out, err, sizeof err)) fail_msg("%s", err);
 }
 
 void test_write_file(const char *path, const void *bytes, size_t n) {
@@ -178,7 +178,7 @@ void test_run(const char *const argv[], const RunSpec *spec, RunResult *r) {
                 continue;
             }
             StrBuf *dst = i == 1 ? &r->out : &r->err;
-            assert_true(strbuf_append(dst, buf, (size_t)got));
+            assert_true(gpt2_strbuf_append(dst, buf, (size_t)got));
             if (i == 1 && spec->interrupt_after && !interrupted && r->out.len >= spec->interrupt_after) {
                 kill(pid, SIGINT);
                 interrupted = true;
@@ -195,13 +195,13 @@ void test_run(const char *const argv[], const RunSpec *spec, RunResult *r) {
         if (errno != EINTR) fail_msg("wait4 failed");
     r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     r->max_rss_kib = ru.ru_maxrss;
-    if (!r->out.data) strbuf_reserve(&r->out, 0);
-    if (!r->err.data) strbuf_reserve(&r->err, 0);
+    if (!r->out.data) gpt2_strbuf_reserve(&r->out, 0);
+    if (!r->err.data) gpt2_strbuf_reserve(&r->err, 0);
 }
 
 void test_run_free(RunResult *r) {
-    strbuf_free(&r->out);
-    strbuf_free(&r->err);
+    gpt2_strbuf_free(&r->out);
+    gpt2_strbuf_free(&r->err);
 }
 
 void test_expect_refusal(const RunResult *r, int status, const char *prefix, const char *phrase) {

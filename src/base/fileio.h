@@ -1,0 +1,31 @@
+/* fileio.h - reading whole files, and error text for failed system calls.
+ *
+ * Owns the one way the program slurps a file or stream into memory, and the
+ * one way it maps a large file (a model, a safetensors file) read-only, so
+ * that every caller reports a missing or unreadable file the same way.
+ */
+#ifndef GPT2_FILEIO_H
+#define GPT2_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "strbuf.h"
+
+/* Appends the whole content of path to out.  On failure writes
+ * "PATH: reason" to err and returns false. */
+bool gpt2_fileio_read_file(const char *path, StrBuf *out, char *err, size_t errsz);
+
+/* Appends everything left in f to out; what names f in the error message. */
+bool gpt2_fileio_read_stream(FILE *f, const char *what, StrBuf *out, char *err, size_t errsz);
+
+/* Maps the regular file at path read-only: *bytes, *n.  An empty file gives
+ * n 0 and bytes pointing at "" (mmap refuses a length of 0).  A directory,
+ * device, FIFO or socket is refused without waiting on it; `what` names
+ * the expected kind of file in that message ("a model file").  On failure
+ * writes the reason, without the path, to err. */
+bool gpt2_fileio_map(const char *path, const char *what, const void **bytes, size_t *n, char *err, size_t errsz);
+void gpt2_fileio_unmap(const void *bytes, size_t n);
+
+#endif

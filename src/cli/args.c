@@ -1,0 +1,329 @@
+/* cli_args.c - argv to CliOptions (see cli.h).
+ *
+ * Every value is parsed strictly (numparse.h): junk, overflow, NaN and
+ * out-of-range values are usage errors, as are options that cannot go
+ * together.  The one table below, `option_specs`, drives getopt and --help
+ * alike, and the defaults --help shows are read from the CliOptions every
+ * run starts with, so the help cannot drift from what is parsed.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "numparse.h"
+
+/* ---- the option table: getopt and --help both read it ------------------- */
+
+enum {
+    OPT_TEMP = 256, OPT_TOP_K, OPT_TOP_P, OPT_REPEAT_PENALTY, OPT_REPEAT_LAST_N, OPT_SEED, OPT_IGNORE_EOS,
+    OPT_STOP, OPT_ECHO, OPT_JSON, OPT_BATCH, OPT_BATCH_SIZE, OPT_SCORE, OPT_PREPEND_EOS, OPT_TOKENIZE,
+    OPT_DETOKENIZE, OPT_SPECIAL, OPT_IDS, OPT_VERSION
+};
+
+/* One option: its getopt code (a letter for those with a short form), long
+ * name, value name (NULL for a flag) and help text.  A help text may hold
+ * newlines.  The default, for an option that has one, is not written here:
+ * option_default() reads it from the CliOptions that cli_defaults() makes,
+ * the same values every run starts from.  A `section` heads a group. */
+typedef struct {
+    const char *section;
+    int code;
+    const char *name;
+    const char *value;
+    const char *help;
+} OptionSpec;
+
+static const OptionSpec option_specs[] = {
+    {"Model", 'm', "model", "FILE", "model file; make one with scripts/download-model.sh or gpt2-convert"},
+    {NULL, 't', "threads", "N", "threads"},
+    {"Prompt", 'p', "prompt", "TEXT", "the prompt"},
+    {NULL, 'f', "file", "FILE",
+     "read the prompt from FILE ('-' is standard input); with -p,\n"
+     "the prompt is the file's text, a newline, then TEXT\n"
+     "(with neither -p nor -f the prompt is read from standard input)"},
+    {NULL, OPT_IDS, "ids", NULL, "the prompt is whitespace-separated token ids, not text"},
+    {NULL, OPT_SPECIAL, "special", NULL,
+     "\"<|endoftext|>\" in text is the end-of-text token, not plain text;\n"
+     "an empty prompt conditions on <|endoftext|>"},
+    {"Generation", 'n', "n-predict", "N", "tokens to generate"},
+    {NULL, OPT_TEMP, "temp", "T", "temperature; 0 is greedy"},
+    {NULL, OPT_TOP_K, "top-k", "K", "sample from the K likeliest tokens; 0 is off"},
+    {NULL, OPT_TOP_P, "top-p", "P", "sample from the smallest set of probability >= P; 1 is off"},
+    {NULL, OPT_REPEAT_PENALTY, "repeat-penalty", "R", "penalise recent tokens; 1 is off, 1.2 stops greedy loops"},
+    {NULL, OPT_REPEAT_LAST_N, "repeat-last-n", "N", "tokens the penalty looks back over"},
+    {NULL, OPT_SEED, "seed", "S", "random seed"},
+    {NULL, OPT_IGNORE_EOS, "ignore-eos", NULL, "go on past <|endoftext|> instead of stopping there"},
+    {NULL, OPT_STOP, "stop", "STRING", "stop before STRING; repeatable"},
+    {"Output", OPT_ECHO, "echo", NULL, "print the prompt before the continuation"},
+    {NULL, OPT_JSON, "json", NULL, "print one JSON object instead of text"},
+    {NULL, 'v', "verbose", NULL, "timings, speed and the seed on standard error"},
+    {"Batch", OPT_BATCH, "batch", "FILE",
+     "JSON Lines ('-' is standard input): {\"prompt\": ...} with optional\n"
+     "\"n\", \"temp\", \"top_k\", \"top_p\", \"seed\", \"stop\", \"ignore_eos\",\n"
+     "\"repeat_penalty\", \"repeat_last_n\"; options above are the defaults"},
+    {NULL, OPT_BATCH_SIZE, "batch-size", "N", "completions computed together"},
+    {"Scoring and tokens", OPT_SCORE, "score", NULL, "print each token's id, text and natural-log probability"},
+    {NULL, OPT_PREPEND_EOS, "prepend-eos", NULL, "with --score, also score the first token, after <|endoftext|>"},
+    {NULL, OPT_TOKENIZE, "tokenize", NULL, "print the token ids of the text, separated by spaces"},
+    {NULL, OPT_DETOKENIZE, "detokenize", NULL, "read token ids, write their bytes"},
+    {"", 'h', "help", NULL, "show this help"},
+    {NULL, OPT_VERSION, "version", NULL, "show the version"},
+};
+#define N_OPTIONS (sizeof option_specs / sizeof *option_specs)
+
+/* The settings every run starts from; --help shows these values. */
+static void cli_defaults(CliOptions *o, const char *env_model) {
+    memset(o, 0, sizeof *o);
+    o->mode = MODE_GENERATE;
+    o->model_path = env_model && *env_model ? env_model : CLI_DEFAULT_MODEL;
+    o->params = gpt2_default_params();
+    o->params.stops = o->stops;
+    o->batch_size = CLI_DEFAULT_BATCH_SIZE;
+}
+
+/* A real number as --help shows it: "1.0", "0.95". */
+static const char *real_text(double v, char *buf, size_t n) {
+    snprintf(buf, n, "%g", v);
+    if (!strpbrk(buf, ".en")) snprintf(buf + strlen(buf), n - strlen(buf), ".0");
+    return buf;
+}
+
+/* What --help shows as option code's default, written into buf when it is a
+ * value; NULL for an option without one. */
+static const char *option_default(int code, const CliOptions *d, char *buf, size_t n) {
+    const Gpt2Sampling *s = &d->params.sampling;
+    switch (code) {
+    case 'm': return "$GPT2_MODEL, else " CLI_DEFAULT_MODEL;
+    case 't': return "one per CPU";
+    case 'n': snprintf(buf, n, "%u", (unsigned)d->params.n_predict); return buf;
+    case OPT_TEMP: return real_text(s->temperature, buf, n);
+    case OPT_TOP_K: snprintf(buf, n, "%u", (unsigned)s->top_k); return buf;
+    case OPT_TOP_P: return real_text(s->top_p, buf, n);
+    case OPT_REPEAT_PENALTY: return real_text(s->repeat_penalty, buf, n);
+    case OPT_REPEAT_LAST_N: snprintf(buf, n, "%u", (unsigned)s->repeat_last_n); return buf;
+    case OPT_SEED: return "from the clock; -v prints it";
+    case OPT_STOP: return "none";
+    case OPT_BATCH_SIZE: snprintf(buf, n, "%u", (unsigned)d->batch_size); return buf;
+    default: return NULL;
+    }
+}
+
+/* Help texts wrap at this column; a default that does not fit on the
+ * option's last line gets a line of its own. */
+#define HELP_INDENT 26
+#define HELP_WIDTH 100
+
+bool cli_print_usage(FILE *f) {
+    CliOptions d;
+    cli_defaults(&d, NULL);
+    fputs("usage: gpt2 [options]                 complete a prompt (-p, -f, or standard input)\n"
+          "       gpt2 --batch FILE [options]    complete JSON Lines prompts, one JSON object per line\n"
+          "       gpt2 --score [options]         log-probability of every token of a text\n"
+          "       gpt2 --tokenize | --detokenize text to token ids and back\n",
+          f);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const OptionSpec *o = &option_specs[i];
+        if (o->section) fprintf(f, "\n%s%s", o->section, *o->section ? ":\n" : "");
+        char head[64], value[64];
+        if (o->code < 256) snprintf(head, sizeof head, "-%c, --%s", o->code, o->name);
+        else snprintf(head, sizeof head, "    --%s", o->name);
+        if (o->value) snprintf(head + strlen(head), sizeof head - strlen(head), " %s", o->value);
+        fprintf(f, "  %-*s", HELP_INDENT - 2, head);
+        const char *line = o->help, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            fprintf(f, "%.*s\n%*s", (int)(nl - line), line, HELP_INDENT, "");
+            line = nl + 1;
+        }
+        fputs(line, f);
+        const char *dflt = option_default(o->code, &d, value, sizeof value);
+        if (dflt && HELP_INDENT + strlen(line) + strlen(dflt) + 12 > HELP_WIDTH)
+            fprintf(f, "\n%*s(default: %s)", HELP_INDENT, "", dflt);
+        else if (dflt)
+            fprintf(f, " (default: %s)", dflt);
+        fputc('\n', f);
+    }
+    fputs("\nExit status: 0 success, 1 error, 2 usage error, 130 after Ctrl-C, 143 after SIGTERM.\n", f);
+    return !ferror(f);
+}
+
+/* The name the user typed for option code c, for messages. */
+static const char *option_name(int c, char buf[40]) {
+    for (const OptionSpec *o = option_specs; o < option_specs + N_OPTIONS; o++) {
+        if (o->code != c) continue;
+        if (c < 256) snprintf(buf, 40, "-%c", c);
+        else snprintf(buf, 40, "--%s", o->name);
+        return buf;
+    }
+    return "?";
+}
+
+static ArgsResult usage_error(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static ArgsResult usage_error(char *err, size_t errsz, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsz, fmt, ap);
+    va_end(ap);
+    return ARGS_USAGE_ERROR;
+}
+
+/* The numeric settings: option code, batch-line key (NULL when a batch
+ * line cannot set it), bounds, and the end of "must be ..." for messages. */
+static const NumberRule number_rules[] = {
+    {'n', "n", true, 0, 4294967295.0, "a whole number from 0 to 4294967295"},
+    {OPT_TEMP, "temp", false, 0, 1e6, "a number from 0 to 1000000"},
+    {OPT_TOP_K, "top_k", true, 0, 4294967295.0, "a whole number from 0 to 4294967295"},
+    {OPT_TOP_P, "top_p", false, 0, 1, "a number from 0 to 1"},
+    {OPT_REPEAT_PENALTY, "repeat_penalty", false, 0, 1e6, "a number above 0, at most 1000000"},
+    {OPT_REPEAT_LAST_N, "repeat_last_n", true, 0, 4294967295.0, "a whole number from 0 to 4294967295"},
+    {'t', NULL, true, 1, 1024, "a whole number from 1 to 1024"},
+    {OPT_BATCH_SIZE, NULL, true, 1, 256, "a whole number from 1 to 256"},
+};
+
+const NumberRule *cli_number_rule(const char *key) {
+    for (size_t i = 0; i < sizeof number_rules / sizeof *number_rules; i++)
+        if (number_rules[i].key && strcmp(number_rules[i].key, key) == 0) return &number_rules[i];
+    return NULL;
+}
+
+static const NumberRule *rule_for_code(int code) {
+    for (size_t i = 0; i < sizeof number_rules / sizeof *number_rules; i++)
+        if (number_rules[i].code == code) return &number_rules[i];
+    return NULL;
+}
+
+bool cli_number_fits(const NumberRule *r, double v) {
+    if (!(v >= r->lo && v <= r->hi)) return false; /* also refuses NaN */
+    if (r->integer && v != floor(v)) return false;
+    return r->code != OPT_REPEAT_PENALTY || v > 0; /* a zero penalty would divide by zero */
+}
+
+void cli_apply_number(const NumberRule *r, double v, Gpt2Params *p) {
+    switch (r->code) {
+    case 'n': p->n_predict = (uint32_t)v; break;
+    case OPT_TEMP: p->sampling.temperature = (float)v; break;
+    case OPT_TOP_K: p->sampling.top_k = (uint32_t)v; break;
+    case OPT_TOP_P: p->sampling.top_p = (float)v; break;
+    case OPT_REPEAT_PENALTY: p->sampling.repeat_penalty = (float)v; break;
+    case OPT_REPEAT_LAST_N: p->sampling.repeat_last_n = (uint32_t)v; break;
+    default: break; /* not a generation setting */
+    }
+}
+
+/* Parses the value of numeric option `code` into o; false with the
+ * message in err. */
+static bool number_option(int code, const char *arg, CliOptions *o, char *err, size_t errsz) {
+    char name[40];
+    const NumberRule *r = rule_for_code(code);
+    double v = 0;
+    bool ok;
+    if (r->integer) {
+        int64_t i;
+        ok = gpt2_parse_int(arg, (int64_t)r->lo, (int64_t)r->hi, &i);
+        v = (double)i;
+    } else {
+        ok = gpt2_parse_double(arg, -INFINITY, INFINITY, &v);
+    }
+    if (!ok || !cli_number_fits(r, v)) {
+        usage_error(err, errsz, "%s must be %s, not '%s'", option_name(code, name), r->what, arg);
+        return false;
+    }
+    if (code == 't') o->n_threads = (int)v;
+    else if (code == OPT_BATCH_SIZE) o->batch_size = (uint32_t)v;
+    else cli_apply_number(r, v, &o->params);
+    return true;
+}
+
+static ArgsResult set_mode(CliOptions *o, CliMode mode, int code, int *mode_code, char *err, size_t errsz) {
+    char a[40], b[40];
+    if (*mode_code && *mode_code != code)
+        return usage_error(err, errsz, "%s and %s cannot be used together", option_name(*mode_code, a),
+                           option_name(code, b));
+    o->mode = mode;
+    *mode_code = code;
+    return ARGS_RUN;
+}
+
+/* Options that mean nothing in the chosen mode are refused rather than
+ * silently ignored, so a mistaken command line never half-works. */
+static ArgsResult check_combinations(const CliOptions *o, int mode_code, char *err, size_t errsz) {
+    char m[40];
+    const char *mode = mode_code ? option_name(mode_code, m) : "generation";
+    if (o->mode == MODE_BATCH && (o->prompt || o->prompt_file || o->ids))
+        return usage_error(err, errsz, "--batch reads its prompts from its file; -p, -f and --ids do not apply");
+    if (o->mode == MODE_TOKENIZE && o->ids) return usage_error(err, errsz, "--tokenize reads text; --ids does not apply");
+    if (o->json && (o->mode == MODE_TOKENIZE || o->mode == MODE_DETOKENIZE))
+        return usage_error(err, errsz, "--json does not apply to %s", mode);
+    if (o->echo && o->mode != MODE_GENERATE) return usage_error(err, errsz, "--echo does not apply to %s", mode);
+    if (o->echo && o->json) return usage_error(err, errsz, "--echo does not apply with --json (see prompt_tokens)");
+    if (o->prepend_eos && o->mode != MODE_SCORE) return usage_error(err, errsz, "--prepend-eos needs --score");
+    if (o->prompt_file && o->batch_file && strcmp(o->prompt_file, "-") == 0 && strcmp(o->batch_file, "-") == 0)
+        return usage_error(err, errsz, "standard input cannot be both the prompt and the batch");
+    return ARGS_RUN;
+}
+
+ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptions *o, char *err, size_t errsz) {
+    cli_defaults(o, env_model);
+    struct option options[N_OPTIONS + 1];
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        options[i] = (struct option){option_specs[i].name, option_specs[i].value ? required_argument : no_argument, NULL,
+                                     option_specs[i].code};
+    options[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
+    int mode_code = 0;
+    char name[40];
+    opterr = 0;
+    optind = 0; /* 0 re-initialises GNU getopt, so tests may call this more than once */
+    int c;
+    while ((c = getopt_long(argc, argv, ":m:t:p:f:n:vh", options, NULL)) != -1) {
+        ArgsResult r = ARGS_RUN;
+        switch (c) {
+        case 'm': o->model_path = optarg; break;
+        case 'p': o->prompt = optarg; break;
+        case 'f': o->prompt_file = optarg; break;
+        case 'v': o->verbose = true; break;
+        case 'h': return ARGS_HELP;
+        case OPT_VERSION: return ARGS_VERSION;
+        case OPT_IDS: o->ids = true; break;
+        case OPT_SPECIAL: o->special = true; break;
+        case OPT_IGNORE_EOS: o->params.ignore_eos = true; break;
+        case OPT_ECHO: o->echo = true; break;
+        case OPT_JSON: o->json = true; break;
+        case OPT_PREPEND_EOS: o->prepend_eos = true; break;
+        case OPT_SEED:
+            if (!gpt2_parse_u64(optarg, &o->params.sampling.seed))
+                return usage_error(err, errsz, "--seed must be a whole number from 0 to 18446744073709551615, not '%s'",
+                                   optarg);
+            o->seed_given = true;
+            break;
+        case OPT_STOP:
+            if (!*optarg) return usage_error(err, errsz, "--stop needs a non-empty string");
+            if (o->params.n_stops == CLI_MAX_STOPS) return usage_error(err, errsz, "at most %d --stop strings", CLI_MAX_STOPS);
+            o->stops[o->params.n_stops++] = (Gpt2Bytes){optarg, strlen(optarg)};
+            break;
+        case OPT_BATCH:
+            o->batch_file = optarg;
+            r = set_mode(o, MODE_BATCH, c, &mode_code, err, errsz);
+            break;
+        case OPT_SCORE: r = set_mode(o, MODE_SCORE, c, &mode_code, err, errsz); break;
+        case OPT_TOKENIZE: r = set_mode(o, MODE_TOKENIZE, c, &mode_code, err, errsz); break;
+        case OPT_DETOKENIZE: r = set_mode(o, MODE_DETOKENIZE, c, &mode_code, err, errsz); break;
+        case 'n': case 't': case OPT_TEMP: case OPT_TOP_K: case OPT_TOP_P:
+        case OPT_REPEAT_PENALTY: case OPT_REPEAT_LAST_N: case OPT_BATCH_SIZE:
+            if (!number_option(c, optarg, o, err, errsz)) return ARGS_USAGE_ERROR;
+            break;
+        case ':':
+            return usage_error(err, errsz, "%s needs a value",
+                               optopt ? option_name(optopt, name) : argv[optind - 1]);
+        default:
+            if (optopt && optopt < 256) return usage_error(err, errsz, "unknown option '-%c' (see gpt2 --help)", optopt);
+            return usage_error(err, errsz, "unknown option '%s' (see gpt2 --help)", argv[optind - 1]);
+        }
+        if (r != ARGS_RUN) return r;
+    }
+    if (optind < argc)
+        return usage_error(err, errsz, "unexpected argument '%s' (give a prompt with -p TEXT or -f FILE)", argv[optind]);
+    if (!*o->model_path) return usage_error(err, errsz, "-m needs a file name");
+    return check_combinations(o, mode_code, err, errsz);
+}

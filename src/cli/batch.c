@@ -1,0 +1,286 @@
+/* cli_batch.c - the --batch mode: JSON Lines in, one JSON object per line out.
+ *
+ * Spine: read every line, turn each into a request (or an error), hand all
+ * requests to gpt2_generate at once (it runs batch_size of them together,
+ * sharing every weight read), and print results in input order as soon as
+ * every earlier line is printed.  A bad line costs only its own
+ * {"error": ...} object.
+ *
+ * A line's settings default to the command line's.  Its seed is its own
+ * "seed", else --seed, else the clock's seed plus the line's index, so
+ * that every line equals the single run `gpt2 --seed S ...` with the same
+ * settings.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fileio.h"
+#include "json.h"
+#include "numparse.h"
+
+typedef struct {
+    size_t lineno;        /* 1-based */
+    char *error;          /* malloc'd message, or NULL for a request */
+    StrBuf prompt;        /* the prompt text */
+    int32_t *ids;         /* [n_ids] its tokens */
+    size_t n_ids;
+    Gpt2Bytes stops[CLI_MAX_STOPS];
+    size_t completion;    /* index in the completions array */
+    bool done;
+} Line;
+
+typedef struct {
+    Line *lines;          /* [n_lines] */
+    size_t n_lines;
+    Gpt2Completion *completions; /* [n_completions] */
+    size_t n_completions;
+    size_t *line_of;      /* [n_completions] */
+    size_t next_to_print; /* lines before it are printed */
+    Output *out;
+    double load_ms;
+    int32_t eot;
+} BatchJob;
+
+/* ---- reading lines ---------------------------------------------------------- */
+
+static void set_error(Line *line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(Line *line, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    free(line->error);
+    line->error = malloc(strlen(msg) + 32);
+    if (line->error) snprintf(line->error, strlen(msg) + 32, "line %zu: %s", line->lineno, msg);
+}
+
+/* "stop": a string or an array of strings, none empty.  The strings live
+ * in doc, which outlives the generation. */
+static bool read_stops(Line *line, const JsonValue *v, Gpt2Params *p) {
+    const JsonValue *items = v->type == JSON_ARRAY ? v->u.array.items : v;
+    size_t n = v->type == JSON_ARRAY ? v->u.array.count : 1;
+    if (n > CLI_MAX_STOPS) {
+        set_error(line, "at most %d stop strings", CLI_MAX_STOPS);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].type != JSON_STRING || items[i].u.string.len == 0) {
+            set_error(line, "\"stop\" must be a non-empty string or an array of them");
+            return false;
+        }
+        line->stops[i] = (Gpt2Bytes){items[i].u.string.bytes, items[i].u.string.len};
+    }
+    p->stops = line->stops;
+    p->n_stops = n;
+    return true;
+}
+
+/* One member of a request object; false (with the line's error set) when
+ * it is unknown or its value is not acceptable. */
+static bool read_member(Line *line, const JsonMember *m, Gpt2Params *p) {
+    const JsonValue *v = &m->value;
+    if (strcmp(m->key, "prompt") == 0) {
+        if (v->type != JSON_STRING) {
+            set_error(line, "\"prompt\" must be a string");
+            return false;
+        }
+        return gpt2_strbuf_append(&line->prompt, v->u.string.bytes, v->u.string.len) || (set_error(line, "out of memory"), false);
+    }
+    if (strcmp(m->key, "stop") == 0) return read_stops(line, v, p);
+    if (strcmp(m->key, "ignore_eos") == 0) {
+        if (v->type != JSON_TRUE && v->type != JSON_FALSE) {
+            set_error(line, "\"ignore_eos\" must be true or false");
+            return false;
+        }
+        p->ignore_eos = v->type == JSON_TRUE;
+        return true;
+    }
+    if (strcmp(m->key, "seed") == 0) {
+        if (v->type != JSON_NUMBER || !gpt2_parse_u64(v->u.number.text, &p->sampling.seed)) {
+            set_error(line, "\"seed\" must be a whole number from 0 to 18446744073709551615");
+            return false;
+        }
+        return true;
+    }
+    const NumberRule *r = cli_number_rule(m->key);
+    if (!r) {
+        set_error(line, "unknown key \"%.40s\" (known: prompt, n, temp, top_k, top_p, seed, stop, ignore_eos, "
+                  "repeat_penalty, repeat_last_n)", m->key);
+        return false;
+    }
+    int64_t whole;
+    bool ok = v->type == JSON_NUMBER && (!r->integer || gpt2_json_as_int(v, INT64_MIN, INT64_MAX, &whole)) &&
+              cli_number_fits(r, v->u.number.value);
+    if (!ok) {
+        set_error(line, "\"%s\" must be %s", r->key, r->what);
+        return false;
+    }
+    cli_apply_number(r, v->u.number.value, p);
+    return true;
+}
+
+/* Parses one line into a request with params p (preset to the defaults). */
+static bool read_request(Line *line, const char *text, size_t len, Gpt2Params *p, JsonDoc *doc) {
+    char why[256];
+    size_t blank = 0;
+    while (blank < len && (text[blank] == ' ' || text[blank] == '\t')) blank++;
+    if (blank == len) {
+        set_error(line, "empty line (expected a JSON object like {\"prompt\": \"...\"})");
+        return false;
+    }
+    if (!gpt2_json_parse(doc, text, len, why, sizeof why)) {
+        set_error(line, "not valid JSON: %s", why);
+        return false;
+    }
+    const JsonValue *root = &doc->root;
+    if (root->type != JSON_OBJECT) {
+        set_error(line, "expected a JSON object like {\"prompt\": \"...\"}");
+        return false;
+    }
+    if (!gpt2_json_get(root, "prompt")) {
+        set_error(line, "no \"prompt\"");
+        return false;
+    }
+    for (size_t i = 0; i < root->u.object.count; i++)
+        if (!read_member(line, &root->u.object.members[i], p)) return false;
+    return true;
+}
+
+/* ---- printing in order --------------------------------------------------------- */
+
+static void print_line(BatchJob *b, Line *line) {
+    StrBuf json = {0};
+    bool ok;
+    if (line->error) {
+        ok = gpt2_strbuf_append_str(&json, "{\"error\":") && gpt2_json_append_string(&json, line->error, strlen(line->error)) &&
+             gpt2_strbuf_append_char(&json, '}');
+    } else {
+        const Gpt2Completion *c = &b->completions[line->completion];
+        Gpt2Bytes prompt = {line->prompt.data, line->prompt.len};
+        ok = cli_completion_json(&json, c, line->n_ids ? line->ids : &b->eot, line->n_ids ? line->n_ids : 1,
+                                 b->load_ms, &prompt);
+    }
+    if (ok && gpt2_strbuf_append_char(&json, '\n')) {
+        out_write(b->out, json.data, json.len);
+        out_flush(b->out);
+    } else {
+        fprintf(stderr, "gpt2: out of memory writing line %zu\n", line->lineno);
+    }
+    gpt2_strbuf_free(&json);
+}
+
+/* Prints every line whose turn has come and whose result is ready. */
+static void print_ready(BatchJob *b) {
+    while (b->next_to_print < b->n_lines) {
+        Line *line = &b->lines[b->next_to_print];
+        if (!line->error && !line->done) return;
+        print_line(b, line);
+        if (!line->error) gpt2_completion_free(&b->completions[line->completion]);
+        b->next_to_print++;
+    }
+}
+
+static void on_done(void *ctx, size_t index) {
+    BatchJob *b = ctx;
+    b->lines[b->line_of[index]].done = true;
+    print_ready(b);
+}
+
+/* Stop generating once nobody reads the output. */
+static bool on_text(void *ctx, size_t index, const char *bytes, size_t n) {
+    (void)index, (void)bytes, (void)n;
+    return !((BatchJob *)ctx)->out->failed;
+}
+
+/* ---- the mode ------------------------------------------------------------------- */
+
+/* Splits text into lines (a final newline ends the last line; it does not
+ * start an empty one) and reads each.  docs[i] keeps line i's strings. */
+static bool read_lines(Gpt2 *g, const CliOptions *o, const StrBuf *text, BatchJob *b, JsonDoc **docs) {
+    size_t max_lines = 1;
+    for (size_t i = 0; i < text->len; i++) max_lines += text->data[i] == '\n';
+    b->lines = calloc(max_lines, sizeof *b->lines);
+    b->completions = calloc(max_lines, sizeof *b->completions);
+    b->line_of = calloc(max_lines, sizeof *b->line_of);
+    *docs = calloc(max_lines, sizeof **docs);
+    if (!b->lines || !b->completions || !b->line_of || !*docs) return false;
+    const uint32_t n_ctx = gpt2_info(g).n_ctx;
+    size_t pos = 0;
+    while (pos < text->len) {
+        const char *s = text->data + pos;
+        const char *nl = memchr(s, '\n', text->len - pos);
+        size_t len = nl ? (size_t)(nl - s) : text->len - pos;
+        pos += len + (nl != NULL);
+        if (len > 0 && s[len - 1] == '\r') len--; /* CRLF files */
+        Line *line = &b->lines[b->n_lines];
+        line->lineno = b->n_lines + 1;
+        Gpt2Params p = o->params;
+        p.sampling.seed = o->seed_given ? o->params.sampling.seed : o->params.sampling.seed + b->n_lines;
+        if (read_request(line, s, len, &p, &(*docs)[b->n_lines])) {
+            char why[256];
+            if (!gpt2_tokenize(g, line->prompt.data ? line->prompt.data : "", line->prompt.len, o->special, &line->ids,
+                               &line->n_ids, why, sizeof why))
+                return false;
+            if (line->n_ids > n_ctx)
+                fprintf(stderr, "gpt2: warning: line %zu: the prompt has %zu tokens, more than the context of %u; "
+                        "using the last %u\n", line->lineno, line->n_ids, n_ctx, n_ctx);
+            line->completion = b->n_completions;
+            b->line_of[b->n_completions] = b->n_lines;
+            b->completions[b->n_completions++] =
+                (Gpt2Completion){.prompt = line->ids, .n_prompt = line->n_ids, .params = p};
+        } else if (!line->error) {
+            return false; /* out of memory */
+        }
+        b->n_lines++;
+    }
+    return true;
+}
+
+int cli_run_batch(Gpt2 *g, const CliOptions *o, Output *out, double load_ms, volatile sig_atomic_t *cancel) {
+    char err[512];
+    StrBuf text = {0};
+    bool from_stdin = strcmp(o->batch_file, "-") == 0;
+    bool ok = from_stdin ? gpt2_fileio_read_stream(stdin, "standard input", &text, err, sizeof err)
+                         : gpt2_fileio_read_file(o->batch_file, &text, err, sizeof err);
+    if (!ok) {
+        fprintf(stderr, "gpt2: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    BatchJob b = {.out = out, .load_ms = load_ms, .eot = gpt2_info(g).eot_id};
+    JsonDoc *docs = NULL;
+    int status = 0;
+    if (!read_lines(g, o, &text, &b, &docs)) {
+        fprintf(stderr, "gpt2: out of memory reading the batch\n");
+        status = EXIT_RUNTIME;
+    } else {
+        if (o->verbose)
+            fprintf(stderr, "gpt2: %zu lines, %zu requests, %u at a time; seed %llu%s\n", b.n_lines, b.n_completions,
+                    gpt2_info(g).n_batch, (unsigned long long)o->params.sampling.seed,
+                    o->seed_given ? "" : " plus the line's index, where a line gives none");
+        print_ready(&b); /* error lines before the first request */
+        Gpt2Callbacks cb = {on_text, on_done, &b, cancel};
+        if (b.n_completions && !gpt2_generate(g, b.completions, b.n_completions, &cb, err, sizeof err)) {
+            fprintf(stderr, "gpt2: %s\n", err);
+            status = EXIT_RUNTIME;
+        }
+        print_ready(&b); /* error lines after the last request */
+    }
+    for (size_t i = 0; i < b.n_completions; i++) gpt2_completion_free(&b.completions[i]);
+    for (size_t i = 0; i < b.n_lines; i++) {
+        free(b.lines[i].error);
+        free(b.lines[i].ids);
+        gpt2_strbuf_free(&b.lines[i].prompt);
+        gpt2_json_free(&docs[i]);
+    }
+    free(docs);
+    free(b.lines);
+    free(b.completions);
+    free(b.line_of);
+    gpt2_strbuf_free(&text);
+    return status;
+}

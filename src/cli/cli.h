@@ -1,0 +1,116 @@
+/* cli.h - the gpt2 command line: its options, and the pieces of main.
+ *
+ * Owns what the user typed and how the tool answers: cli_args.c turns argv
+ * into CliOptions (and nothing else: no I/O but the error message), cli_io.c
+ * reads prompts and writes stdout with the errors of a Unix filter handled
+ * (a closed pipe ends the run quietly, a full disk is an error),
+ * cli_batch.c runs JSON Lines batches, and cli_main.c opens the model and
+ * runs the chosen mode.  The engine itself is reached only through gpt2.h.
+ *
+ * Exit status: 0 success, 1 runtime error (missing model, unreadable
+ * input, failed write), 2 usage error (bad option or value; nothing is
+ * written to stdout), 130 interrupted by Ctrl-C (128 + the signal).
+ */
+#ifndef GPT2_CLI_H
+#define GPT2_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gpt2.h"
+#include "strbuf.h"
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+#define CLI_DEFAULT_MODEL "models/gpt2-124M.bin"
+#define CLI_MAX_STOPS 64
+#define CLI_DEFAULT_BATCH_SIZE 16
+
+typedef enum { MODE_GENERATE, MODE_BATCH, MODE_SCORE, MODE_TOKENIZE, MODE_DETOKENIZE } CliMode;
+
+typedef struct {
+    CliMode mode;
+    const char *model_path;    /* -m, else $GPT2_MODEL, else CLI_DEFAULT_MODEL */
+    const char *prompt;        /* -p, or NULL */
+    const char *prompt_file;   /* -f, or NULL; "-" is stdin */
+    const char *batch_file;    /* --batch, "-" is stdin */
+    bool ids;                  /* --ids: the prompt is token ids */
+    bool special;              /* --special: <|endoftext|> in text is the special token */
+    Gpt2Params params;         /* -n, --temp, --top-k, --top-p, --repeat-*, --seed, --ignore-eos, --stop */
+    bool seed_given;
+    Gpt2Bytes stops[CLI_MAX_STOPS];
+    bool echo;                 /* --echo */
+    bool json;                 /* --json */
+    bool prepend_eos;          /* --prepend-eos (scoring) */
+    int n_threads;             /* -t, 0: one per CPU */
+    uint32_t batch_size;       /* --batch-size: completions run together */
+    bool verbose;              /* -v */
+} CliOptions;
+
+typedef enum { ARGS_RUN, ARGS_HELP, ARGS_VERSION, ARGS_USAGE_ERROR } ArgsResult;
+
+/* Parses argv into o; env_model is $GPT2_MODEL (or NULL).  On a usage error
+ * writes a one-line message (without "gpt2: ") to err. */
+ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptions *o, char *err, size_t errsz);
+
+/* Writes the --help text to f; false when the write fails. */
+bool cli_print_usage(FILE *f);
+
+/* A numeric setting's bounds, shared by the options and by batch lines so
+ * that both accept exactly the same values. */
+typedef struct {
+    int code;         /* the option (getopt code) */
+    const char *key;  /* its batch-line key, or NULL */
+    bool integer;
+    double lo, hi;
+    const char *what; /* ends "must be ..." in messages */
+} NumberRule;
+
+const NumberRule *cli_number_rule(const char *key); /* by batch key, or NULL */
+bool cli_number_fits(const NumberRule *r, double v);
+void cli_apply_number(const NumberRule *r, double v, Gpt2Params *p);
+
+/* ---- output ----------------------------------------------------------- */
+
+/* stdout, written with every error noticed.  After the first failure every
+ * write is refused; closed_pipe tells a reader that went away (EPIPE: end
+ * quietly) from a real failure (report it, exit 1). */
+typedef struct {
+    FILE *f;
+    bool failed;
+    bool closed_pipe;
+    int error; /* errno of the failure */
+} Output;
+
+bool out_write(Output *o, const void *bytes, size_t n);
+bool out_flush(Output *o);
+
+/* ---- input ------------------------------------------------------------ */
+
+/* Reads the prompt text as the options say: -p, -f FILE (- is stdin), both
+ * (file, newline, -p), or stdin when neither is given (with a hint on
+ * stderr when stdin is a terminal).  On failure writes why to err. */
+bool cli_read_prompt(const CliOptions *o, StrBuf *text, char *err, size_t errsz);
+
+/* Parses whitespace-separated token ids in [0, n_vocab) into a malloc'd
+ * array.  On failure writes why to err. */
+bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids, size_t *n, char *err,
+                   size_t errsz);
+
+/* ---- modes ------------------------------------------------------------ */
+
+/* Runs the --batch mode; returns the exit status. */
+int cli_run_batch(Gpt2 *g, const CliOptions *o, Output *out, double load_ms, volatile sig_atomic_t *cancel);
+
+/* Appends ids as a JSON array: [1,2,3]. */
+bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n);
+
+/* Appends the JSON object of a finished completion (the keys the man page lists;
+ * prompt_text, when not NULL, adds "prompt"). */
+bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt,
+                         double load_ms, const Gpt2Bytes *prompt_text);
+
+#endif

@@ -1,0 +1,341 @@
+/* cli_main.c - gpt2: the command line (see cli.h).
+ *
+ * Spine: parse the options, open the model, read the input, run one mode
+ * (generate, batch, score, tokenize, detokenize), and turn what happened
+ * into an exit status.  Data flows one way: input -> tokens -> engine ->
+ * standard output; diagnostics go to standard error only.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "json.h"
+#include "timer.h"
+#include "utf8.h"
+
+/* The signal (SIGINT, SIGTERM) that asked the run to stop, or 0.  Only the
+ * first is caught: a second one kills the process as usual. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+    interrupted = sig;
+    signal(sig, SIG_DFL);
+}
+
+static void catch_interrupts(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* A seed nobody chose: the clock and the process id, mixed. */
+static uint64_t clock_seed(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The status a run ends with, given how standard output fared. */
+static int finish_status(Output *out, int status) {
+    if (!out->failed) out_flush(out);
+    if (out->failed && !out->closed_pipe) {
+        fprintf(stderr, "gpt2: error writing standard output: %s\n", strerror(out->error));
+        return EXIT_RUNTIME;
+    }
+    if (interrupted && status == 0) return 128 + interrupted; /* 130 after Ctrl-C, as a shell reports it */
+    return status;
+}
+
+static Gpt2 *open_model(const CliOptions *o, char *err, size_t errsz) {
+    struct stat st;
+    if (stat(o->model_path, &st) != 0 && errno == ENOENT) {
+        snprintf(err, errsz,
+                 "model file '%s' not found; get one with scripts/download-model.sh 124M (or convert one with "
+                 "gpt2-convert), then give it with -m FILE or $GPT2_MODEL",
+                 o->model_path);
+        return NULL;
+    }
+    Gpt2Options go = {
+        .n_threads = o->n_threads,
+        .n_batch = o->mode == MODE_BATCH ? o->batch_size : 1,
+        .kernels = getenv("GPT2_KERNELS"),
+    };
+    return gpt2_open(o->model_path, &go, err, errsz);
+}
+
+/* The prompt as token ids: parsed with --ids, else tokenized.  Says why
+ * on standard error when it cannot. */
+static bool prompt_tokens(Gpt2 *g, const CliOptions *o, const StrBuf *text, int32_t **ids, size_t *n) {
+    char err[256];
+    if (o->ids) {
+        if (cli_parse_ids(text->data, text->len, gpt2_info(g).n_vocab, ids, n, err, sizeof err)) return true;
+    } else {
+        if (gpt2_tokenize(g, text->data, text->len, o->special, ids, n, err, sizeof err)) return true;
+    }
+    fprintf(stderr, "gpt2: %s\n", err);
+    return false;
+}
+
+static void warn_if_too_long(const Gpt2Info *info, size_t n) {
+    if (n > info->n_ctx)
+        fprintf(stderr, "gpt2: warning: the prompt has %zu tokens, more than the context of %u; using the last %u\n",
+                n, info->n_ctx, info->n_ctx);
+}
+
+/* ---- --tokenize and --detokenize ---------------------------------------- */
+
+static int run_tokenize(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *out) {
+    int32_t *ids;
+    size_t n;
+    char err[256];
+    if (!gpt2_tokenize(g, text->data, text->len, o->special, &ids, &n, err, sizeof err)) {
+        fprintf(stderr, "gpt2: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    StrBuf line = {0};
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = (i == 0 || gpt2_strbuf_append_char(&line, ' ')) && gpt2_strbuf_append_u64(&line, (uint32_t)ids[i]);
+        if (ok && line.len >= (1 << 16)) { /* write as we go: the text may be large */
+            out_write(out, line.data, line.len);
+            gpt2_strbuf_clear(&line);
+        }
+    }
+    if (ok) ok = gpt2_strbuf_append_char(&line, '\n');
+    if (ok) out_write(out, line.data, line.len);
+    else fprintf(stderr, "gpt2: out of memory\n");
+    gpt2_strbuf_free(&line);
+    free(ids);
+    return ok ? 0 : EXIT_RUNTIME;
+}
+
+static int run_detokenize(Gpt2 *g, const StrBuf *text, Output *out) {
+    int32_t *ids;
+    size_t n;
+    char err[256];
+    if (!cli_parse_ids(text->data, text->len, gpt2_info(g).n_vocab, &ids, &n, err, sizeof err)) {
+        fprintf(stderr, "gpt2: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < n && !out->failed; i++) {
+        size_t len;
+        const char *bytes = gpt2_token_bytes(g, ids[i], &len);
+        out_write(out, bytes, len);
+    }
+    free(ids);
+    return 0;
+}
+
+/* ---- --score ---------------------------------------------------------------- */
+
+/* Token bytes made printable on one line: backslash escapes for the
+ * backslash, tabs, line breaks, other control characters and bytes that
+ * are not well-formed UTF-8 (a token may hold part of a character). */
+static bool append_escaped(StrBuf *b, const uint8_t *s, size_t n) {
+    bool ok = true;
+    for (size_t i = 0; ok && i < n;) {
+        uint32_t cp;
+        size_t len = gpt2_utf8_decode(s + i, n - i, &cp);
+        if (len == 0) {
+            ok = gpt2_strbuf_printf(b, "\\x%02X", s[i]);
+            i++;
+            continue;
+        }
+        if (cp == '\\') ok = gpt2_strbuf_append_str(b, "\\\\");
+        else if (cp == '\n') ok = gpt2_strbuf_append_str(b, "\\n");
+        else if (cp == '\t') ok = gpt2_strbuf_append_str(b, "\\t");
+        else if (cp == '\r') ok = gpt2_strbuf_append_str(b, "\\r");
+        else if (cp < 0x20 || cp == 0x7F) ok = gpt2_strbuf_printf(b, "\\x%02X", (unsigned)cp);
+        else ok = gpt2_strbuf_append(b, s + i, len);
+        i += len;
+    }
+    return ok;
+}
+
+static bool append_number_or_null(StrBuf *b, double x) {
+    return isfinite(x) ? gpt2_strbuf_printf(b, "%.9g", x) : gpt2_strbuf_append_str(b, "null");
+}
+
+static bool score_report(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_t n, const double *lp, StrBuf *b) {
+    double sum = 0;
+    size_t scored = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(lp[i])) continue;
+        sum -= lp[i];
+        scored++;
+    }
+    double mean = scored ? sum / (double)scored : NAN, ppl = scored ? exp(mean) : NAN;
+    bool ok = true;
+    if (o->json) {
+        ok = gpt2_strbuf_append_str(b, "{\"tokens\":") && cli_append_ids(b, ids, n) && gpt2_strbuf_append_str(b, ",\"logprobs\":[");
+        for (size_t i = 0; ok && i < n; i++) ok = (!i || gpt2_strbuf_append_char(b, ',')) && append_number_or_null(b, lp[i]);
+        ok = ok && gpt2_strbuf_append_str(b, "],\"mean_nll\":") && append_number_or_null(b, mean) &&
+             gpt2_strbuf_append_str(b, ",\"perplexity\":") && append_number_or_null(b, ppl) && gpt2_strbuf_append_str(b, "}\n");
+        return ok;
+    }
+    for (size_t i = 0; ok && i < n; i++) {
+        size_t len;
+        const char *bytes = gpt2_token_bytes(g, ids[i], &len);
+        ok = gpt2_strbuf_printf(b, "%d\t", (int)ids[i]) && append_escaped(b, (const uint8_t *)bytes, len) &&
+             (isnan(lp[i]) ? gpt2_strbuf_append_str(b, "\tnan\n") : gpt2_strbuf_printf(b, "\t%.6f\n", lp[i]));
+    }
+    if (!ok) return false;
+    if (scored) return gpt2_strbuf_printf(b, "# %zu tokens, %zu scored, mean NLL %.6f, perplexity %.6g\n", n, scored, mean, ppl);
+    return gpt2_strbuf_printf(b, "# %zu tokens, none scored (the first token has no context; --prepend-eos scores it)\n", n);
+}
+
+static int run_score(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *out) {
+    char err[512];
+    int32_t *ids;
+    size_t n;
+    if (!prompt_tokens(g, o, text, &ids, &n)) return EXIT_RUNTIME;
+    double *lp = malloc((n ? n : 1) * sizeof *lp);
+    double t0 = now_ms();
+    bool ok = lp && gpt2_score(g, ids, n, o->prepend_eos, lp, &interrupted, err, sizeof err);
+    if (!lp) snprintf(err, sizeof err, "out of memory");
+    int status = 0;
+    if (!ok) {
+        fprintf(stderr, "gpt2: %s\n", err);
+        status = EXIT_RUNTIME;
+    } else if (!interrupted) {
+        if (o->verbose) fprintf(stderr, "gpt2: scored %zu tokens in %.0f ms\n", n, now_ms() - t0);
+        StrBuf report = {0};
+        if (score_report(g, o, ids, n, lp, &report)) out_write(out, report.data, report.len);
+        else status = EXIT_RUNTIME, fprintf(stderr, "gpt2: out of memory\n");
+        gpt2_strbuf_free(&report);
+    }
+    free(lp);
+    free(ids);
+    return status;
+}
+
+/* ---- generation ------------------------------------------------------------- */
+
+typedef struct {
+    Output *out;
+    char last;  /* the last byte written, to end a terminal's line */
+    bool wrote;
+} Stream;
+
+static bool stream_text(void *ctx, size_t index, const char *bytes, size_t n) {
+    Stream *s = ctx;
+    (void)index;
+    if (n == 0) return true;
+    s->last = bytes[n - 1];
+    s->wrote = true;
+    return out_write(s->out, bytes, n) && out_flush(s->out);
+}
+
+static void report_speed(const Gpt2 *g, const CliOptions *o, const Gpt2Completion *c, double load_ms) {
+    Gpt2Info info = gpt2_info(g);
+    fprintf(stderr, "gpt2: model %s (%u layers, %s), %s kernels, %d threads; loaded in %.1f ms\n", o->model_path,
+            info.n_layer, info.dtype, info.kernels, info.n_threads, load_ms);
+    fprintf(stderr, "gpt2: prompt %zu tokens in %.1f ms (%.1f tokens/s)\n", c->n_prompt_used, c->prompt_ms,
+            c->prompt_ms > 0 ? (double)c->n_prompt_used * 1000 / c->prompt_ms : 0.0);
+    size_t decoded = c->n_tokens > 1 ? c->n_tokens - 1 : 0; /* the first token came with the prompt */
+    fprintf(stderr, "gpt2: generated %zu tokens in %.1f ms (%.1f tokens/s); finish: %s; seed %llu\n", c->n_tokens,
+            c->gen_ms, c->gen_ms > 0 ? (double)decoded * 1000 / c->gen_ms : 0.0, gpt2_finish_name(c->finish),
+            (unsigned long long)o->params.sampling.seed);
+}
+
+static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *out, double load_ms) {
+    char err[512];
+    int32_t *ids;
+    size_t n;
+    if (!prompt_tokens(g, o, text, &ids, &n)) return EXIT_RUNTIME;
+    Gpt2Info info = gpt2_info(g);
+    warn_if_too_long(&info, n);
+    Stream stream = {out, 0, false};
+    if (o->echo) {
+        if (o->ids) {
+            for (size_t i = 0; i < n; i++) {
+                size_t len;
+                const char *bytes = gpt2_token_bytes(g, ids[i], &len);
+                stream_text(&stream, 0, bytes, len);
+            }
+        } else {
+            stream_text(&stream, 0, text->data, text->len);
+        }
+    }
+    Gpt2Completion c = {.prompt = ids, .n_prompt = n, .params = o->params, .stream_only = !o->json};
+    Gpt2Callbacks cb = {o->json ? NULL : stream_text, NULL, &stream, &interrupted};
+    int status = 0;
+    if (!out->failed && !gpt2_generate(g, &c, 1, &cb, err, sizeof err)) {
+        fprintf(stderr, "gpt2: %s\n", err);
+        status = EXIT_RUNTIME;
+    }
+    if (status == 0 && o->json) { /* after Ctrl-C too: finish_reason says "cancelled" */
+        int32_t eot = info.eot_id;
+        StrBuf json = {0};
+        if (cli_completion_json(&json, &c, n ? ids : &eot, n ? n : 1, load_ms, NULL) && gpt2_strbuf_append_char(&json, '\n'))
+            out_write(out, json.data, json.len);
+        else status = EXIT_RUNTIME, fprintf(stderr, "gpt2: out of memory\n");
+        gpt2_strbuf_free(&json);
+    }
+    /* A terminal gets its prompt back on a fresh line; a pipe gets exactly the text. */
+    if (!o->json && stream.wrote && stream.last != '\n' && isatty(fileno(out->f))) out_write(out, "\n", 1);
+    if (o->verbose && status == 0) report_speed(g, o, &c, load_ms);
+    gpt2_completion_free(&c);
+    free(ids);
+    return status;
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    CliOptions o;
+    char err[1024];
+    switch (cli_parse_args(argc, argv, getenv("GPT2_MODEL"), &o, err, sizeof err)) {
+    case ARGS_HELP: return cli_print_usage(stdout) && fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+    case ARGS_VERSION: printf("gpt2 %s\n", GPT2_VERSION); return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+    case ARGS_USAGE_ERROR: fprintf(stderr, "gpt2: %s\n", err); return EXIT_USAGE;
+    case ARGS_RUN: break;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a closed pipe becomes EPIPE, see cli_io.c */
+    if (!o.seed_given) o.params.sampling.seed = clock_seed();
+
+    double t0 = now_ms();
+    Gpt2 *g = open_model(&o, err, sizeof err);
+    if (!g) {
+        fprintf(stderr, "gpt2: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    double load_ms = now_ms() - t0;
+
+    Output out = {stdout, false, false, 0};
+    int status = 0;
+    if (o.mode == MODE_BATCH) {
+        catch_interrupts();
+        status = cli_run_batch(g, &o, &out, load_ms, &interrupted);
+    } else {
+        StrBuf text = {0};
+        if (!cli_read_prompt(&o, &text, err, sizeof err)) {
+            fprintf(stderr, "gpt2: %s\n", err);
+            status = EXIT_RUNTIME;
+        } else {
+            catch_interrupts();
+            switch (o.mode) {
+            case MODE_TOKENIZE: status = run_tokenize(g, &o, &text, &out); break;
+            case MODE_DETOKENIZE: status = run_detokenize(g, &text, &out); break;
+            case MODE_SCORE: status = run_score(g, &o, &text, &out); break;
+            default: status = run_generate(g, &o, &text, &out, load_ms); break;
+            }
+        }
+        gpt2_strbuf_free(&text);
+    }
+    gpt2_close(g);
+    return finish_status(&out, status);
+}

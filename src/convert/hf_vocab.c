@@ -1,0 +1,358 @@
+/* hf_vocab.c - see hf_vocab.h.
+ *
+ * Spine: parse vocab.json into tokens laid out by id, index them by their
+ * bytes, resolve each merges.txt line to (left, right, merged) ids, refuse
+ * repeated pairs (with both line numbers), then let gpt2_tokenizer_build check
+ * the rest.
+ */
+#include "hf_vocab.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "json.h"
+#include "utf8.h"
+
+#define NONE UINT32_MAX
+#define EOT_TEXT "<|endoftext|>"
+
+/* ---- GPT-2's byte-to-character map ---------------------------------------- */
+
+/* The byte that character cp stands for, or -1 when it stands for none. */
+static int char_to_byte(uint32_t cp) {
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return (int)cp;
+    if (cp < 0x100 || cp >= 0x100 + 68) return -1;
+    uint32_t k = cp - 0x100; /* k-th of the bytes that do not stand for themselves */
+    if (k < 33) return (int)k;                 /* 0x00-0x20 */
+    if (k < 33 + 34) return (int)(0x7F + k - 33); /* 0x7F-0xA0 */
+    return 0xAD;
+}
+
+/* Decodes the token string s[0..n) into out (room for n bytes); returns the
+ * byte count, or sets *bad to the offending character and returns 0. */
+static size_t decode_token(const char *s, size_t n, uint8_t *out, uint32_t *bad) {
+    size_t i = 0, w = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t l = gpt2_utf8_decode((const uint8_t *)s + i, n - i, &cp);
+        int b = l ? char_to_byte(cp) : -1;
+        if (b < 0) {
+            *bad = l ? cp : 0xFFFD;
+            return 0;
+        }
+        out[w++] = (uint8_t)b;
+        i += l;
+    }
+    return w;
+}
+
+/* ---- the bytes -> id index ------------------------------------------------- */
+
+typedef struct {
+    uint32_t *slots; /* [mask + 1] token ids, NONE when empty */
+    size_t mask;
+    const HfVocab *v;
+} TokenIndex;
+
+static uint64_t fnv1a(const uint8_t *s, size_t n) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001B3ull;
+    return h;
+}
+
+static bool same_token(const HfVocab *v, uint32_t id, const uint8_t *b, size_t n) {
+    return v->offsets[id + 1] - v->offsets[id] == n && memcmp(v->bytes + v->offsets[id], b, n) == 0;
+}
+
+/* The slot of the token with bytes b[0..n), or the empty slot for it. */
+static size_t index_slot(const TokenIndex *ix, const uint8_t *b, size_t n) {
+    size_t i = (size_t)fnv1a(b, n) & ix->mask;
+    while (ix->slots[i] != NONE && !same_token(ix->v, ix->slots[i], b, n)) i = (i + 1) & ix->mask;
+    return i;
+}
+
+static uint32_t index_find(const TokenIndex *ix, const uint8_t *b, size_t n) { return ix->slots[index_slot(ix, b, n)]; }
+
+/* ---- vocab.json ------------------------------------------------------------- */
+
+/* Lays the tokens of the object root out by id into v. */
+static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, char *err, size_t errsz) {
+    char tok[48];
+    size_t n = root->u.object.count;
+    const JsonMember *mem = root->u.object.members;
+    if (n == 0 || n > INT32_MAX) {
+        snprintf(err, errsz, "%s: %zu tokens; expected 1 to %d", name, n, INT32_MAX);
+        return false;
+    }
+    size_t *member_of = malloc(n * sizeof *member_of); /* [n] by id */
+    bool ok = member_of != NULL;
+    if (!ok) snprintf(err, errsz, "%s: out of memory", name);
+    for (size_t i = 0; ok && i < n; i++) member_of[i] = SIZE_MAX;
+    size_t total = 0; /* bytes of the keys: at least those they stand for */
+    for (size_t m = 0; ok && m < n; m++) {
+        const JsonMember *e = &mem[m];
+        int64_t id;
+        if (e->key_len == 0) {
+            snprintf(err, errsz, "%s: the empty string is not a token", name);
+            ok = false;
+        } else if (!gpt2_json_as_int(&e->value, 0, INT64_MAX, &id)) {
+            snprintf(err, errsz, "%s: token \"%s\": the id is not a non-negative integer", name,
+                     gpt2_utf8_shown(e->key, e->key_len, tok, sizeof tok));
+            ok = false;
+        } else if ((uint64_t)id >= n) {
+            snprintf(err, errsz, "%s: token \"%s\" has id %lld; with %zu tokens the ids must be 0..%zu", name,
+                     gpt2_utf8_shown(e->key, e->key_len, tok, sizeof tok), (long long)id, n, n - 1);
+            ok = false;
+        } else if (member_of[id] != SIZE_MAX) {
+            char other[48];
+            const JsonMember *o = &mem[member_of[id]];
+            snprintf(err, errsz, "%s: id %lld is given to both \"%s\" and \"%s\"", name, (long long)id,
+                     gpt2_utf8_shown(o->key, o->key_len, other, sizeof other),
+                     gpt2_utf8_shown(e->key, e->key_len, tok, sizeof tok));
+            ok = false;
+        } else {
+            member_of[id] = m;
+            total += e->key_len;
+        }
+    }
+    if (ok && total > UINT32_MAX) {
+        snprintf(err, errsz, "%s: the tokens hold more than 4 GiB", name);
+        ok = false;
+    }
+    if (ok) {
+        v->offsets = malloc((n + 1) * sizeof *v->offsets);
+        v->bytes = malloc(total ? total : 1);
+        if (!v->offsets || !v->bytes) {
+            snprintf(err, errsz, "%s: out of memory", name);
+            ok = false;
+        }
+    }
+    uint32_t at = 0;
+    for (size_t id = 0; ok && id < n; id++) {
+        const JsonMember *e = &mem[member_of[id]];
+        uint32_t bad = 0;
+        v->offsets[id] = at;
+        size_t len = decode_token(e->key, e->key_len, v->bytes + at, &bad);
+        if (len == 0) {
+            snprintf(err, errsz, "%s: token \"%s\": character U+%04X is not in GPT-2's byte map", name,
+                     gpt2_utf8_shown(e->key, e->key_len, tok, sizeof tok), (unsigned)bad);
+            ok = false;
+        }
+        at += (uint32_t)len;
+    }
+    if (ok) {
+        v->offsets[n] = at;
+        v->data.n_vocab = (uint32_t)n;
+    }
+    free(member_of);
+    return ok;
+}
+
+static bool read_vocab(HfVocab *v, TokenIndex *ix, const char *text, size_t len, const char *name, char *err,
+                       size_t errsz) {
+    JsonDoc doc;
+    char jerr[256];
+    if (!gpt2_json_parse(&doc, text, len, jerr, sizeof jerr)) {
+        snprintf(err, errsz, "%s: %s", name, jerr);
+        return false;
+    }
+    bool ok = doc.root.type == JSON_OBJECT;
+    if (!ok) snprintf(err, errsz, "%s: expected a JSON object of token strings to ids", name);
+    ok = ok && read_tokens(v, &doc.root, name, err, errsz);
+    gpt2_json_free(&doc);
+    if (!ok) return false;
+
+    size_t cap = 16;
+    while (cap < (size_t)v->data.n_vocab * 2) cap *= 2;
+    ix->slots = malloc(cap * sizeof *ix->slots);
+    if (!ix->slots) {
+        snprintf(err, errsz, "%s: out of memory", name);
+        return false;
+    }
+    memset(ix->slots, 0xFF, cap * sizeof *ix->slots);
+    ix->mask = cap - 1;
+    ix->v = v;
+    for (uint32_t id = 0; id < v->data.n_vocab; id++) {
+        const uint8_t *b = v->bytes + v->offsets[id];
+        size_t n = v->offsets[id + 1] - v->offsets[id];
+        size_t s = index_slot(ix, b, n);
+        if (ix->slots[s] != NONE) {
+            /* The byte map is one-to-one, so only a repeated key gets here. */
+            snprintf(err, errsz, "%s: token with id %u appears again with id %u", name, (unsigned)ix->slots[s],
+                     (unsigned)id);
+            return false;
+        }
+        ix->slots[s] = id;
+    }
+    uint32_t eot = index_find(ix, (const uint8_t *)EOT_TEXT, strlen(EOT_TEXT));
+    if (eot == NONE) {
+        snprintf(err, errsz, "%s: no \"%s\" token", name, EOT_TEXT);
+        return false;
+    }
+    v->data.eot_id = eot;
+    return true;
+}
+
+/* ---- merges.txt ------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t left, right;
+    uint32_t line; /* 1-based line in merges.txt */
+} MergeLine;
+
+static int by_pair(const void *a, const void *b) {
+    const MergeLine *x = a, *y = b;
+    if (x->left != y->left) return x->left < y->left ? -1 : 1;
+    if (x->right != y->right) return x->right < y->right ? -1 : 1;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* Resolves one rule "A B" (line[0..n)) to ids; buf has room for n bytes. */
+static bool read_rule(const TokenIndex *ix, const char *line, size_t n, uint8_t *buf, uint32_t out[3],
+                      const char *name, size_t lineno, char *err, size_t errsz) {
+    char tok[48];
+    char where[4096];
+    snprintf(where, sizeof where, "%s:%zu", name, lineno); /* only for messages */
+    const char *sp = memchr(line, ' ', n);
+    if (!sp || sp == line || sp == line + n - 1 || memchr(sp + 1, ' ', (size_t)(line + n - sp - 1))) {
+        snprintf(err, errsz, "%s: expected two tokens separated by one space, got \"%s\"", where,
+                 gpt2_utf8_shown(line, n, tok, sizeof tok));
+        return false;
+    }
+    const char *part[2] = {line, sp + 1};
+    size_t part_len[2] = {(size_t)(sp - line), (size_t)(line + n - sp - 1)};
+    size_t at = 0;
+    for (int k = 0; k < 2; k++) {
+        uint32_t bad;
+        size_t got = decode_token(part[k], part_len[k], buf + at, &bad);
+        if (got == 0) {
+            snprintf(err, errsz, "%s: token \"%s\": character U+%04X is not in GPT-2's byte map", where,
+                     gpt2_utf8_shown(part[k], part_len[k], tok, sizeof tok), (unsigned)bad);
+            return false;
+        }
+        out[k] = index_find(ix, buf + at, got);
+        if (out[k] == NONE) {
+            snprintf(err, errsz, "%s: token \"%s\" is not in the vocabulary", where,
+                     gpt2_utf8_shown(part[k], part_len[k], tok, sizeof tok));
+            return false;
+        }
+        at += got;
+    }
+    out[2] = index_find(ix, buf, at); /* the two parts lie side by side in buf */
+    if (out[2] == NONE) {
+        snprintf(err, errsz, "%s: the merged token of \"%s\" is not in the vocabulary", where,
+                 gpt2_utf8_shown(line, n, tok, sizeof tok));
+        return false;
+    }
+    return true;
+}
+
+/* Refuses a pair listed twice, naming both lines. */
+static bool check_repeats(const HfVocab *v, const uint32_t *lines, const char *name, char *err, size_t errsz) {
+    size_t n = v->data.n_merges;
+    MergeLine *m = malloc((n ? n : 1) * sizeof *m);
+    if (!m) {
+        snprintf(err, errsz, "%s: out of memory", name);
+        return false;
+    }
+    for (size_t r = 0; r < n; r++) m[r] = (MergeLine){v->merges[3 * r], v->merges[3 * r + 1], lines[r]};
+    qsort(m, n, sizeof *m, by_pair);
+    bool ok = true;
+    for (size_t i = 1; i < n && ok; i++) {
+        if (m[i].left == m[i - 1].left && m[i].right == m[i - 1].right) {
+            snprintf(err, errsz, "%s:%u: the rule of line %u again", name, (unsigned)m[i].line,
+                     (unsigned)m[i - 1].line);
+            ok = false;
+        }
+    }
+    free(m);
+    return ok;
+}
+
+static bool read_merges(HfVocab *v, const TokenIndex *ix, const char *text, size_t len, const char *name, char *err,
+                        size_t errsz) {
+    size_t max_rules = 1;
+    for (size_t i = 0; i < len; i++) max_rules += text[i] == '\n';
+    if (max_rules > UINT32_MAX / 3) {
+        snprintf(err, errsz, "%s: too many lines", name);
+        return false;
+    }
+    v->merges = malloc(max_rules * 3 * sizeof *v->merges);
+    uint32_t *lines = malloc(max_rules * sizeof *lines); /* [n_merges] line of each rule */
+    uint8_t *buf = malloc(len + 1);
+    bool ok = v->merges && lines && buf;
+    if (!ok) snprintf(err, errsz, "%s: out of memory", name);
+    size_t pos = 0, n_rules = 0;
+    for (size_t line = 1; ok && pos < len; line++) {
+        const char *s = text + pos;
+        const char *nl = memchr(s, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - s) : len - pos;
+        pos = nl ? pos + n + 1 : len;
+        if (n > 0 && s[n - 1] == '\r') n--;
+        if (line == 1 && n >= 8 && memcmp(s, "#version", 8) == 0) continue;
+        if (n == 0) {
+            if (pos == len) break; /* one empty line may end the file */
+            snprintf(err, errsz, "%s:%zu: empty line", name, line);
+            ok = false;
+            break;
+        }
+        if (line > UINT32_MAX) {
+            snprintf(err, errsz, "%s: too many lines", name);
+            ok = false;
+            break;
+        }
+        ok = read_rule(ix, s, n, buf, v->merges + 3 * n_rules, name, line, err, errsz);
+        lines[n_rules++] = (uint32_t)line;
+    }
+    if (ok) {
+        v->data.n_merges = (uint32_t)n_rules;
+        ok = check_repeats(v, lines, name, err, errsz);
+    }
+    free(lines);
+    free(buf);
+    return ok;
+}
+
+/* ---- the whole ------------------------------------------------------------- */
+
+void gpt2_hf_vocab_free(HfVocab *v) {
+    free(v->offsets);
+    free(v->bytes);
+    free(v->merges);
+    memset(v, 0, sizeof *v);
+}
+
+bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len, const char *vocab_name,
+                    const char *merges_txt, size_t merges_len, const char *merges_name, char *err, size_t errsz) {
+    memset(out, 0, sizeof *out);
+    TokenIndex ix = {0};
+    bool ok = read_vocab(out, &ix, vocab_json, vocab_len, vocab_name, err, errsz) &&
+              read_merges(out, &ix, merges_txt, merges_len, merges_name, err, errsz);
+    free(ix.slots);
+    if (ok) {
+        out->data.offsets = out->offsets;
+        out->data.bytes = out->bytes;
+        out->data.merges = out->merges;
+        Tokenizer *t;
+        char why[512];
+        ok = gpt2_tokenizer_build(&t, &out->data, why, sizeof why);
+        if (ok) gpt2_tokenizer_free(t);
+        else snprintf(err, errsz, "%s, %s: %s", vocab_name, merges_name, why);
+    }
+    if (!ok) gpt2_hf_vocab_free(out);
+    return ok;
+}
+
+bool gpt2_hf_vocab_load(HfVocab *out, const char *vocab_json_path, const char *merges_path, char *err, size_t errsz) {
+    memset(out, 0, sizeof *out);
+    StrBuf vocab = {0}, merges = {0};
+    bool ok = gpt2_fileio_read_file(vocab_json_path, &vocab, err, errsz) &&
+              gpt2_fileio_read_file(merges_path, &merges, err, errsz) &&
+              gpt2_hf_vocab_parse(out, vocab.data, vocab.len, vocab_json_path, merges.data, merges.len, merges_path, err,
+                             errsz);
+    gpt2_strbuf_free(&vocab);
+    gpt2_strbuf_free(&merges);
+    return ok;
+}

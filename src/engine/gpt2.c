@@ -1,0 +1,176 @@
+/* gpt2.c - the library facade of gpt2.h over the engine's modules.
+ *
+ * Owns nothing but the wiring: a Gpt2 is a model file (model.h), the
+ * tokenizer built on its tables (tokenizer.h), and a transformer with its
+ * caches and thread pool (transformer.h).  Every call is handed to the
+ * module that owns the work.  Every function of gpt2.h is defined here, and
+ * only here: the modules below have gpt2_<module>_ names of their own.
+ */
+#include "gpt2.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generate.h"
+#include "kernels.h"
+#include "model.h"
+#include "score.h"
+#include "threadpool.h"
+#include "tokenizer.h"
+#include "transformer.h"
+
+/* Rows one forward call may evaluate.  A prompt is evaluated in chunks of
+ * this many positions; more rows make the matrix products more efficient
+ * and cost about 40 bytes x n_embd of scratch each. */
+#define MAX_ROWS 512
+
+struct Gpt2 {
+    Model model;
+    Tokenizer *tok;
+    Transformer tf;
+};
+
+const char *gpt2_version(void) { return GPT2_VERSION; }
+
+Gpt2Params gpt2_default_params(void) {
+    Gpt2Params p = {
+        .n_predict = 50,
+        .sampling = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f, .repeat_penalty = 1.0f, .repeat_last_n = 64},
+    };
+    return p;
+}
+
+Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t errsz) {
+    static const Gpt2Options defaults = {0};
+    const Gpt2Options *o = options ? options : &defaults;
+    char why[512];
+    const KernelSet *kernels = gpt2_kernels_select(o->kernels);
+    if (!kernels) {
+        snprintf(err, errsz, "kernel set \"%s\" is not available on this CPU or in this build", o->kernels);
+        return NULL;
+    }
+    Gpt2 *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    if (!gpt2_model_open(&g->model, path, why, sizeof why)) {
+        snprintf(err, errsz, "%s: %s", path, why);
+        free(g);
+        return NULL;
+    }
+    if (!gpt2_tokenizer_build(&g->tok, &g->model.vocab, why, sizeof why)) {
+        snprintf(err, errsz, "%s: damaged model file: %s", path, why);
+        gpt2_close(g);
+        return NULL;
+    }
+    const uint32_t n_batch = o->n_batch ? o->n_batch : 1;
+    const int n_threads = o->n_threads > 0 ? o->n_threads : gpt2_threadpool_cpu_count();
+    size_t max_rows = (size_t)g->model.config.n_ctx * n_batch;
+    if (max_rows > MAX_ROWS) max_rows = n_batch > MAX_ROWS ? n_batch : MAX_ROWS;
+    if (!gpt2_transformer_build(&g->tf, &g->model, kernels, n_batch, max_rows, n_threads, why, sizeof why)) {
+        snprintf(err, errsz, "%s", why);
+        gpt2_close(g);
+        return NULL;
+    }
+    return g;
+}
+
+void gpt2_close(Gpt2 *g) {
+    if (!g) return;
+    if (g->tf.model) gpt2_transformer_free(&g->tf);
+    gpt2_tokenizer_free(g->tok);
+    gpt2_model_close(&g->model);
+    free(g);
+}
+
+Gpt2Info gpt2_info(const Gpt2 *g) {
+    const ModelConfig *c = &g->model.config;
+    Gpt2Info info = {
+        .n_vocab = c->n_vocab,
+        .n_ctx = c->n_ctx,
+        .n_embd = c->n_embd,
+        .n_layer = c->n_layer,
+        .n_head = c->n_head,
+        .eot_id = (int32_t)c->eot_id,
+        .dtype = gpt2_dtype_name(c->dtype),
+        .kernels = g->tf.kernels->name,
+        .n_threads = gpt2_threadpool_size(g->tf.pool),
+        .n_batch = (uint32_t)g->tf.n_seq,
+        .file_bytes = g->model.n_bytes,
+    };
+    return info;
+}
+
+bool gpt2_tokenize(Gpt2 *g, const char *text, size_t len, bool special, int32_t **ids, size_t *n_ids, char *err,
+                   size_t errsz) {
+    TokenList list = {0};
+    if (!gpt2_tokenizer_encode(g->tok, (const uint8_t *)text, len, special, &list)) {
+        gpt2_token_list_free(&list);
+        snprintf(err, errsz, "out of memory");
+        return false;
+    }
+    *ids = list.ids;
+    *n_ids = list.n;
+    return true;
+}
+
+const char *gpt2_token_bytes(const Gpt2 *g, int32_t id, size_t *len) {
+    return (const char *)gpt2_tokenizer_token(g->tok, id, len);
+}
+
+const char *gpt2_finish_name(Gpt2Finish f) {
+    switch (f) {
+    case GPT2_FINISH_LENGTH: return "length";
+    case GPT2_FINISH_EOS: return "eos";
+    case GPT2_FINISH_STOP: return "stop";
+    case GPT2_FINISH_CANCELLED: return "cancelled";
+    default: return "none";
+    }
+}
+
+void gpt2_completion_free(Gpt2Completion *c) {
+    free(c->tokens);
+    free(c->text);
+    c->tokens = NULL;
+    c->text = NULL;
+    c->n_tokens = c->text_len = 0;
+}
+
+bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz) {
+    return gpt2_generate_run(&g->tf, g->tok, c, n, cb, err, errsz);
+}
+
+bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob,
+                volatile sig_atomic_t *cancel, char *err, size_t errsz) {
+    return gpt2_score_tokens(&g->tf, ids, n, prepend_eot, gpt2_tokenizer_eot(g->tok), logprob, cancel, err, errsz);
+}
+
+bool gpt2_logits(Gpt2 *g, const int32_t *ids, size_t n, float *logits, char *err, size_t errsz) {
+    Transformer *t = &g->tf;
+    const size_t n_vocab = g->model.config.n_vocab;
+    if (n > g->model.config.n_ctx) {
+        snprintf(err, errsz, "%zu tokens do not fit the context of %u", n, g->model.config.n_ctx);
+        return false;
+    }
+    uint32_t *pos = malloc(t->max_rows * sizeof *pos), *seq = calloc(t->max_rows, sizeof *seq);
+    bool *want = malloc(t->max_rows * sizeof *want);
+    bool ok = pos && seq && want;
+    if (!ok) snprintf(err, errsz, "out of memory");
+    gpt2_transformer_reset(t, 0);
+    for (size_t r0 = 0; ok && r0 < n; r0 += t->max_rows) {
+        size_t rows = n - r0 < t->max_rows ? n - r0 : t->max_rows;
+        for (size_t r = 0; r < rows; r++) {
+            pos[r] = (uint32_t)(r0 + r);
+            want[r] = true;
+        }
+        Batch b = {rows, ids + r0, pos, seq, want};
+        ok = gpt2_transformer_forward(t, &b, logits + r0 * n_vocab, err, errsz);
+    }
+    free(pos);
+    free(seq);
+    free(want);
+    return ok;
+}

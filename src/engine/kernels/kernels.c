@@ -1,0 +1,63 @@
+/* kernels.c - choosing the kernel set for this CPU (see kernels.h). */
+#include "kernels.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+
+/* What the CPU offers and the operating system saves on a context switch:
+ * CPUID says what the silicon has, XGETBV whether the OS preserves the
+ * registers (AVX needs the YMM state, AVX-512 also the opmask and ZMM
+ * state).  Both are needed before a single instruction may run. */
+typedef struct {
+    bool avx2, avx512;
+} CpuFeatures;
+
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static CpuFeatures cpu_features(void) {
+    CpuFeatures f = {false, false};
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    const bool fma = c >> 12 & 1, osxsave = c >> 27 & 1, avx = c >> 28 & 1, f16c = c >> 29 & 1;
+    if (!osxsave || !avx) return f;
+    const uint64_t xcr0 = xgetbv0();
+    const bool ymm_state = (xcr0 & 0x6) == 0x6, zmm_state = (xcr0 & 0xE6) == 0xE6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+    const bool avx2 = b >> 5 & 1, avx512f = b >> 16 & 1, avx512bw = b >> 30 & 1, avx512vl = b >> 31 & 1;
+    const bool avx512vnni = c >> 11 & 1;
+    f.avx2 = ymm_state && avx2 && fma && f16c;
+    f.avx512 = f.avx2 && zmm_state && avx512f && avx512bw && avx512vl && avx512vnni;
+    return f;
+}
+
+static bool cpu_has(const char *set) {
+    CpuFeatures f = cpu_features();
+    if (strcmp(set, "avx512") == 0) return f.avx512;
+    if (strcmp(set, "avx2") == 0) return f.avx2;
+    return false;
+}
+#else
+static bool cpu_has(const char *set) {
+    (void)set;
+    return false;
+}
+#endif
+
+const KernelSet *gpt2_kernels_select(const char *force) {
+    const KernelSet *sets[] = {&gpt2_kernels_avx512, &gpt2_kernels_avx2, &gpt2_kernels_portable};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
+        const KernelSet *k = sets[i];
+        if (!k->name) continue; /* not compiled in */
+        if (force && strcmp(force, k->name) != 0) continue;
+        if (k != &gpt2_kernels_portable && !cpu_has(k->name)) continue;
+        return k;
+    }
+    return NULL;
+}

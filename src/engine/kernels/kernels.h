@@ -1,0 +1,126 @@
+/* kernels.h - the numeric kernels: matrix products, LayerNorm, attention.
+ *
+ * Owns every floating-point loop the forward pass runs, behind one table of
+ * function pointers (KernelSet) with three implementations: AVX-512, AVX2
+ * and portable C.  The best one the CPU supports is picked at run time
+ * (AVX-512 needs F, BW, VL and VNNI; without VNNI a CPU gets AVX2).
+ *
+ * All three give bit-identical results, and a result never depends on how
+ * the work is split between threads or batched, because every kernel fixes
+ * the order of its arithmetic:
+ *
+ *  - A dot product over k is one chain of fused multiply-adds from k = 0
+ *    upwards, acc = fma(x[k], w[k], acc), starting at +0.  Tiles, blocking
+ *    and threads only change which chains run side by side.
+ *  - With q8_0 weights the input row is quantized first, per block of 32
+ *    values, to two int8 vectors (quantize below).  Quantizing v gives
+ *    amax = max |v|, d = amax / 127 and q = round-half-even(v * (127 /
+ *    amax)) clamped to -127..127 (q = 0 and d = 0 when amax < 2^-64 or is
+ *    NaN).  The block x gives (q1, d1); its remainder r = fma(q1, -d1, x)
+ *    gives (q2, d2), so that x = d1 q1 + d2 q2 to about 16 bits (int8
+ *    alone would cost q8_0 its accuracy).  A block's products are the
+ *    exact integer sums s1 = sum q1 q_w and s2 = sum q2 q_w (|s| < 2^24, so
+ *    (float)s is exact), and the row sum is the chain over the blocks
+ *    acc = fma((float)s1, d_w * d1, acc), acc = fma((float)s2, d_w * d2,
+ *    acc), each d_w * d rounded once.  Integer sums are exact in any order,
+ *    so each kernel set may form them with its own instructions.
+ *  - A sum of n values (LayerNorm statistics, the softmax denominator) is
+ *    taken in 16 lanes, lane j adding elements j, j+16, j+32, ... in order,
+ *    missing elements counting as +0; the lanes are then combined by the
+ *    fixed tree (j + j+8), (j + j+4), (j + j+2), (j + j+1).
+ *  - exp and tanh are the same polynomial evaluated the same way
+ *    everywhere; nothing calls libm's exp inside a kernel.
+ *
+ * The portable build compiles with -ffp-contract=off and calls fmaf(), so it
+ * rounds exactly where the SIMD code does.
+ */
+#ifndef GPT2_KERNELS_H
+#define GPT2_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtype.h"
+
+/* What a matrix product does with each result before storing it. */
+typedef enum {
+    EPI_STORE = 0, /* y = W x + b */
+    EPI_GELU = 1,  /* y = gelu_new(W x + b) */
+    EPI_ADD = 2    /* y += W x + b (the residual connection) */
+} Epilogue;
+
+/* y[m][n] = epilogue(sum_k W[n][k] x[m][k] + bias[n]) for m < n_x and
+ * n < W->rows.  bias may be NULL (treated as 0). */
+typedef struct {
+    const Matrix *w;
+    const float *bias;  /* [w->rows] or NULL */
+    const float *x;     /* [n_x][x_stride], uses the first w->cols */
+    size_t x_stride;
+    float *y;           /* [n_x][y_stride], writes the first w->rows */
+    size_t y_stride;
+    size_t n_x;         /* input rows */
+    Epilogue epilogue;
+    /* 2 <= n_x <= KernelSet.wide_rows and weights not q8_0 only: x
+     * transposed, xt[k * n_x + m] = x[m][k]. */
+    const float *xt;
+    /* q8_0 weights only: x quantized row by row with KernelSet.quantize. */
+    const uint8_t *xq;  /* [n_x][2][w->cols] quants + 128: q1, then q2 */
+    const float *xd;    /* [n_x][w->cols / 32][2] block scales d1, d2 */
+} MatmulArgs;
+
+/* One head of causal attention for n_q queries of one sequence at
+ * consecutive positions; query i sees keys 0 .. n_keys + i - 1:
+ *   out_i[d] = sum_s softmax_s(scale * q_i . k_s) v_s[d].
+ * Each query's result is what it would be alone: the scores are chains
+ * over d, the softmax is taken over the query's own keys (16-lane sums, as
+ * above), and out_i[d] is the chain over s = 0, 1, ... of fma(p_s, v_s[d]).
+ * Keys are stored transposed in blocks of 16 positions, so that a query
+ * meets 16 keys per vector: key s, dimension d is
+ *   kt[(s / 16) * head_dim * 16 + d * 16 + s % 16].
+ * The whole last block is read, whatever the number of keys.  Values are
+ * rows v[s][d] (row stride v_stride). */
+typedef struct {
+    const float *q;     /* [n_q][q_stride], head_dim used */
+    size_t q_stride;
+    const float *kt;    /* [round_up(n_keys + n_q - 1, 16) / 16][head_dim][16] */
+    const float *v;     /* [n_keys + n_q - 1][v_stride] */
+    size_t v_stride;
+    size_t n_q;         /* 1 .. KernelSet.attention_queries */
+    size_t n_keys;      /* keys the first query sees, >= 1 */
+    size_t head_dim;
+    float scale;
+    float *scores;      /* scratch: n_q * round_up(n_keys + n_q - 1, 16) floats */
+    float *out;         /* [n_q][out_stride], head_dim written */
+    size_t out_stride;
+} AttentionArgs;
+
+typedef struct {
+    const char *name; /* "avx512", "avx2" or "portable" */
+    size_t tile_panels;       /* split a matrix between threads in multiples of this many panels */
+    size_t wide_rows;         /* up to this many input rows, a product wants x transposed too */
+    size_t attention_queries; /* the most queries one attention call takes */
+    /* Computes the output columns of panels [panel_begin, panel_end) of
+     * a->w (rows 16*panel_begin .. 16*panel_end-1). */
+    void (*matmul)(const MatmulArgs *a, size_t panel_begin, size_t panel_end);
+    /* xt[k * n_x + m] = x[m * x_stride + k] for m < n_x <= wide_rows and
+     * k in [k_begin, k_end): the transposed input of a wide product. */
+    void (*transpose)(float *xt, const float *x, size_t x_stride, size_t n_x, size_t k_begin, size_t k_end);
+    /* Quantizes x[0..n) (n a multiple of 32) for q8_0 weights, as above:
+     * xq[i] = q1_i + 128, xq[n + i] = q2_i + 128, xd[2b] = d1 and
+     * xd[2b + 1] = d2 of block b. */
+    void (*quantize)(uint8_t *xq, float *xd, const float *x, size_t n);
+    /* out[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i], biased var. */
+    void (*layernorm)(float *out, const float *x, const float *w, const float *b, size_t n, float eps);
+    void (*attention)(const AttentionArgs *a);
+} KernelSet;
+
+extern const KernelSet gpt2_kernels_portable;
+extern const KernelSet gpt2_kernels_avx2;   /* name is NULL when not compiled in */
+extern const KernelSet gpt2_kernels_avx512; /* likewise */
+
+/* The fastest set this CPU runs.  `force` ("portable", "avx2", "avx512")
+ * asks for one set, as GPT2_KERNELS does; NULL chooses.  Returns NULL when
+ * the forced set is unknown or unsupported here. */
+const KernelSet *gpt2_kernels_select(const char *force);
+
+#endif

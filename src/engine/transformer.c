@@ -1,0 +1,344 @@
+/* transformer.c - see transformer.h.  gpt2_transformer_forward is the spine;
+ * the jobs below it are what the thread pool runs. */
+#include "transformer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* LayerNorm rows (and key/value rows stored) per chunk: fewer run on the
+ * calling thread alone, as handing them to the pool would cost more than
+ * it saves. */
+#define SERIAL_ROWS 8
+
+/* n zeroed floats starting on a page boundary; *block is what to free.
+ * calloc leaves the pages untouched until a position is written (the
+ * zeros matter for the key blocks, whose unused lanes are read).  On a
+ * page boundary each 16-position key block of GPT-2 is one page, so no
+ * read of a block maps the next page before its first write: that
+ * copy-on-write fault would stop every thread for a TLB flush. */
+static float *calloc_pages(size_t n, void **block) {
+    const size_t page = 4096;
+    *block = calloc(n * sizeof(float) + page, 1);
+    if (!*block) return NULL;
+    return (float *)(void *)((char *)*block + (page - (uintptr_t)*block % page));
+}
+
+bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
+                       int n_threads, char *err, size_t errsz) {
+    memset(t, 0, sizeof *t);
+    const ModelConfig *c = &model->config;
+    const size_t C = c->n_embd;
+    t->model = model;
+    t->kernels = kernels;
+    t->n_seq = n_seq;
+    t->max_rows = max_rows;
+    t->n_ctx16 = ((size_t)c->n_ctx + 15) / 16 * 16;
+    t->pool = gpt2_threadpool_create(n_threads);
+    t->caches = calloc(n_seq, sizeof *t->caches);
+    RunState *s = &t->state;
+    const size_t threads = t->pool ? (size_t)gpt2_threadpool_size(t->pool) : 1;
+    s->x = malloc(max_rows * C * sizeof(float));
+    s->xn = malloc(max_rows * C * sizeof(float));
+    s->qkv = malloc(max_rows * 3 * C * sizeof(float));
+    s->att = malloc(max_rows * C * sizeof(float));
+    s->fc = malloc(max_rows * 4 * C * sizeof(float));
+    s->scores = malloc(threads * kernels->attention_queries * t->n_ctx16 * sizeof(float));
+    s->xt = malloc(kernels->wide_rows * 4 * C * sizeof(float));
+    s->xq = malloc(max_rows * 2 * 4 * C);
+    s->xd = malloc(max_rows * 2 * (4 * C / Q8_BLOCK + 1) * sizeof(float));
+    s->group_row = malloc(max_rows * sizeof *s->group_row);
+    s->group_len = malloc(max_rows * sizeof *s->group_len);
+    bool ok = t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores && s->xt && s->xq &&
+              s->xd && s->group_row && s->group_len;
+    const size_t per_layer_k = t->n_ctx16 * C, per_layer_v = (size_t)c->n_ctx * C;
+    for (size_t i = 0; ok && i < n_seq; i++) {
+        KVCache *kv = &t->caches[i];
+        kv->kt = calloc_pages(c->n_layer * per_layer_k, &kv->kt_block);
+        kv->v = calloc_pages(c->n_layer * per_layer_v, &kv->v_block);
+        ok = kv->kt && kv->v;
+    }
+    if (!ok) {
+        double mib = (double)n_seq * c->n_layer * (per_layer_k + per_layer_v) * 4 / (1 << 20);
+        snprintf(err, errsz, "out of memory (the KV cache needs %.0f MiB)", mib);
+        gpt2_transformer_free(t);
+        return false;
+    }
+    return true;
+}
+
+void gpt2_transformer_free(Transformer *t) {
+    if (t->pool) gpt2_threadpool_free(t->pool);
+    for (size_t i = 0; t->caches && i < t->n_seq; i++) {
+        free(t->caches[i].kt_block);
+        free(t->caches[i].v_block);
+    }
+    free(t->caches);
+    free(t->state.x);
+    free(t->state.xn);
+    free(t->state.qkv);
+    free(t->state.att);
+    free(t->state.fc);
+    free(t->state.scores);
+    free(t->state.xt);
+    free(t->state.xq);
+    free(t->state.xd);
+    free(t->state.group_row);
+    free(t->state.group_len);
+    memset(t, 0, sizeof *t);
+}
+
+void gpt2_transformer_reset(Transformer *t, size_t s) {
+    if (s < t->n_seq) t->caches[s].len = 0;
+}
+
+/* ---- jobs for the thread pool ------------------------------------------- */
+
+typedef struct {
+    const KernelSet *k;
+    MatmulArgs args;
+} MatmulJob;
+
+static void run_matmul(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    MatmulJob *job = ctx;
+    job->k->matmul(&job->args, begin, end);
+}
+
+typedef struct {
+    const KernelSet *k;
+    const float *x;
+    size_t x_stride, n;
+    uint8_t *xq;
+    float *xd;
+} QuantizeJob;
+
+static void run_quantize(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    QuantizeJob *job = ctx;
+    for (size_t r = begin; r < end; r++)
+        job->k->quantize(job->xq + r * 2 * job->n, job->xd + r * 2 * (job->n / Q8_BLOCK), job->x + r * job->x_stride,
+                         job->n);
+}
+
+/* Columns of x per chunk of a transposition. */
+#define TRANSPOSE_COLS 256
+
+typedef struct {
+    const KernelSet *k;
+    const float *x;
+    size_t x_stride, n_x;
+    float *xt;
+} TransposeJob;
+
+/* xt[k][m] = x[m][k] for the columns k in [begin, end). */
+static void run_transpose(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    TransposeJob *job = ctx;
+    job->k->transpose(job->xt, job->x, job->x_stride, job->n_x, begin, end);
+}
+
+/* y = epilogue(W x + b) for n_x rows.  The threads share the panels, in
+ * chunks of whole tiles.  q8_0 weights take the input quantized first; a
+ * few rows against other weights, transposed too (kernels.h). */
+static void matmul(Transformer *t, const Matrix *w, const float *bias, const float *x, size_t x_stride, float *y,
+                   size_t y_stride, size_t n_x, Epilogue ep) {
+    MatmulJob job = {t->kernels, {w, bias, x, x_stride, y, y_stride, n_x, ep, NULL, NULL, NULL}};
+    if (w->dtype != DTYPE_Q8_0 && n_x >= 2 && n_x <= t->kernels->wide_rows) {
+        TransposeJob tr = {t->kernels, x, x_stride, n_x, t->state.xt};
+        gpt2_threadpool_for(t->pool, w->cols, TRANSPOSE_COLS, run_transpose, &tr);
+        job.args.xt = tr.xt;
+    }
+    if (w->dtype == DTYPE_Q8_0) {
+        QuantizeJob q = {t->kernels, x, x_stride, w->cols, t->state.xq, t->state.xd};
+        gpt2_threadpool_for(t->pool, n_x, SERIAL_ROWS, run_quantize, &q);
+        job.args.xq = q.xq;
+        job.args.xd = q.xd;
+    }
+    size_t panels = (w->rows + PANEL_ROWS - 1) / PANEL_ROWS;
+    gpt2_threadpool_for(t->pool, panels, t->kernels->tile_panels, run_matmul, &job);
+}
+
+typedef struct {
+    const KernelSet *k;
+    float *out;
+    const float *x, *w, *b;
+    size_t n;
+    float eps;
+} NormJob;
+
+static void run_layernorm(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    NormJob *job = ctx;
+    for (size_t r = begin; r < end; r++) job->k->layernorm(job->out + r * job->n, job->x + r * job->n, job->w, job->b, job->n, job->eps);
+}
+
+static void layernorm_rows(Transformer *t, float *out, const float *x, const float *w, const float *b, size_t n_rows) {
+    const ModelConfig *c = &t->model->config;
+    NormJob job = {t->kernels, out, x, w, b, c->n_embd, c->ln_eps};
+    gpt2_threadpool_for(t->pool, n_rows, SERIAL_ROWS, run_layernorm, &job);
+}
+
+typedef struct {
+    Transformer *t;
+    const Batch *b;
+    size_t layer;
+} AttentionJob;
+
+/* Splits the rows into attention groups: runs of rows of one sequence at
+ * consecutive positions (a prompt), at most attention_queries long. */
+static void group_rows(Transformer *t, const Batch *b) {
+    RunState *s = &t->state;
+    const size_t most = t->kernels->attention_queries;
+    s->n_groups = 0;
+    for (size_t r = 0; r < b->n; r++) {
+        size_t g = s->n_groups;
+        if (g > 0) {
+            size_t last = s->group_row[g - 1] + s->group_len[g - 1] - 1;
+            if (last + 1 == r && s->group_len[g - 1] < most && b->seq[last] == b->seq[r] &&
+                b->pos[last] + 1 == b->pos[r]) {
+                s->group_len[g - 1]++;
+                continue;
+            }
+        }
+        s->group_row[g] = (uint32_t)r;
+        s->group_len[g] = 1;
+        s->n_groups++;
+    }
+}
+
+/* Items are (group, head) pairs, the last groups first: they see the most
+ * keys, and the chunks of a loop shrink towards its end. */
+static void run_attention(void *ctx, size_t begin, size_t end, int thread) {
+    AttentionJob *job = ctx;
+    Transformer *t = job->t;
+    const RunState *s = &t->state;
+    const ModelConfig *c = &t->model->config;
+    const size_t C = c->n_embd, H = c->n_head, hd = C / H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *scores = s->scores + (size_t)thread * t->kernels->attention_queries * t->n_ctx16;
+    for (size_t item = begin; item < end; item++) {
+        size_t g = s->n_groups - 1 - item / H, h = item % H, r = s->group_row[g];
+        const KVCache *kv = &t->caches[job->b->seq[r]];
+        AttentionArgs a = {
+            .q = s->qkv + r * 3 * C + h * hd,
+            .q_stride = 3 * C,
+            .kt = kv->kt + (job->layer * H + h) * t->n_ctx16 * hd,
+            .v = kv->v + (job->layer * H + h) * c->n_ctx * hd,
+            .v_stride = hd,
+            .n_q = s->group_len[g],
+            .n_keys = job->b->pos[r] + 1,
+            .head_dim = hd,
+            .scale = scale,
+            .scores = scores,
+            .out = s->att + r * C + h * hd,
+            .out_stride = C,
+        };
+        t->kernels->attention(&a);
+    }
+}
+
+typedef struct {
+    Transformer *t;
+    const Batch *b;
+    size_t layer;
+} StoreJob;
+
+/* Copies the key and value of rows [begin, end) into their sequences'
+ * caches. */
+static void run_store_kv(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    const StoreJob *job = ctx;
+    Transformer *t = job->t;
+    const Batch *b = job->b;
+    const size_t layer = job->layer;
+    const ModelConfig *c = &t->model->config;
+    const size_t C = c->n_embd, H = c->n_head, hd = C / H;
+    for (size_t r = begin; r < end; r++) {
+        const KVCache *kv = &t->caches[b->seq[r]];
+        const size_t p = b->pos[r];
+        const float *k = t->state.qkv + r * 3 * C + C, *v = k + C;
+        for (size_t h = 0; h < H; h++) {
+            float *block = kv->kt + (layer * H + h) * t->n_ctx16 * hd + p / 16 * hd * 16 + p % 16;
+            for (size_t d = 0; d < hd; d++) block[d * 16] = k[h * hd + d];
+        }
+        for (size_t h = 0; h < H; h++)
+            memcpy(kv->v + ((layer * H + h) * c->n_ctx + p) * hd, v + h * hd, hd * sizeof(float));
+    }
+}
+
+/* ---- the spine ------------------------------------------------------------ */
+
+static bool check_batch(Transformer *t, const Batch *b, char *err, size_t errsz) {
+    const ModelConfig *c = &t->model->config;
+    if (b->n == 0 || b->n > t->max_rows) {
+        snprintf(err, errsz, "a batch holds 1 to %zu rows, not %zu", t->max_rows, b->n);
+        return false;
+    }
+    for (size_t r = 0; r < b->n; r++) {
+        if (b->token[r] < 0 || (uint32_t)b->token[r] >= c->n_vocab) {
+            snprintf(err, errsz, "token id %d is outside the vocabulary (0..%u)", b->token[r], c->n_vocab - 1);
+            return false;
+        }
+        if (b->seq[r] >= t->n_seq || b->pos[r] >= c->n_ctx) {
+            snprintf(err, errsz, "row %zu is outside the context (sequence %u, position %u)", r, b->seq[r], b->pos[r]);
+            return false;
+        }
+    }
+    /* Positions of one sequence must continue what it holds, one by one.
+     * Check against the lengths as they will be after each row. */
+    for (size_t r = 0; r < b->n; r++) {
+        uint32_t len = t->caches[b->seq[r]].len;
+        for (size_t q = 0; q < r; q++)
+            if (b->seq[q] == b->seq[r]) len = b->pos[q] + 1;
+        if (b->pos[r] > len) {
+            snprintf(err, errsz, "position %u of sequence %u comes before position %u", b->pos[r], b->seq[r], len);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, char *err, size_t errsz) {
+    if (!check_batch(t, b, err, errsz)) return false;
+    const Model *m = t->model;
+    const ModelConfig *c = &m->config;
+    const TransformerWeights *w = &m->weights;
+    const size_t C = c->n_embd, n = b->n;
+    RunState *s = &t->state;
+
+    for (size_t r = 0; r < n; r++) {
+        float *x = s->x + r * C;
+        const float *pe = w->wpe + (size_t)b->pos[r] * C;
+        gpt2_panel_unpack_row(w->wte.dtype, w->wte.data, C, (size_t)b->token[r], x);
+        for (size_t i = 0; i < C; i++) x[i] = x[i] + pe[i];
+    }
+    group_rows(t, b);
+    for (size_t l = 0; l < c->n_layer; l++) {
+        const LayerWeights *lw = &w->layers[l];
+        layernorm_rows(t, s->xn, s->x, lw->ln1_w, lw->ln1_b, n);
+        matmul(t, &lw->qkv, lw->qkv_b, s->xn, C, s->qkv, 3 * C, n, EPI_STORE);
+        StoreJob store = {t, b, l};
+        gpt2_threadpool_for(t->pool, n, SERIAL_ROWS, run_store_kv, &store);
+        AttentionJob att = {t, b, l};
+        gpt2_threadpool_for(t->pool, s->n_groups * c->n_head, 1, run_attention, &att);
+        matmul(t, &lw->proj, lw->proj_b, s->att, C, s->x, C, n, EPI_ADD);
+        layernorm_rows(t, s->xn, s->x, lw->ln2_w, lw->ln2_b, n);
+        matmul(t, &lw->fc, lw->fc_b, s->xn, C, s->fc, 4 * C, n, EPI_GELU);
+        matmul(t, &lw->mlp, lw->mlp_b, s->fc, 4 * C, s->x, C, n, EPI_ADD);
+    }
+    for (size_t r = 0; r < n; r++) t->caches[b->seq[r]].len = b->pos[r] + 1;
+
+    /* The output head, for the wanted rows only: gather them, normalise,
+     * multiply by wte. */
+    size_t n_out = 0;
+    for (size_t r = 0; r < n; r++) {
+        bool wanted = b->logits ? b->logits[r] : r == n - 1;
+        if (wanted) memcpy(s->fc + n_out++ * C, s->x + r * C, C * sizeof(float));
+    }
+    if (n_out == 0) return true;
+    layernorm_rows(t, s->xn, s->fc, w->lnf_w, w->lnf_b, n_out);
+    matmul(t, &w->wte, NULL, s->xn, C, logits, c->n_vocab, n_out, EPI_STORE);
+    return true;
+}

@@ -1,0 +1,93 @@
+/* transformer.h - the GPT-2 forward pass over a batch of token positions.
+ *
+ * Owns the activations, the key/value caches and the order of operations of
+ * the network:
+ *
+ *   x = wte[token] + wpe[pos]
+ *   for each layer:  x += proj(attention(LN1(x)));  x += mlp(LN2(x))
+ *   logits = LN_f(x) . wte^T                      (the tied output head)
+ *
+ * One call evaluates a Batch: any mix of rows, each a (sequence, position,
+ * token).  A prompt is many rows of one sequence; a decoding step of a
+ * batch of completions is one row per sequence.  Every row's result is the
+ * same whatever else is in the batch and however many threads run it (see
+ * kernels.h), so batching and threading never change an output.
+ *
+ * Each sequence has its own KV cache of n_ctx positions.  Evaluating
+ * position p of a sequence needs positions 0..p-1 of it evaluated before
+ * (or earlier in the same batch); rewriting position p forgets the
+ * positions after it.
+ */
+#ifndef GPT2_TRANSFORMER_H
+#define GPT2_TRANSFORMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "threadpool.h"
+
+typedef struct {
+    size_t n;              /* rows */
+    const int32_t *token;  /* [n] token ids */
+    const uint32_t *pos;   /* [n] position of each token in its sequence */
+    const uint32_t *seq;   /* [n] sequence (KV cache) of each row */
+    const bool *logits;    /* [n] rows whose logits are wanted, in order; NULL: only the last row */
+} Batch;
+
+/* The keys and values of one sequence. */
+typedef struct {
+    float *kt;    /* [n_layer][n_head][n_ctx16 / 16][head_dim][16]: keys, 16 positions per block */
+    float *v;     /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
+    uint32_t len; /* positions 0 .. len-1 hold valid keys and values */
+    void *kt_block, *v_block; /* the allocations kt and v lie in */
+} KVCache;
+
+/* Scratch for the rows of one forward call. */
+typedef struct {
+    float *x;      /* [max_rows][C] residual stream */
+    float *xn;     /* [max_rows][C] LayerNorm output */
+    float *qkv;    /* [max_rows][3C] queries, keys, values */
+    float *att;    /* [max_rows][C] attention output, heads side by side */
+    float *fc;     /* [max_rows][4C] MLP hidden layer */
+    float *scores; /* [n_threads][attention_queries * n_ctx16] attention weights, per thread */
+    float *xt;     /* [4C][wide_rows] a matrix input of a few rows, transposed */
+    uint8_t *xq;   /* [max_rows][2][4C] a matrix input quantized for q8_0 weights, twice */
+    float *xd;     /* [max_rows][4C / 32][2] its block scales */
+    uint32_t *group_row; /* [max_rows] first row of each attention group */
+    uint32_t *group_len; /* [max_rows] its rows: one sequence, consecutive positions */
+    size_t n_groups;
+} RunState;
+
+typedef struct {
+    const Model *model;
+    const KernelSet *kernels;
+    ThreadPool *pool;
+    size_t max_rows;  /* rows one forward call may hold */
+    size_t n_seq;     /* sequences, each with a KV cache */
+    size_t n_ctx16;   /* n_ctx rounded up to 16 */
+    KVCache *caches;  /* [n_seq] */
+    RunState state;
+} Transformer;
+
+/* Sets up a transformer over model for n_seq sequences and up to max_rows
+ * rows per call, running on n_threads threads with the given kernels.  The
+ * caches are reserved, not touched: memory is used as positions fill.
+ * Returns false with a reason in err. */
+bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
+                       int n_threads, char *err, size_t errsz);
+void gpt2_transformer_free(Transformer *t);
+
+/* Evaluates batch b, writing the logits of the wanted rows to
+ * logits[k][n_vocab] in row order.  Returns false (evaluating nothing) with
+ * a reason in err when a row is out of range: a token >= n_vocab, a
+ * sequence >= n_seq, a position >= n_ctx, or a position beyond what its
+ * sequence holds. */
+bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, char *err, size_t errsz);
+
+/* Forgets everything sequence s holds. */
+void gpt2_transformer_reset(Transformer *t, size_t s);
+
+#endif

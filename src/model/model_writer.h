@@ -1,0 +1,37 @@
+/* model_writer.h - writing a model file.
+ *
+ * Owns producing files in the format of model_format.h: laying out the
+ * sections, packing every matrix into panels in the requested dtype
+ * (quantizing to q8_0 if asked), and writing atomically (a temporary file
+ * renamed into place, so a failed conversion never leaves a half file
+ * behind).  The weights come from a callback, one tensor at a time, so a
+ * converter never holds more than one tensor in float32.
+ */
+#ifndef GPT2_MODEL_WRITER_H
+#define GPT2_MODEL_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "model_format.h"
+#include "tokenizer.h"
+
+typedef struct {
+    /* Fills out[rows * cols] with tensor s as row-major float32 in the
+     * file's orientation (y = W x: one row per output).  Returns false with
+     * a reason in err to abandon the write. */
+    bool (*tensor)(void *ctx, const TensorSpec *s, float *out, char *err, size_t errsz);
+    /* Called after each tensor, when not NULL. */
+    void (*progress)(void *ctx, size_t done, size_t total, const TensorSpec *s);
+    void *ctx;
+} TensorSource;
+
+/* What the file is called while it is written: path + this, renamed to
+ * path at the end.  A caller that catches signals removes it. */
+#define MODEL_PARTIAL_SUFFIX ".partial"
+
+/* Writes a complete model file to path.  The config is checked first. */
+bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerData *vocab, const TensorSource *src,
+                 char *err, size_t errsz);
+
+#endif
