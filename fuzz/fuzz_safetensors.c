@@ -26,10 +26,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static unsigned element_size(StDType t, uint64_t n_bytes, uint64_t n_elems) {
     switch (t) {
-    case ST_F64: case ST_I64: return 8;
-    case ST_F32: case ST_I32: return 4;
-    case ST_F16: case ST_BF16: case ST_I16: return 2;
-    case ST_I8: case ST_U8: case ST_BOOL: return 1;
+    case ST_F64:
+    case ST_I64: return 8;
+    case ST_F32:
+    case ST_I32: return 4;
+    case ST_F16:
+    case ST_BF16:
+    case ST_I16: return 2;
+    case ST_I8:
+    case ST_U8:
+    case ST_BOOL: return 1;
     default: return n_elems ? (unsigned)(n_bytes / n_elems) : 0; /* U16 and the like: no fixed answer here */
     }
 }
@@ -62,9 +68,7 @@ static void check_safetensors(const uint8_t *bytes, size_t n) {
 static void walk(const JsonValue *v, StrBuf *sb) {
     int64_t x;
     switch (v->type) {
-    case JSON_NUMBER:
-        gpt2_json_as_int(v, INT64_MIN, INT64_MAX, &x);
-        break;
+    case JSON_NUMBER: gpt2_json_as_int(v, INT64_MIN, INT64_MAX, &x); break;
     case JSON_STRING:
         if (strlen(v->u.string.bytes) > v->u.string.len) abort();
         if (!gpt2_json_append_string(sb, v->u.string.bytes, v->u.string.len)) abort();
@@ -80,8 +84,7 @@ static void walk(const JsonValue *v, StrBuf *sb) {
             walk(&m->value, sb);
         }
         break;
-    default:
-        break;
+    default: break;
     }
 }
 

@@ -65,8 +65,10 @@ static void find_vocab_dir(char *out, size_t outsz) {
         snprintf(out, outsz, "%.*s../shared/gpt2", (int)(fuzz_dir - file), file);
         if (is_dir(out)) return;
     }
-    fprintf(stderr, "fuzz_tokenizer: cannot find the GPT-2 vocabulary (tried ../shared/gpt2 and %s); "
-                    "set GPT2_SHARED to the shared data folder\n", out);
+    fprintf(stderr,
+            "fuzz_tokenizer: cannot find the GPT-2 vocabulary (tried ../shared/gpt2 and %s); "
+            "set GPT2_SHARED to the shared data folder\n",
+            out);
     abort();
 }
 
@@ -149,7 +151,8 @@ static void check_ordinary(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < plain.n; i++) {
         if (plain.ids[i] < 0 || (uint32_t)plain.ids[i] >= n_vocab) die("id out of range");
     }
-    if (count_id(&plain, gpt2_tokenizer_eot(g_fx.plain)) != 0) die("the special token appeared without the special flag");
+    if (count_id(&plain, gpt2_tokenizer_eot(g_fx.plain)) != 0)
+        die("the special token appeared without the special flag");
     check_decodes_to(&plain, data, size);
     gpt2_token_list_free(&plain);
     gpt2_token_list_free(&heap);

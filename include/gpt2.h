@@ -103,7 +103,7 @@ typedef struct {
 } Gpt2Sampling;
 
 typedef struct {
-    uint32_t n_predict;     /* new tokens at most */
+    uint32_t n_predict; /* new tokens at most */
     Gpt2Sampling sampling;
     bool ignore_eos;        /* go on past <|endoftext|> */
     const Gpt2Bytes *stops; /* [n_stops] stop strings, none empty */
@@ -129,17 +129,17 @@ typedef struct {
     const int32_t *prompt; /* [n_prompt]; empty means <|endoftext|> */
     size_t n_prompt;
     Gpt2Params params;
-    bool stream_only;      /* keep no tokens or text: on_text gets them all, memory stays bounded */
+    bool stream_only; /* keep no tokens or text: on_text gets them all, memory stays bounded */
 
     /* Results, owned by the completion: release with gpt2_completion_free. */
-    int32_t *tokens;       /* [n_tokens] generated ids (a final <|endoftext|> not included); NULL if stream_only */
-    size_t n_tokens;       /* counted even when stream_only */
-    char *text;            /* [text_len] their bytes, cut before a stop string; NUL-terminated; NULL if stream_only */
+    int32_t *tokens; /* [n_tokens] generated ids (a final <|endoftext|> not included); NULL if stream_only */
+    size_t n_tokens; /* counted even when stream_only */
+    char *text;      /* [text_len] their bytes, cut before a stop string; NUL-terminated; NULL if stream_only */
     size_t text_len;
     Gpt2Finish finish;
-    size_t n_prompt_used;  /* prompt tokens kept (fewer than n_prompt when it overflowed the context) */
-    double prompt_ms;      /* from the start until the first token was sampled */
-    double gen_ms;         /* from then to the end */
+    size_t n_prompt_used; /* prompt tokens kept (fewer than n_prompt when it overflowed the context) */
+    double prompt_ms;     /* from the start until the first token was sampled */
+    double gen_ms;        /* from then to the end */
 } Gpt2Completion;
 
 typedef struct {

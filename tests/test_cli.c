@@ -31,9 +31,9 @@
 
 typedef struct {
     char dir[4096];
-    char tiny[4200];     /* the converted tiny fixture */
-    char eos[4200];      /* a model that always predicts <|endoftext|> */
-    char gpt2[4200];     /* the binary */
+    char tiny[4200]; /* the converted tiny fixture */
+    char eos[4200];  /* a model that always predicts <|endoftext|> */
+    char gpt2[4200]; /* the binary */
     char shared[4096];
 } Env;
 
@@ -142,8 +142,14 @@ static void make_eos_model(const char *path) {
     snprintf(merges, sizeof merges, "%s/gpt2/merges.txt", env.shared);
     HfVocab v;
     if (!gpt2_hf_vocab_load(&v, vocab, merges, err, sizeof err)) fail_msg("%s", err);
-    ModelConfig c = {.n_vocab = v.data.n_vocab, .n_ctx = 32, .n_embd = 16, .n_layer = 1, .n_head = 2,
-                     .dtype = DTYPE_F32, .eot_id = v.data.eot_id, .ln_eps = 1e-5f};
+    ModelConfig c = {.n_vocab = v.data.n_vocab,
+                     .n_ctx = 32,
+                     .n_embd = 16,
+                     .n_layer = 1,
+                     .n_head = 2,
+                     .dtype = DTYPE_F32,
+                     .eot_id = v.data.eot_id,
+                     .ln_eps = 1e-5f};
     EosModel m = {v.data.eot_id};
     TensorSource src = {eos_tensor, NULL, &m};
     if (!gpt2_model_write(path, &c, &v.data, &src, err, sizeof err)) fail_msg("%s", err);
@@ -170,12 +176,12 @@ static int teardown(void **state) {
     return 0;
 }
 
-#define NEED_FIXTURE()            \
-    do {                          \
-        if (!env.dir[0]) {        \
-            skip();               \
-            return;               \
-        }                         \
+#define NEED_FIXTURE()                                                                                                 \
+    do {                                                                                                               \
+        if (!env.dir[0]) {                                                                                             \
+            skip();                                                                                                    \
+            return;                                                                                                    \
+        }                                                                                                              \
     } while (0)
 
 /* A file in the temporary folder with the given content. */
@@ -202,16 +208,20 @@ static void test_help_documents_every_option(void **state) {
     gpt2(&r, NULL, "--help", NULL);
     expect_ok(&r);
     static const char *const flags[] = {
-        "--model", "--threads", "--prompt", "--file", "--ids", "--special", "--n-predict", "--temp", "--top-k",
-        "--top-p", "--repeat-penalty", "--repeat-last-n", "--seed", "--ignore-eos", "--stop", "--echo", "--json",
-        "--verbose", "--batch", "--batch-size", "--score", "--prepend-eos", "--tokenize", "--detokenize", "--help",
-        "--version", "GPT2_MODEL", "models/gpt2-124M.bin",
+        "--model", "--threads",     "--prompt",         "--file",
+        "--ids",   "--special",     "--n-predict",      "--temp",
+        "--top-k", "--top-p",       "--repeat-penalty", "--repeat-last-n",
+        "--seed",  "--ignore-eos",  "--stop",           "--echo",
+        "--json",  "--verbose",     "--batch",          "--batch-size",
+        "--score", "--prepend-eos", "--tokenize",       "--detokenize",
+        "--help",  "--version",     "GPT2_MODEL",       "models/gpt2-124M.bin",
     };
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         if (!strstr(r.out.data, flags[i])) fail_msg("--help does not mention %s", flags[i]);
     /* Every setting with a value states its default. */
-    static const char *const defaults[] = {"default: 50", "default: 1.0", "default: 40", "default: 64", "default: 16",
-                                           "default: from the clock", "default: one per CPU"};
+    static const char *const defaults[] = {"default: 50",         "default: 1.0", "default: 40",
+                                           "default: 64",         "default: 16",  "default: from the clock",
+                                           "default: one per CPU"};
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
         if (!strstr(r.out.data, defaults[i])) fail_msg("--help does not say \"%s\"", defaults[i]);
     test_run_free(&r);
@@ -225,12 +235,36 @@ static void test_usage_errors_exit_2_with_one_line(void **state) {
     (void)state;
     NEED_FIXTURE();
     static const char *const cases[][6] = {
-        {"--bogus"}, {"-x"}, {"-n", "-3"}, {"-n", "abc"}, {"-n", "1e3"}, {"-n", "99999999999"}, {"-n", " 5"},
-        {"--temp", "nan"}, {"--temp", "-1"}, {"--temp", "inf"}, {"--temp", "0.5x"}, {"--top-p", "1.5"},
-        {"--top-p", "-0.1"}, {"--top-k", "-1"}, {"--repeat-penalty", "0"}, {"--repeat-last-n", "-2"},
-        {"-t", "0"}, {"-t", "abc"}, {"--seed", "-1"}, {"--seed", "1.5"}, {"--seed", "18446744073709551616"},
-        {"--stop", ""}, {"-p"}, {"-p", "x", "extra"}, {"--score", "--tokenize"}, {"--batch", "x", "-p", "y"},
-        {"--echo", "--json"}, {"--prepend-eos"}, {"--tokenize", "--ids"}, {"--batch-size", "0"},
+        {"--bogus"},
+        {"-x"},
+        {"-n", "-3"},
+        {"-n", "abc"},
+        {"-n", "1e3"},
+        {"-n", "99999999999"},
+        {"-n", " 5"},
+        {"--temp", "nan"},
+        {"--temp", "-1"},
+        {"--temp", "inf"},
+        {"--temp", "0.5x"},
+        {"--top-p", "1.5"},
+        {"--top-p", "-0.1"},
+        {"--top-k", "-1"},
+        {"--repeat-penalty", "0"},
+        {"--repeat-last-n", "-2"},
+        {"-t", "0"},
+        {"-t", "abc"},
+        {"--seed", "-1"},
+        {"--seed", "1.5"},
+        {"--seed", "18446744073709551616"},
+        {"--stop", ""},
+        {"-p"},
+        {"-p", "x", "extra"},
+        {"--score", "--tokenize"},
+        {"--batch", "x", "-p", "y"},
+        {"--echo", "--json"},
+        {"--prepend-eos"},
+        {"--tokenize", "--ids"},
+        {"--batch-size", "0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *argv[10] = {env.gpt2, "-m", env.tiny};
@@ -327,8 +361,8 @@ static void test_p_never_reads_stdin(void **state) {
     (void)state;
     NEED_FIXTURE();
     char script[8800];
-    snprintf(script, sizeof script,
-             "while read -r line; do '%s' -m '%s' -p \"$line\" -n 2 --temp 0; echo; done", env.gpt2, env.tiny);
+    snprintf(script, sizeof script, "while read -r line; do '%s' -m '%s' -p \"$line\" -n 2 --temp 0; echo; done",
+             env.gpt2, env.tiny);
     const char *const argv[] = {"/bin/sh", "-c", script, NULL};
     RunSpec in = with_stdin("one\ntwo\nthree\nfour\n");
     RunResult r;
@@ -343,7 +377,8 @@ static void test_ids_and_empty_prompt(void **state) {
     NEED_FIXTURE();
     StrBuf text = {0}, ids = {0}, eot = {0};
     const char *const by_text[] = {"-m", env.tiny, "-p", "Hello, my dog", "-n", "8", "--temp", "0", NULL};
-    const char *const by_ids[] = {"-m", env.tiny, "--ids", "-p", " 15496 11\n616\t3290 ", "-n", "8", "--temp", "0", NULL};
+    const char *const by_ids[] = {"-m", env.tiny, "--ids",  "-p", " 15496 11\n616\t3290 ",
+                                  "-n", "8",      "--temp", "0",  NULL};
     completion_ids(&text, by_text);
     completion_ids(&ids, by_ids);
     assert_string_equal(text.data, ids.data);
@@ -370,7 +405,8 @@ static void test_ids_and_empty_prompt(void **state) {
     gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", "15496 x", NULL);
     expect_refusal(&r, 1, "not a token id");
     test_run_free(&r);
-    gpt2_strbuf_free(&text), gpt2_strbuf_free(&ids), gpt2_strbuf_free(&eot), gpt2_strbuf_free(&empty), gpt2_strbuf_free(&explicit_eot);
+    gpt2_strbuf_free(&text), gpt2_strbuf_free(&ids), gpt2_strbuf_free(&eot), gpt2_strbuf_free(&empty),
+        gpt2_strbuf_free(&explicit_eot);
 }
 
 /* ---- generation ---------------------------------------------------------------- */
@@ -380,8 +416,8 @@ static void test_greedy_matches_reference(void **state) {
     (void)state;
     NEED_FIXTURE();
     StrBuf got = {0};
-    const char *const args[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--temp", "0",
-                                "--ignore-eos", NULL};
+    const char *const args[] = {"-m", env.tiny,       "-p", "Hello, my dog is very cute", "-n", "20", "--temp",
+                                "0",  "--ignore-eos", NULL};
     completion_ids(&got, args);
     /* expected.json, case text_7. */
     assert_string_equal(got.data, "4 12661 34207 13025 3863 13025 17102 13025 22533 13025 47406 20626 47406 20626 "
@@ -402,12 +438,13 @@ static void test_defaults_and_sampling_settings(void **state) {
 
     StrBuf greedy = {0}, top1 = {0}, nucleus = {0}, penalised = {0};
     const char *const g[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--temp", "0", NULL};
-    const char *const k1[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--top-k", "1",
-                              "--seed", "5", NULL};
-    const char *const p0[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--top-p", "0",
-                              "--top-k", "0", "--seed", "5", NULL};
-    const char *const rp[] = {"-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--temp", "0",
-                              "--repeat-penalty", "1.2", NULL};
+    const char *const k1[] = {"-m",     env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--top-k", "1",
+                              "--seed", "5",      NULL};
+    const char *const p0[] = {
+        "-m",     env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--top-p", "0", "--top-k", "0",
+        "--seed", "5",      NULL};
+    const char *const rp[] = {
+        "-m", env.tiny, "-p", "Hello, my dog is very cute", "-n", "20", "--temp", "0", "--repeat-penalty", "1.2", NULL};
     completion_ids(&greedy, g);
     completion_ids(&top1, k1);
     completion_ids(&nucleus, p0);
@@ -517,7 +554,8 @@ static void test_context_edges(void **state) {
         const char *end = ids.data;
         for (size_t k = 0; k < n; k++) end = strchr(end, ' ') ? strchr(end, ' ') + 1 : end + strlen(end);
         char *prompt = strndup(ids.data, (size_t)(end - ids.data));
-        gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", prompt, "-n", "30", "--temp", "0", "--ignore-eos", "--json", NULL);
+        gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", prompt, "-n", "30", "--temp", "0", "--ignore-eos", "--json",
+             NULL);
         expect_ok(&r);
         Json j;
         const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
@@ -527,8 +565,8 @@ static void test_context_edges(void **state) {
         if (n == 161) {
             StrBuf got = {0}, want = {0};
             ids_text(get(root, "completion_tokens"), 0, &got);
-            const char *const args[] = {"-m", env.tiny, "--ids", "-p", tail160, "-n", "30", "--temp", "0",
-                                        "--ignore-eos", NULL};
+            const char *const args[] = {"-m", env.tiny, "--ids", "-p",           tail160, "-n",
+                                        "30", "--temp", "0",     "--ignore-eos", NULL};
             completion_ids(&want, args);
             assert_string_equal(got.data, want.data);
             gpt2_strbuf_free(&got), gpt2_strbuf_free(&want);
@@ -561,11 +599,11 @@ static void test_context_shift_keeps_newest_half(void **state) {
     for (int k = 0; k < 81; k++) p = strchr(p, ' ') + 1;
     assert_true(gpt2_strbuf_append_str(&window, p));
     assert_true(gpt2_strbuf_printf(&window, " %.0f %.0f", tokens->u.array.items[0].u.number.value,
-                              tokens->u.array.items[1].u.number.value));
+                                   tokens->u.array.items[1].u.number.value));
     ids_text(tokens, 2, &got);
     StrBuf want = {0};
-    const char *const args[] = {"-m", env.tiny, "--ids", "-p", window.data, "-n", "38", "--temp", "0", "--ignore-eos",
-                                NULL};
+    const char *const args[] = {"-m", env.tiny, "--ids", "-p",           window.data, "-n",
+                                "38", "--temp", "0",     "--ignore-eos", NULL};
     completion_ids(&want, args);
     assert_string_equal(got.data, want.data);
     gpt2_json_free(&j.doc);
@@ -649,21 +687,22 @@ static void test_output_text_json_echo_verbose(void **state) {
 static void test_batch_equals_single_runs(void **state) {
     (void)state;
     NEED_FIXTURE();
-    const char *input =
-        "{\"prompt\": \"Hello, my dog\", \"n\": 12, \"temp\": 0}\n"
-        "{\"prompt\": \"Once upon a time\", \"n\": 20, \"seed\": 7, \"top_k\": 5}\n"
-        "this is not json\n"
-        "{\"prompt\": \"The answer\", \"n\": 16, \"temp\": 0.8, \"top_p\": 0.9, \"seed\": 3, \"stop\": [\"zz\", \"e\"]}\n"
-        "{\"prompt\": \"x\", \"temp\": -1}\n"
-        "{\"prompt\": 5}\n"
-        "{\"n\": 3}\n"
-        "{\"prompt\": \"A\", \"n\": 30, \"ignore_eos\": true, \"seed\": 11, \"repeat_penalty\": 1.3}\n"
-        "{\"prompt\": \"\", \"n\": 5, \"seed\": 1}\n";
+    const char *input = "{\"prompt\": \"Hello, my dog\", \"n\": 12, \"temp\": 0}\n"
+                        "{\"prompt\": \"Once upon a time\", \"n\": 20, \"seed\": 7, \"top_k\": 5}\n"
+                        "this is not json\n"
+                        "{\"prompt\": \"The answer\", \"n\": 16, \"temp\": 0.8, \"top_p\": 0.9, \"seed\": 3, \"stop\": "
+                        "[\"zz\", \"e\"]}\n"
+                        "{\"prompt\": \"x\", \"temp\": -1}\n"
+                        "{\"prompt\": 5}\n"
+                        "{\"n\": 3}\n"
+                        "{\"prompt\": \"A\", \"n\": 30, \"ignore_eos\": true, \"seed\": 11, \"repeat_penalty\": 1.3}\n"
+                        "{\"prompt\": \"\", \"n\": 5, \"seed\": 1}\n";
     const char *const singles[][16] = {
         {"-p", "Hello, my dog", "-n", "12", "--temp", "0"},
         {"-p", "Once upon a time", "-n", "20", "--seed", "7", "--top-k", "5"},
         {NULL},
-        {"-p", "The answer", "-n", "16", "--temp", "0.8", "--top-p", "0.9", "--seed", "3", "--stop", "zz", "--stop", "e"},
+        {"-p", "The answer", "-n", "16", "--temp", "0.8", "--top-p", "0.9", "--seed", "3", "--stop", "zz", "--stop",
+         "e"},
         {NULL},
         {NULL},
         {NULL},
@@ -750,7 +789,8 @@ static void test_score_text_and_json(void **state) {
     Json ref;
     const JsonValue *cases = get(parse_json(&ref, ref_text.data, ref_text.len), "cases"), *text_7 = NULL;
     for (size_t i = 0; i < cases->u.array.count && !text_7; i++)
-        if (strcmp(get(&cases->u.array.items[i], "name")->u.string.bytes, "text_7") == 0) text_7 = &cases->u.array.items[i];
+        if (strcmp(get(&cases->u.array.items[i], "name")->u.string.bytes, "text_7") == 0)
+            text_7 = &cases->u.array.items[i];
     assert_non_null(text_7);
     assert_string_equal(get(text_7, "text")->u.string.bytes, text);
     const JsonValue *nll = get(text_7, "nll");

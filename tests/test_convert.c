@@ -49,7 +49,7 @@ typedef struct {
     const char *dtype; /* "F32", "F16" or "BF16": how its values are encoded; else raw_bytes is written */
     int n_dims;
     uint64_t shape[4];
-    float *values; /* [product of shape] */
+    float *values;            /* [product of shape] */
     const uint8_t *raw_bytes; /* when dtype is none of the above */
     size_t raw_len;
 } HfTensor;
@@ -64,20 +64,20 @@ typedef struct {
  * for the row counts 0 (a vector), -1 (n_vocab) and -2 (n_ctx). */
 static const struct {
     const char *name;
-    int rows, cols;   /* in the model file: outputs x inputs; rows 0 = vector, -1 = n_vocab, -2 = n_ctx */
-    bool conv1d;      /* stored [cols][rows] by Hugging Face */
-} global_layout[] = {
-    {"wte.weight", -1, 1, false},
-    {"wpe.weight", -2, 1, false},
-    {"ln_f.weight", 0, 1, false},
-    {"ln_f.bias", 0, 1, false},
-}, layer_layout[] = {
-    {"ln_1.weight", 0, 1, false},      {"ln_1.bias", 0, 1, false},
-    {"attn.c_attn.weight", 3, 1, true}, {"attn.c_attn.bias", 0, 3, false},
-    {"attn.c_proj.weight", 1, 1, true}, {"attn.c_proj.bias", 0, 1, false},
-    {"ln_2.weight", 0, 1, false},      {"ln_2.bias", 0, 1, false},
-    {"mlp.c_fc.weight", 4, 1, true},   {"mlp.c_fc.bias", 0, 4, false},
-    {"mlp.c_proj.weight", 1, 4, true}, {"mlp.c_proj.bias", 0, 1, false},
+    int rows, cols; /* in the model file: outputs x inputs; rows 0 = vector, -1 = n_vocab, -2 = n_ctx */
+    bool conv1d;    /* stored [cols][rows] by Hugging Face */
+} global_layout[] =
+    {
+        {"wte.weight", -1, 1, false},
+        {"wpe.weight", -2, 1, false},
+        {"ln_f.weight", 0, 1, false},
+        {"ln_f.bias", 0, 1, false},
+},
+  layer_layout[] = {
+      {"ln_1.weight", 0, 1, false},      {"ln_1.bias", 0, 1, false},         {"attn.c_attn.weight", 3, 1, true},
+      {"attn.c_attn.bias", 0, 3, false}, {"attn.c_proj.weight", 1, 1, true}, {"attn.c_proj.bias", 0, 1, false},
+      {"ln_2.weight", 0, 1, false},      {"ln_2.bias", 0, 1, false},         {"mlp.c_fc.weight", 4, 1, true},
+      {"mlp.c_fc.bias", 0, 4, false},    {"mlp.c_proj.weight", 1, 4, true},  {"mlp.c_proj.bias", 0, 1, false},
 };
 #define N_WEIGHTS (4 + 12 * N_LAYER)
 
@@ -219,10 +219,10 @@ static void encode(const HfTensor *t, StrBuf *out) {
 }
 
 typedef struct {
-    const char *prefix;   /* before every name but lm_head.weight */
-    bool reverse_data;    /* store the data in the reverse order of the header */
-    bool unaligned;       /* pad the header with spaces so the data starts at 3 mod 8 */
-    const char *dtype;    /* when set, every tensor is stored in it */
+    const char *prefix; /* before every name but lm_head.weight */
+    bool reverse_data;  /* store the data in the reverse order of the header */
+    bool unaligned;     /* pad the header with spaces so the data starts at 3 mod 8 */
+    const char *dtype;  /* when set, every tensor is stored in it */
 } StOptions;
 
 /* The JSON header and the data of a safetensors file of m. */
@@ -246,7 +246,7 @@ static void safetensors_parts(const HfModel *m, const StOptions *o, StrBuf *head
         for (int d = 0; d < t->n_dims; d++)
             assert_true(gpt2_strbuf_printf(header, "%s%llu", d ? "," : "", (unsigned long long)t->shape[d]));
         assert_true(gpt2_strbuf_printf(header, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)begin[i],
-                                  (unsigned long long)end[i]));
+                                       (unsigned long long)end[i]));
     }
     assert_true(gpt2_strbuf_append_char(header, '}'));
     if (o->unaligned) {
@@ -261,7 +261,8 @@ static void write_safetensors_raw(const char *path, uint64_t hlen, const char *h
     StrBuf b = {0};
     uint8_t n[8];
     wr_u64(n, hlen);
-    assert_true(gpt2_strbuf_append(&b, n, 8) && gpt2_strbuf_append(&b, header, header_len) && gpt2_strbuf_append(&b, data, data_len));
+    assert_true(gpt2_strbuf_append(&b, n, 8) && gpt2_strbuf_append(&b, header, header_len) &&
+                gpt2_strbuf_append(&b, data, data_len));
     test_write_file(path, b.data, b.len);
     gpt2_strbuf_free(&b);
 }
@@ -581,7 +582,8 @@ static void test_every_output_dtype(void **state) {
         assert_true(isfinite(logits[0][i]));
         if (fabsf(logits[1][i] - logits[0][i]) > 1e-3f || fabsf(logits[2][i] - logits[0][i]) > 1e-3f)
             fail_msg("logit %zu: f32 %g, f16 %g, bf16 %g", i, logits[0][i], logits[1][i], logits[2][i]);
-        if (fabsf(logits[3][i] - logits[0][i]) > 0.5f) fail_msg("logit %zu: f32 %g, q8_0 %g", i, logits[0][i], logits[3][i]);
+        if (fabsf(logits[3][i] - logits[0][i]) > 0.5f)
+            fail_msg("logit %zu: f32 %g, q8_0 %g", i, logits[0][i], logits[3][i]);
     }
     for (size_t i = 0; i < 4; i++) free(logits[i]);
 }
@@ -605,7 +607,10 @@ static void test_config_variants_that_convert(void **state) {
 /* The configurations of the published models, in their keys' form. */
 static void test_published_configs(void **state) {
     Fixture *fx = *state;
-    static const struct { const char *text; uint32_t layers, heads, embd; } cases[] = {
+    static const struct {
+        const char *text;
+        uint32_t layers, heads, embd;
+    } cases[] = {
         {"{\"_num_labels\": 1, \"activation_function\": \"gelu_new\", \"architectures\": [\"GPT2LMHeadModel\"],"
          " \"attn_pdrop\": 0.1, \"bos_token_id\": 50256, \"embd_pdrop\": 0.1, \"eos_token_id\": 50256,"
          " \"id2label\": {\"0\": \"LABEL_0\"}, \"initializer_range\": 0.02, \"label2id\": {\"LABEL_0\": 0},"
@@ -835,8 +840,7 @@ static void test_refuses_size_not_matching_shape(void **state) {
     ST_REFUSED(fx, "{\"a\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,4]}}", 4,
                "4 bytes of data do not match its shape and dtype BF16");
     /* A shape whose product overflows 64 bits. */
-    ST_REFUSED(fx,
-               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,0]}}", 0,
+    ST_REFUSED(fx, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,0]}}", 0,
                "0 bytes of data do not match");
     ST_REFUSED(fx, "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
                "a dimension of its shape is not a non-negative integer");
@@ -901,7 +905,9 @@ static void test_messages_show_names_on_one_line(void **state) {
 
 static void test_refuses_bad_config(void **state) {
     Fixture *fx = *state;
-    static const struct { const char *from, *to, *phrase; } cases[] = {
+    static const struct {
+        const char *from, *to, *phrase;
+    } cases[] = {
         {"\"n_embd\": 32", "\"n_embd\": \"32\"", "config.json: \"n_embd\" is not a positive integer"},
         {"\"n_embd\": 32", "\"n_embd\": 32.0", "\"n_embd\" is not a positive integer"},
         {"\"n_embd\": 32", "\"n_embd\": 0", "\"n_embd\" is not a positive integer"},
@@ -941,7 +947,9 @@ static void test_refuses_bad_config(void **state) {
 
 static void test_refuses_damaged_tokenizer_files(void **state) {
     Fixture *fx = *state;
-    static const struct { const char *file, *from, *to, *phrase; } cases[] = {
+    static const struct {
+        const char *file, *from, *to, *phrase;
+    } cases[] = {
         {"vocab.json", "\"<|endoftext|>\":259", "\"<|endoftext|>\":258", "id 258 is given to both"},
         {"vocab.json", "\"<|endoftext|>\":259", "\"<|endoftext|>\":300",
          "token \"<|endoftext|>\" has id 300; with 260 tokens the ids must be 0..259"},

@@ -23,12 +23,12 @@
 #include "json.h"
 #include "kernels.h"
 #include "model.h"
-#include "transformer.h"
 #include "test_util.h"
+#include "transformer.h"
 
 typedef struct {
-    char dir[4096];     /* temporary folder holding the converted models */
-    char model[4200];   /* the converted model file */
+    char dir[4096];   /* temporary folder holding the converted models */
+    char model[4200]; /* the converted model file */
     StrBuf expected_text;
     JsonDoc expected;
 } Fixture;
@@ -105,7 +105,7 @@ static size_t available_kernels(const char *out[3]) {
 typedef struct {
     double logit_tol, nll_tol, mean_nll_tol;
     double margin_floor; /* compare argmax and greedy ids only where the reference margin exceeds this */
-    double worst_logit, worst_nll, worst_mean_nll;  /* what was seen */
+    double worst_logit, worst_nll, worst_mean_nll; /* what was seen */
     size_t argmax_checked, argmax_equal, greedy_checked;
 } Checks;
 
@@ -197,7 +197,8 @@ static float *check_case(Gpt2 *g, const JsonValue *c, Checks *k) {
     if (!gpt2_generate(g, &comp, 1, NULL, err, sizeof err)) fail_msg("%s: %s", name, err);
     assert_int_equal(comp.n_tokens, n_greedy);
     for (size_t i = 0; i < decided; i++)
-        if (comp.tokens[i] != greedy[i]) fail_msg("%s: greedy token %zu is %d, want %d", name, i, comp.tokens[i], greedy[i]);
+        if (comp.tokens[i] != greedy[i])
+            fail_msg("%s: greedy token %zu is %d, want %d", name, i, comp.tokens[i], greedy[i]);
     k->greedy_checked += decided;
     gpt2_completion_free(&comp);
     free(greedy);
@@ -249,8 +250,9 @@ static void test_tiny_matches_reference(void **state) {
             Checks k = {.logit_tol = 1e-3, .nll_tol = 1e-3, .mean_nll_tol = 1e-4, .margin_floor = 0};
             check_all_cases(f, kernels[i], threads, &k, &first);
             printf("tiny f32, %s kernels, %d threads: worst logit %.2g, nll %.2g, mean nll %.2g; argmax %zu/%zu, "
-                   "greedy %zu\n", kernels[i], threads, k.worst_logit, k.worst_nll, k.worst_mean_nll, k.argmax_equal,
-                   k.argmax_checked, k.greedy_checked);
+                   "greedy %zu\n",
+                   kernels[i], threads, k.worst_logit, k.worst_nll, k.worst_mean_nll, k.argmax_equal, k.argmax_checked,
+                   k.greedy_checked);
             assert_int_equal(k.argmax_checked, 200);
             assert_int_equal(k.greedy_checked, 80);
         }
@@ -286,8 +288,8 @@ static void test_small_matches_reference(void **state) {
 
 typedef struct {
     const char *dtype;
-    double mean_nll_tol;      /* per case, against the float64 reference */
-    double argmax_fraction;   /* of all positions, identical to the reference's */
+    double mean_nll_tol;    /* per case, against the float64 reference */
+    double argmax_fraction; /* of all positions, identical to the reference's */
 } QualityBar;
 
 static void check_quality(const char *shared, const QualityBar *bar) {

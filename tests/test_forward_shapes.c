@@ -75,17 +75,31 @@ static void make_checkpoint(Checkpoint *c, Shape s) {
     c->t = calloc(4 + 12 * (size_t)s.n_layer, sizeof *c->t);
     c->names = calloc(4 + 12 * (size_t)s.n_layer, 48);
     assert_true(c->t && c->names);
-    struct { const char *name; int rows, cols; double center, spread; } global[] = {
-        {"wte.weight", VOCAB, C, 0, 2.0}, {"wpe.weight", s.n_ctx, C, 0, 0.3},
-        {"ln_f.weight", C, 0, 0, 1.5}, {"ln_f.bias", C, 0, 0, 0.3},
-    }, layer[] = {
-        {"ln_1.weight", C, 0, 1, 0.3}, {"ln_1.bias", C, 0, 0, 0.2},
-        {"attn.c_attn.weight", C, 3 * C, 0, 0.6}, {"attn.c_attn.bias", 3 * C, 0, 0, 0.3},
-        {"attn.c_proj.weight", C, C, 0, 0.3}, {"attn.c_proj.bias", C, 0, 0, 0.2},
-        {"ln_2.weight", C, 0, 1, 0.3}, {"ln_2.bias", C, 0, 0, 0.2},
-        {"mlp.c_fc.weight", C, 4 * C, 0, 0.4}, {"mlp.c_fc.bias", 4 * C, 0, 0, 0.5},
-        {"mlp.c_proj.weight", 4 * C, C, 0, 0.3}, {"mlp.c_proj.bias", C, 0, 0, 0.2},
-    };
+    struct {
+        const char *name;
+        int rows, cols;
+        double center, spread;
+    } global[] =
+        {
+            {"wte.weight", VOCAB, C, 0, 2.0},
+            {"wpe.weight", s.n_ctx, C, 0, 0.3},
+            {"ln_f.weight", C, 0, 0, 1.5},
+            {"ln_f.bias", C, 0, 0, 0.3},
+        },
+      layer[] = {
+          {"ln_1.weight", C, 0, 1, 0.3},
+          {"ln_1.bias", C, 0, 0, 0.2},
+          {"attn.c_attn.weight", C, 3 * C, 0, 0.6},
+          {"attn.c_attn.bias", 3 * C, 0, 0, 0.3},
+          {"attn.c_proj.weight", C, C, 0, 0.3},
+          {"attn.c_proj.bias", C, 0, 0, 0.2},
+          {"ln_2.weight", C, 0, 1, 0.3},
+          {"ln_2.bias", C, 0, 0, 0.2},
+          {"mlp.c_fc.weight", C, 4 * C, 0, 0.4},
+          {"mlp.c_fc.bias", 4 * C, 0, 0, 0.5},
+          {"mlp.c_proj.weight", 4 * C, C, 0, 0.3},
+          {"mlp.c_proj.bias", C, 0, 0, 0.2},
+      };
     for (size_t i = 0; i < 4; i++) {
         Tensor *t = &c->t[c->n];
         char *name = c->names + 48 * c->n++;
@@ -116,9 +130,10 @@ static void write_checkpoint(const Checkpoint *c, const char *dir) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "{\"model_type\": \"gpt2\", \"activation_function\": \"gelu_new\", \"vocab_size\": %d, "
-               "\"n_positions\": %d, \"n_ctx\": %d, \"n_embd\": %d, \"n_layer\": %d, \"n_head\": %d, "
-               "\"layer_norm_epsilon\": 1e-05}\n",
+    fprintf(f,
+            "{\"model_type\": \"gpt2\", \"activation_function\": \"gelu_new\", \"vocab_size\": %d, "
+            "\"n_positions\": %d, \"n_ctx\": %d, \"n_embd\": %d, \"n_layer\": %d, \"n_head\": %d, "
+            "\"layer_norm_epsilon\": 1e-05}\n",
             VOCAB, c->s.n_ctx, c->s.n_ctx, c->s.n_embd, c->s.n_layer, c->s.n_head);
     assert_int_equal(fclose(f), 0);
 
@@ -128,12 +143,14 @@ static void write_checkpoint(const Checkpoint *c, const char *dir) {
     for (size_t i = 0; i < c->n; i++) {
         const Tensor *t = &c->t[i];
         uint64_t bytes = (uint64_t)t->rows * (uint64_t)(t->cols ? t->cols : 1) * 4;
-        if (t->cols) assert_true(gpt2_strbuf_printf(&header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%llu,%llu]}",
-                                               i ? "," : "", t->name, t->rows, t->cols, (unsigned long long)offset,
-                                               (unsigned long long)(offset + bytes)));
-        else assert_true(gpt2_strbuf_printf(&header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%llu,%llu]}",
-                                       i ? "," : "", t->name, t->rows, (unsigned long long)offset,
-                                       (unsigned long long)(offset + bytes)));
+        if (t->cols)
+            assert_true(gpt2_strbuf_printf(
+                &header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%llu,%llu]}", i ? "," : "",
+                t->name, t->rows, t->cols, (unsigned long long)offset, (unsigned long long)(offset + bytes)));
+        else
+            assert_true(gpt2_strbuf_printf(
+                &header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%llu,%llu]}", i ? "," : "",
+                t->name, t->rows, (unsigned long long)offset, (unsigned long long)(offset + bytes)));
         offset += bytes;
     }
     assert_true(gpt2_strbuf_append_str(&header, "}"));
@@ -290,8 +307,8 @@ static void check_shape(const char *shared, Shape s) {
             double d = fabs(got[i] - want[i]);
             if (d > worst) worst = d;
         }
-        printf("shape %dx%dx%dx%d, %d threads: worst logit error %.2g; %d greedy steps compared\n", s.n_layer,
-               s.n_head, s.n_embd, s.n_ctx, threads, worst, decided);
+        printf("shape %dx%dx%dx%d, %d threads: worst logit error %.2g; %d greedy steps compared\n", s.n_layer, s.n_head,
+               s.n_embd, s.n_ctx, threads, worst, decided);
         if (worst > 1e-3) fail_msg("logits differ from the float64 reference by %g", worst);
 
         /* The same greedy decoding through the KV cache. */

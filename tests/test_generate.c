@@ -41,11 +41,11 @@ static Gpt2 *open_tiny(uint32_t n_batch, int threads) {
     return g;
 }
 
-#define OPEN_OR_SKIP(g, batch, threads)  \
-    Gpt2 *g = open_tiny(batch, threads); \
-    if (!g) {                            \
-        skip();                          \
-        return;                          \
+#define OPEN_OR_SKIP(g, batch, threads)                                                                                \
+    Gpt2 *g = open_tiny(batch, threads);                                                                               \
+    if (!g) {                                                                                                          \
+        skip();                                                                                                        \
+        return;                                                                                                        \
     }
 
 static int32_t *tokenize(Gpt2 *g, const char *text, size_t *n) {
@@ -58,7 +58,7 @@ static int32_t *tokenize(Gpt2 *g, const char *text, size_t *n) {
 /* ---- streamed chunks ---------------------------------------------------------- */
 
 typedef struct {
-    StrBuf text[8];      /* what each completion streamed */
+    StrBuf text[8]; /* what each completion streamed */
     size_t chunks[8];
     bool done[8];
     bool ends_inside[8]; /* the text so far ends inside a character */
@@ -166,9 +166,10 @@ static void test_stop_string_is_held_back(void **state) {
 /* ---- batches ------------------------------------------------------------------ */
 
 static void fill_requests(Gpt2 *g, Gpt2Completion *c, int32_t **prompts, size_t count) {
-    static const char *const texts[] = {"Once upon a time", "", "The quick brown fox", "x",
-                                        "Hello, my dog is very cute", "1 2 3 4 5 6 7 8 9 10", "\xc3\xa9t\xc3\xa9",
-                                        "In the beginning"};
+    static const char *const texts[] = {"Once upon a time",           "",
+                                        "The quick brown fox",        "x",
+                                        "Hello, my dog is very cute", "1 2 3 4 5 6 7 8 9 10",
+                                        "\xc3\xa9t\xc3\xa9",          "In the beginning"};
     for (size_t i = 0; i < count; i++) {
         size_t n;
         prompts[i] = tokenize(g, texts[i], &n);
@@ -193,7 +194,10 @@ static void test_batch_composition_never_changes_a_result(void **state) {
     char err[256];
     for (size_t i = 0; i < N; i++) assert_true(gpt2_generate(single, &alone[i], 1, NULL, err, sizeof err));
     gpt2_close(single);
-    const struct { uint32_t batch; int threads; } setups[] = {{3, 1}, {8, 3}, {5, 2}};
+    const struct {
+        uint32_t batch;
+        int threads;
+    } setups[] = {{3, 1}, {8, 3}, {5, 2}};
     for (size_t s = 0; s < 3; s++) {
         Gpt2 *g = open_tiny(setups[s].batch, setups[s].threads);
         int32_t *unused[N];

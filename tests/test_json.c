@@ -24,9 +24,30 @@ static void test_accepts_valid_documents(void **state) {
 static void test_refuses_invalid_documents(void **state) {
     (void)state;
     const char *bad[] = {
-        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "1e", "+1", "tru", "nul",
-        "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"",
-        "\"a\x01\"", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "{} x", "[1] [2]", "{1:2}",
+        "",
+        "{",
+        "[1,]",
+        "{\"a\":1,}",
+        "01",
+        "1.",
+        "-",
+        "1e",
+        "+1",
+        "tru",
+        "nul",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\\ud800\\u0041\"",
+        "\"a\x01\"",
+        "\"\xff\"",
+        "\"\xc0\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "{} x",
+        "[1] [2]",
+        "{1:2}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         if (parses(bad[i])) fail_msg("accepted invalid JSON #%zu: %s", i, bad[i]);

@@ -83,12 +83,13 @@ static void read_model_file(ModelFile *f) {
 }
 
 static void make_model(ModelFile *f, DType dtype, uint32_t n_vocab, const char *tokenizer_dir) {
-    ModelConfig c = {.n_vocab = n_vocab, .n_ctx = N_CTX, .n_embd = 32, .n_layer = 2, .n_head = 2, .dtype = dtype,
-                     .ln_eps = 1e-5f};
+    ModelConfig c = {
+        .n_vocab = n_vocab, .n_ctx = N_CTX, .n_embd = 32, .n_layer = 2, .n_head = 2, .dtype = dtype, .ln_eps = 1e-5f};
     char err[ERR_SIZE];
     snprintf(f->path, sizeof f->path, "%s/%s-%u-%s.bin", fx.dir, tokenizer_dir ? "gpt2" : "synthetic", n_vocab,
              gpt2_dtype_name(dtype));
-    if (!gpt2_convert_random(&c, 7, tokenizer_dir, f->path, NULL, err, sizeof err)) fail_msg("gpt2_convert_random: %s", err);
+    if (!gpt2_convert_random(&c, 7, tokenizer_dir, f->path, NULL, err, sizeof err))
+        fail_msg("gpt2_convert_random: %s", err);
     read_model_file(f);
 }
 
@@ -103,11 +104,11 @@ static const ModelFile *gpt2_model(void) {
     return &fx.gpt2;
 }
 
-#define REQUIRE_GPT2_MODEL(var)               \
-    const ModelFile *var = gpt2_model();      \
-    if (!var) {                               \
-        skip();                               \
-        return;                               \
+#define REQUIRE_GPT2_MODEL(var)                                                                                        \
+    const ModelFile *var = gpt2_model();                                                                               \
+    if (!var) {                                                                                                        \
+        skip();                                                                                                        \
+        return;                                                                                                        \
     }
 
 /* ---- where things are in a file ---------------------------------------------- */
@@ -358,13 +359,13 @@ static void test_writer_refusals(void **state) {
 /* What the loader must say about the first k bytes of a model. */
 static void truncation_message(char *out, size_t outsz, size_t k, size_t n) {
     if (k == 0)
-        snprintf(out, outsz, NOT_OURS ": the file is empty; convert Hugging Face weights with gpt2-convert, or fetch "
-                             "a model with scripts/download-model.sh");
+        snprintf(out, outsz,
+                 NOT_OURS ": the file is empty; convert Hugging Face weights with gpt2-convert, or fetch "
+                          "a model with scripts/download-model.sh");
     else if (k < MODEL_HEADER_BYTES)
         snprintf(out, outsz, "truncated: the file has %zu byte%s, less than the %d-byte header", k, k == 1 ? "" : "s",
                  MODEL_HEADER_BYTES);
-    else
-        snprintf(out, outsz, "truncated: the file has %zu of its %zu bytes (an interrupted download or copy?)", k, n);
+    else snprintf(out, outsz, "truncated: the file has %zu of its %zu bytes (an interrupted download or copy?)", k, n);
 }
 
 static void expect_truncated(const ModelFile *f, size_t k) {
@@ -553,8 +554,8 @@ typedef struct {
  * consistent vocabulary).  Any other field of the header, and every byte of
  * the directory, is checked exactly. */
 static bool may_be_harmless(const uint8_t *b, size_t at) {
-    static const unsigned fields[] = {HDR_N_HEAD, HDR_LN_EPS, HDR_N_MERGES, HDR_HEADER_CRC, HDR_DIRECTORY_CRC,
-                                      HDR_VOCAB_CRC, HDR_MERGES_CRC};
+    static const unsigned fields[] = {HDR_N_HEAD,        HDR_LN_EPS,    HDR_N_MERGES,  HDR_HEADER_CRC,
+                                      HDR_DIRECTORY_CRC, HDR_VOCAB_CRC, HDR_MERGES_CRC};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         if (at >= fields[i] && at < fields[i] + 4) return true;
     }
@@ -617,8 +618,8 @@ static void test_header_and_directory_damage(void **state) {
         const ModelFile *f = &fx.synthetic[t];
         Tally tally = {0};
         damage_range(f, 0, (size_t)section_end(f->bytes, SECTION_DIRECTORY), 1, &tally);
-        printf("%s: header and directory damage, resealed: %zu refused, %zu harmless\n", gpt2_dtype_name(t), tally.refused,
-               tally.loaded);
+        printf("%s: header and directory damage, resealed: %zu refused, %zu harmless\n", gpt2_dtype_name(t),
+               tally.refused, tally.loaded);
         assert_true(tally.refused > 0);
     }
 }
@@ -627,8 +628,8 @@ static void test_table_damage(void **state) {
     (void)state;
     const ModelFile *f = &fx.synthetic[DTYPE_F16];
     Tally tally = {0};
-    damage_range(f, (size_t)section_offset(f->bytes, SECTION_VOCAB), (size_t)section_end(f->bytes, SECTION_MERGES),
-                 1, &tally);
+    damage_range(f, (size_t)section_offset(f->bytes, SECTION_VOCAB), (size_t)section_end(f->bytes, SECTION_MERGES), 1,
+                 &tally);
     printf("tokenizer table damage, resealed: %zu refused, %zu harmless\n", tally.refused, tally.loaded);
     assert_true(tally.refused > 0);
 }
@@ -756,7 +757,8 @@ static void test_forged_sections(void **state) {
     forge64(f, HDR_FILE_BYTES, n - 64, "damaged: the file has");
     forge64(f, HDR_FILE_BYTES, 0, "but its header says 0");
     /* Sections outside the file, their ends overflowing 64 bits. */
-    forge64(f, HDR_TENSORS_OFFSET, near_end, "the tensor directory (896 bytes at offset 18446744073709551552) lies outside");
+    forge64(f, HDR_TENSORS_OFFSET, near_end,
+            "the tensor directory (896 bytes at offset 18446744073709551552) lies outside");
     forge64(f, HDR_TENSORS_OFFSET, n, "the tensor directory (896 bytes at offset");
     forge64(f, HDR_VOCAB_OFFSET, near_end, "the vocabulary (1559 bytes at offset 18446744073709551552) lies outside");
     forge64(f, HDR_VOCAB_BYTES, UINT64_MAX, "the vocabulary section has 18446744073709551615 bytes, more than");
@@ -766,7 +768,8 @@ static void test_forged_sections(void **state) {
     forge32(f, HDR_N_MERGES, UINT32_MAX, "4294967295 merges listed, more than a vocabulary of 300 tokens can have");
     forge32(f, HDR_N_MERGES, N_VOCAB, "300 merges listed");
     /* Misplaced sections. */
-    forge64(f, HDR_TENSORS_OFFSET, MODEL_HEADER_BYTES + 8, "the tensor directory starts at offset 136, not a multiple of 64");
+    forge64(f, HDR_TENSORS_OFFSET, MODEL_HEADER_BYTES + 8,
+            "the tensor directory starts at offset 136, not a multiple of 64");
     forge64(f, HDR_VOCAB_OFFSET, vocab + 4, "the vocabulary starts at offset");
     forge64(f, HDR_VOCAB_BYTES, 8, "the vocabulary section has 8 bytes, too few for 300 tokens");
     forge64(f, HDR_VOCAB_BYTES, 301 * 4 + 300 * 4096 + 1, "has 1230005 bytes, more than 300 tokens can take");
@@ -774,7 +777,8 @@ static void test_forged_sections(void **state) {
     forge64(f, HDR_VOCAB_BYTES, vocab_len + 1, "damaged vocabulary: the tokens end 1 bytes before the section does");
     forge64(f, HDR_MERGES_OFFSET, vocab, "damaged: the vocabulary overlaps the merge table");
     forge64(f, HDR_TENSORS_OFFSET, vocab, "damaged tensor directory: wte.weight is 2x3, the config says 300x32");
-    forge64(f, HDR_VOCAB_OFFSET, MODEL_HEADER_BYTES, "damaged vocabulary: token 0 is empty or its offsets go backwards");
+    forge64(f, HDR_VOCAB_OFFSET, MODEL_HEADER_BYTES,
+            "damaged vocabulary: token 0 is empty or its offsets go backwards");
     /* One more merge than there is: the next row is the padding's zeros. */
     forge32(f, HDR_N_MERGES, N_VOCAB - 256, "tokenizer: merge 43: token 0 is not token 0 followed by token 0");
 }
@@ -835,14 +839,16 @@ static void test_forged_directory_entries(void **state) {
     forge64(f, wte + ENT_BYTES, UINT64_MAX, "wte.weight has 18446744073709551615 bytes, its shape needs 19456");
     forge64(f, wte + ENT_BYTES, 0, "wte.weight has 0 bytes");
     forge64(f, wte + ENT_OFFSET, n, "wte.weight (19456 bytes at offset");
-    forge64(f, wte + ENT_OFFSET, near_end, "wte.weight (19456 bytes at offset 18446744073709551552) lies outside the file");
+    forge64(f, wte + ENT_OFFSET, near_end,
+            "wte.weight (19456 bytes at offset 18446744073709551552) lies outside the file");
     forge64(f, qkv + ENT_OFFSET, n - 64, "h.0.attn.c_attn.weight (6144 bytes at offset");
     forge64(f, wte + ENT_OFFSET, rd_u64(f->bytes + wte + ENT_OFFSET) + 2, "wte.weight starts at offset");
     /* Overlaps: two tensors in one place, a tensor over a section. */
     forge64(f, lnf_b + ENT_OFFSET, rd_u64(f->bytes + lnf_w + ENT_OFFSET), "overlaps tensor ln_f.");
     forge64(f, lnf_w + ENT_OFFSET, vocab + 64, "damaged: tensor ln_f.weight overlaps the vocabulary");
     forge64(f, lnf_w + ENT_OFFSET, 64, "damaged: tensor ln_f.weight overlaps the header");
-    forge64(f, lnf_w + ENT_OFFSET, MODEL_HEADER_BYTES + 64, "damaged: tensor ln_f.weight overlaps the tensor directory");
+    forge64(f, lnf_w + ENT_OFFSET, MODEL_HEADER_BYTES + 64,
+            "damaged: tensor ln_f.weight overlaps the tensor directory");
 }
 
 static void test_forged_vocabulary(void **state) {
@@ -851,7 +857,8 @@ static void test_forged_vocabulary(void **state) {
     const uint8_t *b = f->bytes;
     const uint32_t blob = rd_u32(b + vocab_at(b, N_VOCAB));
     forge32(f, vocab_at(b, 0), 1, "damaged vocabulary: the first token does not start at 0");
-    forge32(f, vocab_at(b, 5), rd_u32(b + vocab_at(b, 4)), "damaged vocabulary: token 4 is empty or its offsets go backwards");
+    forge32(f, vocab_at(b, 5), rd_u32(b + vocab_at(b, 4)),
+            "damaged vocabulary: token 4 is empty or its offsets go backwards");
     forge32(f, vocab_at(b, 5), rd_u32(b + vocab_at(b, 4)) - 1, "token 4 is empty or its offsets go backwards");
     forge32(f, vocab_at(b, 100), UINT32_MAX, "damaged vocabulary: token 99 is 4294967196 bytes long, more than 4096");
     forge32(f, vocab_at(b, N_VOCAB), blob + 1, "damaged vocabulary: token 299 ends past the vocabulary section");

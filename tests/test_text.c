@@ -45,15 +45,17 @@ static void test_utf8_decoding(void **state) {
         {"\xe2\x82\xac", 3, 3, 0x20AC},
         {"\xf0\x9f\x98\x80", 4, 4, 0x1F600},
         {"\xf4\x8f\xbf\xbf", 4, 4, 0x10FFFF},
-        {"\xc0\xaf", 2, 0, 1},           /* overlong lead */
-        {"\xe0\x80\xaf", 3, 0, 1},       /* overlong: E0 needs A0..BF */
-        {"\xed\xa0\x80", 3, 0, 1},       /* surrogate: ED needs 80..9F */
-        {"\xf4\x90\x80\x80", 4, 0, 1},   /* above U+10FFFF */
+        {"\xc0\xaf", 2, 0, 1},         /* overlong lead */
+        {"\xe0\x80\xaf", 3, 0, 1},     /* overlong: E0 needs A0..BF */
+        {"\xed\xa0\x80", 3, 0, 1},     /* surrogate: ED needs 80..9F */
+        {"\xf4\x90\x80\x80", 4, 0, 1}, /* above U+10FFFF */
         {"\xf5\x80\x80\x80", 4, 0, 1},
-        {"\x80", 1, 0, 1},               /* lone continuation */
-        {"\xe2\x82", 2, 0, 2},           /* truncated: the subpart is both bytes */
+        {"\x80", 1, 0, 1},     /* lone continuation */
+        {"\xe2\x82", 2, 0, 2}, /* truncated: the subpart is both bytes */
         {"\xf0\x9f\x98", 3, 0, 3},
-        {"\xe2\x82" "A", 3, 0, 2},
+        {"\xe2\x82"
+         "A",
+         3, 0, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         uint32_t cp = 0;
@@ -70,9 +72,13 @@ static void test_utf8_decoding(void **state) {
     assert_int_equal(gpt2_utf8_incomplete_tail((const uint8_t *)"\xe2\x82", 2), 2);
 
     StrBuf b = {0};
-    assert_true(gpt2_utf8_append_repaired(&b, (const uint8_t *)"a\xe2\x82" "b\xff\xc3\xa9\xed\xa0\x80", 10));
+    assert_true(gpt2_utf8_append_repaired(&b,
+                                          (const uint8_t *)"a\xe2\x82"
+                                                           "b\xff\xc3\xa9\xed\xa0\x80",
+                                          10));
     /* a, U+FFFD for E2 82, b, U+FFFD for FF, e-acute, three U+FFFD for ED A0 80 */
-    assert_string_equal(b.data, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(b.data, "a\xef\xbf\xbd"
+                                "b\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
     gpt2_strbuf_free(&b);
     assert_true(gpt2_utf8_valid((const uint8_t *)"h\xc3\xa9llo", 6));
     assert_false(gpt2_utf8_valid((const uint8_t *)"h\xc3", 2));

@@ -44,8 +44,8 @@ static Tokenizer *gpt2_tokenizer(const char *shared) {
     return g_gpt2.tok;
 }
 
-#define REQUIRE_GPT2(var)           \
-    REQUIRE_SHARED(shared_dir_);    \
+#define REQUIRE_GPT2(var)                                                                                              \
+    REQUIRE_SHARED(shared_dir_);                                                                                       \
     Tokenizer *var = gpt2_tokenizer(shared_dir_)
 
 static int free_gpt2(void **state) {
@@ -103,15 +103,15 @@ static void check_decodes_to(Tokenizer *t, const TokenList *ids, const void *tex
     gpt2_strbuf_free(&back);
 }
 
-static void check_same_ids(const TokenList *got, const int32_t *want, size_t n_want, const char *what,
-                           const void *text, size_t len) {
+static void check_same_ids(const TokenList *got, const int32_t *want, size_t n_want, const char *what, const void *text,
+                           size_t len) {
     size_t n = got->n < n_want ? got->n : n_want;
     size_t i = 0;
     while (i < n && got->ids[i] == want[i]) i++;
     if (i == n && got->n == n_want) return;
     char a[200];
-    fail_msg("%s: %zu ids where %zu were expected, first difference at id %zu (got %d, want %d), text \"%s\"",
-             what, got->n, n_want, i, i < got->n ? got->ids[i] : -1, i < n_want ? want[i] : -1,
+    fail_msg("%s: %zu ids where %zu were expected, first difference at id %zu (got %d, want %d), text \"%s\"", what,
+             got->n, n_want, i, i < got->n ? got->ids[i] : -1, i < n_want ? want[i] : -1,
              escaped(text, len, a, sizeof a));
 }
 
@@ -445,18 +445,30 @@ static void test_pretok_whitespace(void **state) {
 static void test_pretok_unicode_spaces(void **state) {
     (void)state;
     /* U+0085 is \s: it cannot be prefixed and splits the run before it. */
-    check_pieces("a \xC2\x85" "b", "a| |\xC2\x85|b");
-    check_pieces("a\xC2\x85\xC2\x85" "b", "a|\xC2\x85|\xC2\x85|b");
+    check_pieces("a \xC2\x85"
+                 "b",
+                 "a| |\xC2\x85|b");
+    check_pieces("a\xC2\x85\xC2\x85"
+                 "b",
+                 "a|\xC2\x85|\xC2\x85|b");
     /* U+00A0, U+3000, U+2028: whitespace that is never a prefix. */
-    check_pieces("a\xC2\xA0" "b", "a|\xC2\xA0|b");
-    check_pieces("a \xC2\xA0" "b", "a| |\xC2\xA0|b");
+    check_pieces("a\xC2\xA0"
+                 "b",
+                 "a|\xC2\xA0|b");
+    check_pieces("a \xC2\xA0"
+                 "b",
+                 "a| |\xC2\xA0|b");
     check_pieces("a\xC2\xA0 b", "a|\xC2\xA0| b");
     check_pieces("x\xE3\x80\x80\xE3\x80\x80y", "x|\xE3\x80\x80|\xE3\x80\x80|y");
     check_pieces("x\xE2\x80\xA8", "x|\xE2\x80\xA8");
     /* U+FEFF and U+200B are not \s but "other"; U+001C-U+001F likewise. */
-    check_pieces("a \xEF\xBB\xBF" "b", "a| \xEF\xBB\xBF|b");
+    check_pieces("a \xEF\xBB\xBF"
+                 "b",
+                 "a| \xEF\xBB\xBF|b");
     check_pieces("a\xE2\x80\x8B b", "a|\xE2\x80\x8B| b");
-    check_pieces("a\x1C" "b", "a|\x1C|b");
+    check_pieces("a\x1C"
+                 "b",
+                 "a|\x1C|b");
     check_pieces("a \x1C\x1D\x1E\x1F!", "a| \x1C\x1D\x1E\x1F!");
     check_pieces("a\x1F \x1F", "a|\x1F| \x1F");
 }
@@ -466,10 +478,13 @@ static void test_pretok_classes(void **state) {
     check_pieces("abc123def", "abc|123|def");
     check_pieces("x 2024 y", "x| 2024| y");
     /* \p{N} is Nd, Nl and No: one run. */
-    check_pieces("\xC2\xBD\xC2\xB2\xE2\x85\xAB\xE2\x91\xA0\xD9\xA3", "\xC2\xBD\xC2\xB2\xE2\x85\xAB\xE2\x91\xA0\xD9\xA3");
+    check_pieces("\xC2\xBD\xC2\xB2\xE2\x85\xAB\xE2\x91\xA0\xD9\xA3",
+                 "\xC2\xBD\xC2\xB2\xE2\x85\xAB\xE2\x91\xA0\xD9\xA3");
     /* Combining marks are neither letters nor numbers. */
     check_pieces("e\xCC\x81t\xC3\xA9", "e|\xCC\x81|t\xC3\xA9");
-    check_pieces(" \xCC\x81" "a", " \xCC\x81|a");
+    check_pieces(" \xCC\x81"
+                 "a",
+                 " \xCC\x81|a");
     /* Lt, Lm and Lo are letters; emoji are "other". */
     check_pieces("\xC7\x85\xCA\xB0\xE4\xB8\xAD!", "\xC7\x85\xCA\xB0\xE4\xB8\xAD|!");
     check_pieces("hi \xF0\x9F\x98\x80\xF0\x9F\x98\x80 x", "hi| \xF0\x9F\x98\x80\xF0\x9F\x98\x80| x");
@@ -481,16 +496,22 @@ static void test_pretok_classes(void **state) {
  * as \S for the lookahead and never takes a space prefix. */
 static void test_pretok_invalid_bytes(void **state) {
     (void)state;
-    check_pieces("a\xFF" "b", "a|\xFF|b");
+    check_pieces("a\xFF"
+                 "b",
+                 "a|\xFF|b");
     check_pieces("a \xFF", "a| |\xFF");
     check_pieces("a  \xFF", "a| | |\xFF");
-    check_pieces("\xE2\x82", "\xE2|\x82");         /* truncated character */
-    check_pieces("!\xE2\x82!", "!|\xE2|\x82|!");   /* splits an "other" run */
-    check_pieces("\xC0\xAF", "\xC0|\xAF");         /* overlong */
-    check_pieces("\xED\xA0\x80", "\xED|\xA0|\x80"); /* surrogate */
+    check_pieces("\xE2\x82", "\xE2|\x82");                   /* truncated character */
+    check_pieces("!\xE2\x82!", "!|\xE2|\x82|!");             /* splits an "other" run */
+    check_pieces("\xC0\xAF", "\xC0|\xAF");                   /* overlong */
+    check_pieces("\xED\xA0\x80", "\xED|\xA0|\x80");          /* surrogate */
     check_pieces("\xF4\x90\x80\x80", "\xF4|\x90|\x80|\x80"); /* above U+10FFFF */
-    check_pieces("ab\x80" "cd", "ab|\x80|cd");
-    check_pieces("12\xFE" "34", "12|\xFE|34");
+    check_pieces("ab\x80"
+                 "cd",
+                 "ab|\x80|cd");
+    check_pieces("12\xFE"
+                 "34",
+                 "12|\xFE|34");
     check_pieces("\xFF\xFF", "\xFF|\xFF");
     check_pieces("'\xFF", "'|\xFF");
     /* NUL is an ordinary "other" character. */
@@ -499,9 +520,9 @@ static void test_pretok_invalid_bytes(void **state) {
 
 static void test_pretok_is_space(void **state) {
     (void)state;
-    const uint32_t spaces[] = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2000, 0x2001, 0x2002,
-                               0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200A, 0x2028, 0x2029,
-                               0x202F, 0x205F, 0x3000};
+    const uint32_t spaces[] = {0x09,   0x0A,   0x0B,   0x0C,   0x0D,   0x20,   0x85,   0xA0,   0x1680,
+                               0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008,
+                               0x2009, 0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000};
     size_t k = 0;
     for (uint32_t cp = 0; cp <= 0x10FFFF + 1; cp++) {
         bool want = k < sizeof spaces / sizeof *spaces && spaces[k] == cp;
@@ -575,7 +596,7 @@ static size_t regex_match(const uint32_t *cps, size_t n, size_t i) {
     }
     size_t k = i;
     while (k < n && kind_of(cps[k]) == K_SPACE) k++;
-    assert_true(k > i); /* every character is in one of the classes */
+    assert_true(k > i);              /* every character is in one of the classes */
     for (size_t e = k; e > i; e--) { /* \s+(?!\S) */
         if (e == n || kind_of(cps[e]) == K_SPACE) return e - i;
     }
@@ -625,9 +646,9 @@ static void check_pieces_match_regex(const uint8_t *text, size_t len) {
  * space, emoji and their joiners, CJK, full-width forms, astral letters and
  * digits, and anything else valid. */
 static uint32_t random_code_point(Rng *r) {
-    static const uint32_t spaces[] = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20,   0x85,   0xA0,   0x1680, 0x2000,
-                                      0x2007, 0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0x200B, 0x180E,
-                                      0xFEFF, 0x1C,   0x1D,   0x1E,   0x1F,   0x200D, 0xFE0F};
+    static const uint32_t spaces[] = {0x09,   0x0A,   0x0B,   0x0C,   0x0D,   0x20,   0x85,   0xA0,   0x1680,
+                                      0x2000, 0x2007, 0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0x200B,
+                                      0x180E, 0xFEFF, 0x1C,   0x1D,   0x1E,   0x1F,   0x200D, 0xFE0F};
     static const uint32_t ranges[][2] = {
         {0x00, 0x7F},       {0x80, 0xFF},       {0x100, 0x24F},     {0x300, 0x36F},     {0x370, 0x52F},
         {0x600, 0x6FF},     {0x900, 0x97F},     {0x9E6, 0x9EF},     {0xE00, 0xE7F},     {0x2010, 0x206F},
@@ -682,8 +703,7 @@ static void check_round_trip_and_loops(Tokenizer *t, const uint8_t *text, size_t
     for (size_t f = 0; f < 2; f++) {
         gpt2_tokenizer_set_small_piece_max(t, forced[f]);
         TokenList other = encode(t, text, len, special);
-        check_same_ids(&other, base.ids, base.n, f == 0 ? "heap loop vs default" : "small loop vs default", text,
-                       len);
+        check_same_ids(&other, base.ids, base.n, f == 0 ? "heap loop vs default" : "small loop vs default", text, len);
         gpt2_token_list_free(&other);
     }
     gpt2_tokenizer_set_small_piece_max(t, TOKENIZER_SMALL_PIECE_MAX);
@@ -865,7 +885,16 @@ static uint64_t encode_work(Tokenizer *t, const uint8_t *text, size_t len, size_
 }
 
 typedef enum {
-    RUN_LETTER, RUN_SPACE, RUN_DIGIT, RUN_NEWLINE, RUN_PUNCT, RUN_AB, RUN_RANDOM_WORD, RUN_WORDS, RUN_CJK, RUN_MARK
+    RUN_LETTER,
+    RUN_SPACE,
+    RUN_DIGIT,
+    RUN_NEWLINE,
+    RUN_PUNCT,
+    RUN_AB,
+    RUN_RANDOM_WORD,
+    RUN_WORDS,
+    RUN_CJK,
+    RUN_MARK
 } RunKind;
 
 /* Fills text[0..len) with a run of the given kind; multi-byte characters

@@ -24,11 +24,11 @@ const char *test_shared_dir(void);
 
 /* Skips the current test when the shared folder is absent; otherwise
  * declares `const char *var` holding its path. */
-#define REQUIRE_SHARED(var)                 \
-    const char *var = test_shared_dir();    \
-    if (!var) {                             \
-        skip();                             \
-        return;                             \
+#define REQUIRE_SHARED(var)                                                                                            \
+    const char *var = test_shared_dir();                                                                               \
+    if (!var) {                                                                                                        \
+        skip();                                                                                                        \
+        return;                                                                                                        \
     }
 
 /* "dir/name" in a static-per-call buffer owned by the caller. */
@@ -56,18 +56,18 @@ void test_convert_reference(const char *shared, const char *name, const char *dt
 
 /* How to run a program (test_run). */
 typedef struct {
-    const char *stdin_bytes;    /* fed to its standard input, then closed; NULL: /dev/null */
+    const char *stdin_bytes; /* fed to its standard input, then closed; NULL: /dev/null */
     size_t stdin_len;
-    const char *stdout_path;    /* standard output goes to this file (e.g. /dev/full); NULL: captured */
-    size_t close_stdout_after;  /* close the captured output after this many bytes (0: read it all) */
-    size_t interrupt_after;     /* send SIGINT once this many bytes of output came (0: never) */
-    const char *const *env;     /* extra "NAME=value" entries, NULL-terminated; may be NULL */
+    const char *stdout_path;   /* standard output goes to this file (e.g. /dev/full); NULL: captured */
+    size_t close_stdout_after; /* close the captured output after this many bytes (0: read it all) */
+    size_t interrupt_after;    /* send SIGINT once this many bytes of output came (0: never) */
+    const char *const *env;    /* extra "NAME=value" entries, NULL-terminated; may be NULL */
 } RunSpec;
 
 typedef struct {
-    int status;        /* exit status, or 128 + signal number when killed */
-    StrBuf out, err;   /* captured standard output and error */
-    long max_rss_kib;  /* peak resident memory of the program */
+    int status;       /* exit status, or 128 + signal number when killed */
+    StrBuf out, err;  /* captured standard output and error */
+    long max_rss_kib; /* peak resident memory of the program */
 } RunResult;
 
 /* Runs argv (argv[0] a path) as the spec says and waits for it.  Fails

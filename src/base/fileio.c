@@ -51,7 +51,10 @@ bool gpt2_fileio_map(const char *path, const char *what, const void **bytes, siz
     if (fstat(fd, &st) != 0) {
         snprintf(err, errsz, "cannot read: %s", strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errsz, S_ISDIR(st.st_mode) ? "is a directory, not %s" : "not a regular file (a device, FIFO or socket), not %s", what);
+        snprintf(err, errsz,
+                 S_ISDIR(st.st_mode) ? "is a directory, not %s"
+                                     : "not a regular file (a device, FIFO or socket), not %s",
+                 what);
     } else if ((uintmax_t)st.st_size > SIZE_MAX) {
         snprintf(err, errsz, "the file is too large to map on this machine");
     } else if (st.st_size == 0) {

@@ -360,9 +360,7 @@ static bool parse_value(Parser *ps, JsonValue *out, int depth) {
     switch (*ps->p) {
     case '{': return parse_object(ps, out, depth);
     case '[': return parse_array(ps, out, depth);
-    case '"':
-        out->type = JSON_STRING;
-        return parse_string(ps, &out->u.string.bytes, &out->u.string.len);
+    case '"': out->type = JSON_STRING; return parse_string(ps, &out->u.string.bytes, &out->u.string.len);
     case 't': return literal(ps, "true", JSON_TRUE, out);
     case 'f': return literal(ps, "false", JSON_FALSE, out);
     case 'n': return literal(ps, "null", JSON_NULL, out);
@@ -375,8 +373,12 @@ static bool parse_value(Parser *ps, JsonValue *out, int depth) {
 
 bool gpt2_json_parse(JsonDoc *doc, const char *text, size_t len, char *err, size_t errsz) {
     memset(doc, 0, sizeof *doc);
-    Parser ps = {.p = (const unsigned char *)text, .end = (const unsigned char *)text + len,
-                 .start = (const unsigned char *)text, .doc = doc, .err = err, .errsz = errsz};
+    Parser ps = {.p = (const unsigned char *)text,
+                 .end = (const unsigned char *)text + len,
+                 .start = (const unsigned char *)text,
+                 .doc = doc,
+                 .err = err,
+                 .errsz = errsz};
     if (parse_value(&ps, &doc->root, 1)) {
         skip_ws(&ps);
         if (ps.p != ps.end) fail(&ps, "trailing characters after the JSON value");
@@ -415,7 +417,8 @@ bool gpt2_json_as_int(const JsonValue *v, int64_t lo, int64_t hi, int64_t *out) 
 }
 
 bool gpt2_json_string_is(const JsonValue *v, const char *lit) {
-    return v && v->type == JSON_STRING && v->u.string.len == strlen(lit) && memcmp(v->u.string.bytes, lit, v->u.string.len) == 0;
+    return v && v->type == JSON_STRING && v->u.string.len == strlen(lit) &&
+           memcmp(v->u.string.bytes, lit, v->u.string.len) == 0;
 }
 
 bool gpt2_json_append_string(StrBuf *b, const void *s, size_t n) {
@@ -446,8 +449,7 @@ bool gpt2_json_append_string(StrBuf *b, const void *s, size_t n) {
         case '\t': esc[1] = 't'; break;
         case '\b': esc[1] = 'b'; break;
         case '\f': esc[1] = 'f'; break;
-        default:
-            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+        default: esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
         }
         if (ok) ok = gpt2_strbuf_append_str(b, esc);
     }

@@ -13,9 +13,9 @@
 #include <stdint.h>
 
 typedef struct {
-    char *data;   /* [cap] bytes, data[len] == '\0' whenever data != NULL */
-    size_t len;   /* bytes in use */
-    size_t cap;   /* bytes allocated */
+    char *data; /* [cap] bytes, data[len] == '\0' whenever data != NULL */
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated */
 } StrBuf;
 
 /* All functions return false only when memory runs out; the buffer is then
@@ -26,9 +26,8 @@ bool gpt2_strbuf_append_str(StrBuf *b, const char *s);
 bool gpt2_strbuf_append_char(StrBuf *b, char c);
 /* Appends v in decimal; much faster than printf for long lists of ids. */
 bool gpt2_strbuf_append_u64(StrBuf *b, uint64_t v);
-bool gpt2_strbuf_printf(StrBuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void gpt2_strbuf_clear(StrBuf *b);      /* len = 0, keeps the allocation */
-void gpt2_strbuf_free(StrBuf *b);       /* releases the allocation, zeroes b */
+bool gpt2_strbuf_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gpt2_strbuf_clear(StrBuf *b); /* len = 0, keeps the allocation */
+void gpt2_strbuf_free(StrBuf *b);  /* releases the allocation, zeroes b */
 
 #endif

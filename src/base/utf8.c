@@ -9,13 +9,25 @@ static int second_byte_range(uint8_t lead, uint8_t *lo, uint8_t *hi) {
     *lo = 0x80;
     *hi = 0xBF;
     if (lead >= 0xC2 && lead <= 0xDF) return 2;
-    if (lead == 0xE0) { *lo = 0xA0; return 3; }
+    if (lead == 0xE0) {
+        *lo = 0xA0;
+        return 3;
+    }
     if (lead >= 0xE1 && lead <= 0xEC) return 3;
-    if (lead == 0xED) { *hi = 0x9F; return 3; }
+    if (lead == 0xED) {
+        *hi = 0x9F;
+        return 3;
+    }
     if (lead == 0xEE || lead == 0xEF) return 3;
-    if (lead == 0xF0) { *lo = 0x90; return 4; }
+    if (lead == 0xF0) {
+        *lo = 0x90;
+        return 4;
+    }
     if (lead >= 0xF1 && lead <= 0xF3) return 4;
-    if (lead == 0xF4) { *hi = 0x8F; return 4; }
+    if (lead == 0xF4) {
+        *hi = 0x8F;
+        return 4;
+    }
     return 0; /* 80..C1, F5..FF never start a character */
 }
 

@@ -18,9 +18,25 @@
 /* ---- the option table: getopt and --help both read it ------------------- */
 
 enum {
-    OPT_TEMP = 256, OPT_TOP_K, OPT_TOP_P, OPT_REPEAT_PENALTY, OPT_REPEAT_LAST_N, OPT_SEED, OPT_IGNORE_EOS,
-    OPT_STOP, OPT_ECHO, OPT_JSON, OPT_BATCH, OPT_BATCH_SIZE, OPT_SCORE, OPT_PREPEND_EOS, OPT_TOKENIZE,
-    OPT_DETOKENIZE, OPT_SPECIAL, OPT_IDS, OPT_VERSION
+    OPT_TEMP = 256,
+    OPT_TOP_K,
+    OPT_TOP_P,
+    OPT_REPEAT_PENALTY,
+    OPT_REPEAT_LAST_N,
+    OPT_SEED,
+    OPT_IGNORE_EOS,
+    OPT_STOP,
+    OPT_ECHO,
+    OPT_JSON,
+    OPT_BATCH,
+    OPT_BATCH_SIZE,
+    OPT_SCORE,
+    OPT_PREPEND_EOS,
+    OPT_TOKENIZE,
+    OPT_DETOKENIZE,
+    OPT_SPECIAL,
+    OPT_IDS,
+    OPT_VERSION
 };
 
 /* One option: its getopt code (a letter for those with a short form), long
@@ -141,8 +157,7 @@ bool cli_print_usage(FILE *f) {
         const char *dflt = option_default(o->code, &d, value, sizeof value);
         if (dflt && HELP_INDENT + strlen(line) + strlen(dflt) + 12 > HELP_WIDTH)
             fprintf(f, "\n%*s(default: %s)", HELP_INDENT, "", dflt);
-        else if (dflt)
-            fprintf(f, " (default: %s)", dflt);
+        else if (dflt) fprintf(f, " (default: %s)", dflt);
         fputc('\n', f);
     }
     fputs("\nExit status: 0 success, 1 error, 2 usage error, 130 after Ctrl-C, 143 after SIGTERM.\n", f);
@@ -253,7 +268,8 @@ static ArgsResult check_combinations(const CliOptions *o, int mode_code, char *e
     const char *mode = mode_code ? option_name(mode_code, m) : "generation";
     if (o->mode == MODE_BATCH && (o->prompt || o->prompt_file || o->ids))
         return usage_error(err, errsz, "--batch reads its prompts from its file; -p, -f and --ids do not apply");
-    if (o->mode == MODE_TOKENIZE && o->ids) return usage_error(err, errsz, "--tokenize reads text; --ids does not apply");
+    if (o->mode == MODE_TOKENIZE && o->ids)
+        return usage_error(err, errsz, "--tokenize reads text; --ids does not apply");
     if (o->json && (o->mode == MODE_TOKENIZE || o->mode == MODE_DETOKENIZE))
         return usage_error(err, errsz, "--json does not apply to %s", mode);
     if (o->echo && o->mode != MODE_GENERATE) return usage_error(err, errsz, "--echo does not apply to %s", mode);
@@ -268,8 +284,8 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
     cli_defaults(o, env_model);
     struct option options[N_OPTIONS + 1];
     for (size_t i = 0; i < N_OPTIONS; i++)
-        options[i] = (struct option){option_specs[i].name, option_specs[i].value ? required_argument : no_argument, NULL,
-                                     option_specs[i].code};
+        options[i] = (struct option){option_specs[i].name, option_specs[i].value ? required_argument : no_argument,
+                                     NULL, option_specs[i].code};
     options[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
     int mode_code = 0;
     char name[40];
@@ -299,7 +315,8 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
             break;
         case OPT_STOP:
             if (!*optarg) return usage_error(err, errsz, "--stop needs a non-empty string");
-            if (o->params.n_stops == CLI_MAX_STOPS) return usage_error(err, errsz, "at most %d --stop strings", CLI_MAX_STOPS);
+            if (o->params.n_stops == CLI_MAX_STOPS)
+                return usage_error(err, errsz, "at most %d --stop strings", CLI_MAX_STOPS);
             o->stops[o->params.n_stops++] = (Gpt2Bytes){optarg, strlen(optarg)};
             break;
         case OPT_BATCH:
@@ -309,21 +326,28 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
         case OPT_SCORE: r = set_mode(o, MODE_SCORE, c, &mode_code, err, errsz); break;
         case OPT_TOKENIZE: r = set_mode(o, MODE_TOKENIZE, c, &mode_code, err, errsz); break;
         case OPT_DETOKENIZE: r = set_mode(o, MODE_DETOKENIZE, c, &mode_code, err, errsz); break;
-        case 'n': case 't': case OPT_TEMP: case OPT_TOP_K: case OPT_TOP_P:
-        case OPT_REPEAT_PENALTY: case OPT_REPEAT_LAST_N: case OPT_BATCH_SIZE:
+        case 'n':
+        case 't':
+        case OPT_TEMP:
+        case OPT_TOP_K:
+        case OPT_TOP_P:
+        case OPT_REPEAT_PENALTY:
+        case OPT_REPEAT_LAST_N:
+        case OPT_BATCH_SIZE:
             if (!number_option(c, optarg, o, err, errsz)) return ARGS_USAGE_ERROR;
             break;
         case ':':
-            return usage_error(err, errsz, "%s needs a value",
-                               optopt ? option_name(optopt, name) : argv[optind - 1]);
+            return usage_error(err, errsz, "%s needs a value", optopt ? option_name(optopt, name) : argv[optind - 1]);
         default:
-            if (optopt && optopt < 256) return usage_error(err, errsz, "unknown option '-%c' (see gpt2 --help)", optopt);
+            if (optopt && optopt < 256)
+                return usage_error(err, errsz, "unknown option '-%c' (see gpt2 --help)", optopt);
             return usage_error(err, errsz, "unknown option '%s' (see gpt2 --help)", argv[optind - 1]);
         }
         if (r != ARGS_RUN) return r;
     }
     if (optind < argc)
-        return usage_error(err, errsz, "unexpected argument '%s' (give a prompt with -p TEXT or -f FILE)", argv[optind]);
+        return usage_error(err, errsz, "unexpected argument '%s' (give a prompt with -p TEXT or -f FILE)",
+                           argv[optind]);
     if (!*o->model_path) return usage_error(err, errsz, "-m needs a file name");
     return check_combinations(o, mode_code, err, errsz);
 }

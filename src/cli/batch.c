@@ -23,18 +23,18 @@
 #include "numparse.h"
 
 typedef struct {
-    size_t lineno;        /* 1-based */
-    char *error;          /* malloc'd message, or NULL for a request */
-    StrBuf prompt;        /* the prompt text */
-    int32_t *ids;         /* [n_ids] its tokens */
+    size_t lineno; /* 1-based */
+    char *error;   /* malloc'd message, or NULL for a request */
+    StrBuf prompt; /* the prompt text */
+    int32_t *ids;  /* [n_ids] its tokens */
     size_t n_ids;
     Gpt2Bytes stops[CLI_MAX_STOPS];
-    size_t completion;    /* index in the completions array */
+    size_t completion; /* index in the completions array */
     bool done;
 } Line;
 
 typedef struct {
-    Line *lines;          /* [n_lines] */
+    Line *lines; /* [n_lines] */
     size_t n_lines;
     Gpt2Completion *completions; /* [n_completions] */
     size_t n_completions;
@@ -89,7 +89,8 @@ static bool read_member(Line *line, const JsonMember *m, Gpt2Params *p) {
             set_error(line, "\"prompt\" must be a string");
             return false;
         }
-        return gpt2_strbuf_append(&line->prompt, v->u.string.bytes, v->u.string.len) || (set_error(line, "out of memory"), false);
+        return gpt2_strbuf_append(&line->prompt, v->u.string.bytes, v->u.string.len) ||
+               (set_error(line, "out of memory"), false);
     }
     if (strcmp(m->key, "stop") == 0) return read_stops(line, v, p);
     if (strcmp(m->key, "ignore_eos") == 0) {
@@ -109,8 +110,10 @@ static bool read_member(Line *line, const JsonMember *m, Gpt2Params *p) {
     }
     const NumberRule *r = cli_number_rule(m->key);
     if (!r) {
-        set_error(line, "unknown key \"%.40s\" (known: prompt, n, temp, top_k, top_p, seed, stop, ignore_eos, "
-                  "repeat_penalty, repeat_last_n)", m->key);
+        set_error(line,
+                  "unknown key \"%.40s\" (known: prompt, n, temp, top_k, top_p, seed, stop, ignore_eos, "
+                  "repeat_penalty, repeat_last_n)",
+                  m->key);
         return false;
     }
     int64_t whole;
@@ -157,13 +160,13 @@ static void print_line(BatchJob *b, Line *line) {
     StrBuf json = {0};
     bool ok;
     if (line->error) {
-        ok = gpt2_strbuf_append_str(&json, "{\"error\":") && gpt2_json_append_string(&json, line->error, strlen(line->error)) &&
-             gpt2_strbuf_append_char(&json, '}');
+        ok = gpt2_strbuf_append_str(&json, "{\"error\":") &&
+             gpt2_json_append_string(&json, line->error, strlen(line->error)) && gpt2_strbuf_append_char(&json, '}');
     } else {
         const Gpt2Completion *c = &b->completions[line->completion];
         Gpt2Bytes prompt = {line->prompt.data, line->prompt.len};
-        ok = cli_completion_json(&json, c, line->n_ids ? line->ids : &b->eot, line->n_ids ? line->n_ids : 1,
-                                 b->load_ms, &prompt);
+        ok = cli_completion_json(&json, c, line->n_ids ? line->ids : &b->eot, line->n_ids ? line->n_ids : 1, b->load_ms,
+                                 &prompt);
     }
     if (ok && gpt2_strbuf_append_char(&json, '\n')) {
         out_write(b->out, json.data, json.len);
@@ -227,8 +230,10 @@ static bool read_lines(Gpt2 *g, const CliOptions *o, const StrBuf *text, BatchJo
                                &line->n_ids, why, sizeof why))
                 return false;
             if (line->n_ids > n_ctx)
-                fprintf(stderr, "gpt2: warning: line %zu: the prompt has %zu tokens, more than the context of %u; "
-                        "using the last %u\n", line->lineno, line->n_ids, n_ctx, n_ctx);
+                fprintf(stderr,
+                        "gpt2: warning: line %zu: the prompt has %zu tokens, more than the context of %u; "
+                        "using the last %u\n",
+                        line->lineno, line->n_ids, n_ctx, n_ctx);
             line->completion = b->n_completions;
             b->line_of[b->n_completions] = b->n_lines;
             b->completions[b->n_completions++] =

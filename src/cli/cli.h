@@ -33,21 +33,21 @@ typedef enum { MODE_GENERATE, MODE_BATCH, MODE_SCORE, MODE_TOKENIZE, MODE_DETOKE
 
 typedef struct {
     CliMode mode;
-    const char *model_path;    /* -m, else $GPT2_MODEL, else CLI_DEFAULT_MODEL */
-    const char *prompt;        /* -p, or NULL */
-    const char *prompt_file;   /* -f, or NULL; "-" is stdin */
-    const char *batch_file;    /* --batch, "-" is stdin */
-    bool ids;                  /* --ids: the prompt is token ids */
-    bool special;              /* --special: <|endoftext|> in text is the special token */
-    Gpt2Params params;         /* -n, --temp, --top-k, --top-p, --repeat-*, --seed, --ignore-eos, --stop */
+    const char *model_path;  /* -m, else $GPT2_MODEL, else CLI_DEFAULT_MODEL */
+    const char *prompt;      /* -p, or NULL */
+    const char *prompt_file; /* -f, or NULL; "-" is stdin */
+    const char *batch_file;  /* --batch, "-" is stdin */
+    bool ids;                /* --ids: the prompt is token ids */
+    bool special;            /* --special: <|endoftext|> in text is the special token */
+    Gpt2Params params;       /* -n, --temp, --top-k, --top-p, --repeat-*, --seed, --ignore-eos, --stop */
     bool seed_given;
     Gpt2Bytes stops[CLI_MAX_STOPS];
-    bool echo;                 /* --echo */
-    bool json;                 /* --json */
-    bool prepend_eos;          /* --prepend-eos (scoring) */
-    int n_threads;             /* -t, 0: one per CPU */
-    uint32_t batch_size;       /* --batch-size: completions run together */
-    bool verbose;              /* -v */
+    bool echo;           /* --echo */
+    bool json;           /* --json */
+    bool prepend_eos;    /* --prepend-eos (scoring) */
+    int n_threads;       /* -t, 0: one per CPU */
+    uint32_t batch_size; /* --batch-size: completions run together */
+    bool verbose;        /* -v */
 } CliOptions;
 
 typedef enum { ARGS_RUN, ARGS_HELP, ARGS_VERSION, ARGS_USAGE_ERROR } ArgsResult;
@@ -62,8 +62,8 @@ bool cli_print_usage(FILE *f);
 /* A numeric setting's bounds, shared by the options and by batch lines so
  * that both accept exactly the same values. */
 typedef struct {
-    int code;         /* the option (getopt code) */
-    const char *key;  /* its batch-line key, or NULL */
+    int code;        /* the option (getopt code) */
+    const char *key; /* its batch-line key, or NULL */
     bool integer;
     double lo, hi;
     const char *what; /* ends "must be ..." in messages */
@@ -97,8 +97,7 @@ bool cli_read_prompt(const CliOptions *o, StrBuf *text, char *err, size_t errsz)
 
 /* Parses whitespace-separated token ids in [0, n_vocab) into a malloc'd
  * array.  On failure writes why to err. */
-bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids, size_t *n, char *err,
-                   size_t errsz);
+bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids, size_t *n, char *err, size_t errsz);
 
 /* ---- modes ------------------------------------------------------------ */
 
@@ -110,7 +109,7 @@ bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n);
 
 /* Appends the JSON object of a finished completion (the keys the man page lists;
  * prompt_text, when not NULL, adds "prompt"). */
-bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt,
-                         double load_ms, const Gpt2Bytes *prompt_text);
+bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt, double load_ms,
+                         const Gpt2Bytes *prompt_text);
 
 #endif

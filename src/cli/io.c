@@ -45,8 +45,7 @@ bool out_flush(Output *o) {
 /* Appends the whole of FILE or standard input ("-"). */
 static bool read_source(const char *path, StrBuf *out, char *err, size_t errsz) {
     if (strcmp(path, "-") != 0) return gpt2_fileio_read_file(path, out, err, errsz);
-    if (isatty(STDIN_FILENO))
-        fprintf(stderr, "gpt2: reading the prompt from the terminal; end it with Ctrl-D\n");
+    if (isatty(STDIN_FILENO)) fprintf(stderr, "gpt2: reading the prompt from the terminal; end it with Ctrl-D\n");
     return gpt2_fileio_read_stream(stdin, "standard input", out, err, errsz);
 }
 
@@ -65,8 +64,7 @@ oom:
     return false;
 }
 
-bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids, size_t *n, char *err,
-                   size_t errsz) {
+bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids, size_t *n, char *err, size_t errsz) {
     size_t cap = 0, count = 0;
     int32_t *list = NULL;
     size_t i = 0;
@@ -109,23 +107,24 @@ bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids
 
 bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n) {
     bool ok = gpt2_strbuf_append_char(b, '[');
-    for (size_t i = 0; ok && i < n; i++) ok = (!i || gpt2_strbuf_append_char(b, ',')) && gpt2_strbuf_append_u64(b, (uint32_t)ids[i]);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (!i || gpt2_strbuf_append_char(b, ',')) && gpt2_strbuf_append_u64(b, (uint32_t)ids[i]);
     return ok && gpt2_strbuf_append_char(b, ']');
 }
 
-bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt,
-                         double load_ms, const Gpt2Bytes *prompt_text) {
+bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt, double load_ms,
+                         const Gpt2Bytes *prompt_text) {
     bool ok = gpt2_strbuf_append_char(b, '{');
     if (ok && prompt_text)
-        ok = gpt2_strbuf_append_str(b, "\"prompt\":") && gpt2_json_append_string(b, prompt_text->bytes, prompt_text->len) &&
-             gpt2_strbuf_append_char(b, ',');
+        ok = gpt2_strbuf_append_str(b, "\"prompt\":") &&
+             gpt2_json_append_string(b, prompt_text->bytes, prompt_text->len) && gpt2_strbuf_append_char(b, ',');
     ok = ok && gpt2_strbuf_append_str(b, "\"prompt_tokens\":") && cli_append_ids(b, prompt, n_prompt) &&
          gpt2_strbuf_append_str(b, ",\"completion_tokens\":") && cli_append_ids(b, c->tokens, c->n_tokens) &&
          gpt2_strbuf_append_str(b, ",\"completion\":") && gpt2_json_append_string(b, c->text, c->text_len) &&
          gpt2_strbuf_printf(b, ",\"finish_reason\":\"%s\"", gpt2_finish_name(c->finish)) &&
          gpt2_strbuf_printf(b,
-                       ",\"timings\":{\"load_ms\":%.3f,\"prompt_tokens\":%zu,\"prompt_ms\":%.3f,"
-                       "\"gen_tokens\":%zu,\"gen_ms\":%.3f}}",
-                       load_ms, c->n_prompt_used, c->prompt_ms, c->n_tokens, c->gen_ms);
+                            ",\"timings\":{\"load_ms\":%.3f,\"prompt_tokens\":%zu,\"prompt_ms\":%.3f,"
+                            "\"gen_tokens\":%zu,\"gen_ms\":%.3f}}",
+                            load_ms, c->n_prompt_used, c->prompt_ms, c->n_tokens, c->gen_ms);
     return ok;
 }

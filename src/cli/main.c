@@ -91,8 +91,8 @@ static bool prompt_tokens(Gpt2 *g, const CliOptions *o, const StrBuf *text, int3
 
 static void warn_if_too_long(const Gpt2Info *info, size_t n) {
     if (n > info->n_ctx)
-        fprintf(stderr, "gpt2: warning: the prompt has %zu tokens, more than the context of %u; using the last %u\n",
-                n, info->n_ctx, info->n_ctx);
+        fprintf(stderr, "gpt2: warning: the prompt has %zu tokens, more than the context of %u; using the last %u\n", n,
+                info->n_ctx, info->n_ctx);
 }
 
 /* ---- --tokenize and --detokenize ---------------------------------------- */
@@ -180,10 +180,13 @@ static bool score_report(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_
     double mean = scored ? sum / (double)scored : NAN, ppl = scored ? exp(mean) : NAN;
     bool ok = true;
     if (o->json) {
-        ok = gpt2_strbuf_append_str(b, "{\"tokens\":") && cli_append_ids(b, ids, n) && gpt2_strbuf_append_str(b, ",\"logprobs\":[");
-        for (size_t i = 0; ok && i < n; i++) ok = (!i || gpt2_strbuf_append_char(b, ',')) && append_number_or_null(b, lp[i]);
+        ok = gpt2_strbuf_append_str(b, "{\"tokens\":") && cli_append_ids(b, ids, n) &&
+             gpt2_strbuf_append_str(b, ",\"logprobs\":[");
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (!i || gpt2_strbuf_append_char(b, ',')) && append_number_or_null(b, lp[i]);
         ok = ok && gpt2_strbuf_append_str(b, "],\"mean_nll\":") && append_number_or_null(b, mean) &&
-             gpt2_strbuf_append_str(b, ",\"perplexity\":") && append_number_or_null(b, ppl) && gpt2_strbuf_append_str(b, "}\n");
+             gpt2_strbuf_append_str(b, ",\"perplexity\":") && append_number_or_null(b, ppl) &&
+             gpt2_strbuf_append_str(b, "}\n");
         return ok;
     }
     for (size_t i = 0; ok && i < n; i++) {
@@ -193,8 +196,11 @@ static bool score_report(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_
              (isnan(lp[i]) ? gpt2_strbuf_append_str(b, "\tnan\n") : gpt2_strbuf_printf(b, "\t%.6f\n", lp[i]));
     }
     if (!ok) return false;
-    if (scored) return gpt2_strbuf_printf(b, "# %zu tokens, %zu scored, mean NLL %.6f, perplexity %.6g\n", n, scored, mean, ppl);
-    return gpt2_strbuf_printf(b, "# %zu tokens, none scored (the first token has no context; --prepend-eos scores it)\n", n);
+    if (scored)
+        return gpt2_strbuf_printf(b, "# %zu tokens, %zu scored, mean NLL %.6f, perplexity %.6g\n", n, scored, mean,
+                                  ppl);
+    return gpt2_strbuf_printf(
+        b, "# %zu tokens, none scored (the first token has no context; --prepend-eos scores it)\n", n);
 }
 
 static int run_score(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *out) {
@@ -226,7 +232,7 @@ static int run_score(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *o
 
 typedef struct {
     Output *out;
-    char last;  /* the last byte written, to end a terminal's line */
+    char last; /* the last byte written, to end a terminal's line */
     bool wrote;
 } Stream;
 
@@ -280,7 +286,8 @@ static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output
     if (status == 0 && o->json) { /* after Ctrl-C too: finish_reason says "cancelled" */
         int32_t eot = info.eot_id;
         StrBuf json = {0};
-        if (cli_completion_json(&json, &c, n ? ids : &eot, n ? n : 1, load_ms, NULL) && gpt2_strbuf_append_char(&json, '\n'))
+        if (cli_completion_json(&json, &c, n ? ids : &eot, n ? n : 1, load_ms, NULL) &&
+            gpt2_strbuf_append_char(&json, '\n'))
             out_write(out, json.data, json.len);
         else status = EXIT_RUNTIME, fprintf(stderr, "gpt2: out of memory\n");
         gpt2_strbuf_free(&json);

@@ -56,13 +56,17 @@ static bool config_supported(const JsonValue *root, const char *path, uint32_t n
     }
     const JsonValue *inner = gpt2_json_get(root, "n_inner");
     int64_t n_inner;
-    if (inner && inner->type != JSON_NULL && !(gpt2_json_as_int(inner, 0, INT64_MAX, &n_inner) && n_inner == 4 * (int64_t)n_embd)) {
+    if (inner && inner->type != JSON_NULL &&
+        !(gpt2_json_as_int(inner, 0, INT64_MAX, &n_inner) && n_inner == 4 * (int64_t)n_embd)) {
         snprintf(err, errsz, "%s: n_inner must be null or 4 * n_embd", path);
         return false;
     }
     /* Each flag, when present, must have GPT-2's value.  An untied output
      * head would make ignoring lm_head.weight wrong. */
-    static const struct { const char *key; JsonType wanted; } flags[] = {
+    static const struct {
+        const char *key;
+        JsonType wanted;
+    } flags[] = {
         {"scale_attn_weights", JSON_TRUE},
         {"scale_attn_by_inverse_layer_idx", JSON_FALSE},
         {"add_cross_attention", JSON_FALSE},
@@ -232,7 +236,7 @@ static bool find_tensor(const HfSource *src, const TensorSpec *s, const StTensor
 }
 
 static void transpose(const float *in, size_t rows, size_t cols, float *out) { /* out[c][r] = in[r][c] */
-    const size_t B = 32; /* blocks keep both sides in cache */
+    const size_t B = 32;                                                       /* blocks keep both sides in cache */
     for (size_t r0 = 0; r0 < rows; r0 += B)
         for (size_t c0 = 0; c0 < cols; c0 += B)
             for (size_t r = r0; r < r0 + B && r < rows; r++)
@@ -309,8 +313,7 @@ static bool check_leftovers(const HfSource *src, const ModelConfig *c, char *err
         if (stray_layer)
             snprintf(err, errsz, "model.safetensors has tensor \"%s\", but config.json says n_layer %u", shown,
                      c->n_layer);
-        else
-            snprintf(err, errsz, "model.safetensors has tensor \"%s\", which a GPT-2 does not have", shown);
+        else snprintf(err, errsz, "model.safetensors has tensor \"%s\", which a GPT-2 does not have", shown);
         return false;
     }
     return true;
@@ -437,9 +440,8 @@ static const char *weights_hint(const char *dir) {
 bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
     char config_path[4096], st_path[4096], vocab_path[4096], merges_path[4096];
     const char *tok_dir = o->tokenizer_dir ? o->tokenizer_dir : o->hf_dir;
-    const char *tok_hint = o->tokenizer_dir
-                               ? ""
-                               : "; give the folder holding GPT-2's vocab.json and merges.txt with --tokenizer DIR";
+    const char *tok_hint =
+        o->tokenizer_dir ? "" : "; give the folder holding GPT-2's vocab.json and merges.txt with --tokenizer DIR";
     if (!need_dir(o->hf_dir, "HF_DIR must be a Hugging Face GPT-2 folder", err, errsz) ||
         (o->tokenizer_dir && !need_dir(o->tokenizer_dir, "the --tokenizer folder", err, errsz)) ||
         !need_file(o->hf_dir, "config.json", "", config_path, sizeof config_path, err, errsz) ||
@@ -489,8 +491,12 @@ static bool shape_number(const char **p, uint32_t *out) {
 }
 
 bool gpt2_model_shape_from_name(const char *name, ModelConfig *c) {
-    static const struct { const char *name; uint32_t layers, heads, embd; } known[] = {
-        {"124M", 12, 12, 768}, {"355M", 24, 16, 1024}, {"774M", 36, 20, 1280}, {"1558M", 48, 25, 1600}, {"distil", 6, 12, 768},
+    static const struct {
+        const char *name;
+        uint32_t layers, heads, embd;
+    } known[] = {
+        {"124M", 12, 12, 768},   {"355M", 24, 16, 1024}, {"774M", 36, 20, 1280},
+        {"1558M", 48, 25, 1600}, {"distil", 6, 12, 768},
     };
     c->n_vocab = 50257;
     c->n_ctx = 1024;
@@ -580,8 +586,8 @@ static bool synthetic_vocab(SyntheticVocab *v, uint32_t n_vocab) {
     return true;
 }
 
-bool gpt2_convert_random(const ModelConfig *c, uint64_t seed, const char *tokenizer_dir, const char *out_path, FILE *progress,
-                    char *err, size_t errsz) {
+bool gpt2_convert_random(const ModelConfig *c, uint64_t seed, const char *tokenizer_dir, const char *out_path,
+                         FILE *progress, char *err, size_t errsz) {
     ModelConfig cfg = *c;
     HfVocab hf = {0};
     SyntheticVocab syn = {0};

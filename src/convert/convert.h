@@ -23,8 +23,8 @@ typedef struct {
     const char *hf_dir;        /* config.json and model.safetensors */
     const char *tokenizer_dir; /* vocab.json and merges.txt; NULL: hf_dir */
     const char *out_path;
-    DType dtype;               /* of the weight matrices */
-    FILE *progress;            /* where to report progress, or NULL */
+    DType dtype;    /* of the weight matrices */
+    FILE *progress; /* where to report progress, or NULL */
 } ConvertOptions;
 
 bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz);
@@ -43,6 +43,6 @@ bool gpt2_model_shape_from_name(const char *name, ModelConfig *c);
  * merges.txt, or, when that is NULL, is a synthetic byte-pair vocabulary
  * of c->n_vocab tokens. */
 bool gpt2_convert_random(const ModelConfig *c, uint64_t seed, const char *tokenizer_dir, const char *out_path,
-                    FILE *progress, char *err, size_t errsz);
+                         FILE *progress, char *err, size_t errsz);
 
 #endif

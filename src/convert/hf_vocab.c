@@ -24,8 +24,8 @@
 static int char_to_byte(uint32_t cp) {
     if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return (int)cp;
     if (cp < 0x100 || cp >= 0x100 + 68) return -1;
-    uint32_t k = cp - 0x100; /* k-th of the bytes that do not stand for themselves */
-    if (k < 33) return (int)k;                 /* 0x00-0x20 */
+    uint32_t k = cp - 0x100;                      /* k-th of the bytes that do not stand for themselves */
+    if (k < 33) return (int)k;                    /* 0x00-0x20 */
     if (k < 33 + 34) return (int)(0x7F + k - 33); /* 0x7F-0xA0 */
     return 0xAD;
 }
@@ -210,8 +210,8 @@ static int by_pair(const void *a, const void *b) {
 }
 
 /* Resolves one rule "A B" (line[0..n)) to ids; buf has room for n bytes. */
-static bool read_rule(const TokenIndex *ix, const char *line, size_t n, uint8_t *buf, uint32_t out[3],
-                      const char *name, size_t lineno, char *err, size_t errsz) {
+static bool read_rule(const TokenIndex *ix, const char *line, size_t n, uint8_t *buf, uint32_t out[3], const char *name,
+                      size_t lineno, char *err, size_t errsz) {
     char tok[48];
     char where[4096];
     snprintf(where, sizeof where, "%s:%zu", name, lineno); /* only for messages */
@@ -325,7 +325,7 @@ void gpt2_hf_vocab_free(HfVocab *v) {
 }
 
 bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len, const char *vocab_name,
-                    const char *merges_txt, size_t merges_len, const char *merges_name, char *err, size_t errsz) {
+                         const char *merges_txt, size_t merges_len, const char *merges_name, char *err, size_t errsz) {
     memset(out, 0, sizeof *out);
     TokenIndex ix = {0};
     bool ok = read_vocab(out, &ix, vocab_json, vocab_len, vocab_name, err, errsz) &&
@@ -350,8 +350,8 @@ bool gpt2_hf_vocab_load(HfVocab *out, const char *vocab_json_path, const char *m
     StrBuf vocab = {0}, merges = {0};
     bool ok = gpt2_fileio_read_file(vocab_json_path, &vocab, err, errsz) &&
               gpt2_fileio_read_file(merges_path, &merges, err, errsz) &&
-              gpt2_hf_vocab_parse(out, vocab.data, vocab.len, vocab_json_path, merges.data, merges.len, merges_path, err,
-                             errsz);
+              gpt2_hf_vocab_parse(out, vocab.data, vocab.len, vocab_json_path, merges.data, merges.len, merges_path,
+                                  err, errsz);
     gpt2_strbuf_free(&vocab);
     gpt2_strbuf_free(&merges);
     return ok;

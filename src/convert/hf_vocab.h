@@ -42,7 +42,7 @@ bool gpt2_hf_vocab_load(HfVocab *out, const char *vocab_json_path, const char *m
 
 /* The same from text already in memory; the names are used in messages. */
 bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len, const char *vocab_name,
-                    const char *merges_txt, size_t merges_len, const char *merges_name, char *err, size_t errsz);
+                         const char *merges_txt, size_t merges_len, const char *merges_name, char *err, size_t errsz);
 
 void gpt2_hf_vocab_free(HfVocab *v);
 

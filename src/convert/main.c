@@ -96,10 +96,14 @@ static int refuse(const char *err) {
 int main(int argc, char **argv) {
     enum { OPT_TOKENIZER = 256, OPT_RANDOM, OPT_SEED, OPT_VERSION };
     static const struct option longs[] = {
-        {"dtype", required_argument, NULL, 'd'},    {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
-        {"random", required_argument, NULL, OPT_RANDOM}, {"seed", required_argument, NULL, OPT_SEED},
-        {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        {"dtype", required_argument, NULL, 'd'},
+        {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
+        {"random", required_argument, NULL, OPT_RANDOM},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
     };
     DType dtype = DTYPE_F32;
     const char *tokenizer_dir = NULL, *random_shape = NULL;
@@ -110,7 +114,8 @@ int main(int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, ":d:qh", longs, NULL)) != -1) {
         switch (opt) {
         case 'd':
-            if (!gpt2_dtype_from_name(optarg, &dtype)) return usage_error("--dtype must be f32, f16, bf16 or q8_0", optarg);
+            if (!gpt2_dtype_from_name(optarg, &dtype))
+                return usage_error("--dtype must be f32, f16, bf16 or q8_0", optarg);
             break;
         case OPT_TOKENIZER: tokenizer_dir = optarg; break;
         case OPT_RANDOM: random_shape = optarg; break;

@@ -15,9 +15,9 @@ static const struct {
     StDType type;
     unsigned size;
 } st_dtypes[] = {
-    {"F64", ST_F64, 8},  {"F32", ST_F32, 4},    {"F16", ST_F16, 2},         {"BF16", ST_BF16, 2},
-    {"I64", ST_I64, 8},  {"I32", ST_I32, 4},    {"I16", ST_I16, 2},         {"I8", ST_I8, 1},
-    {"U8", ST_U8, 1},    {"BOOL", ST_BOOL, 1},  {"U16", ST_OTHER, 2},       {"U32", ST_OTHER, 4},
+    {"F64", ST_F64, 8},   {"F32", ST_F32, 4},       {"F16", ST_F16, 2},       {"BF16", ST_BF16, 2},
+    {"I64", ST_I64, 8},   {"I32", ST_I32, 4},       {"I16", ST_I16, 2},       {"I8", ST_I8, 1},
+    {"U8", ST_U8, 1},     {"BOOL", ST_BOOL, 1},     {"U16", ST_OTHER, 2},     {"U32", ST_OTHER, 4},
     {"U64", ST_OTHER, 8}, {"F8_E4M3", ST_OTHER, 1}, {"F8_E5M2", ST_OTHER, 1},
 };
 
@@ -41,10 +41,11 @@ static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Rang
     const JsonValue *v = &m->value;
     char name[UTF8_SHOWN];
     gpt2_utf8_shown(m->key, m->key_len, name, sizeof name);
-    const JsonValue *dtype = gpt2_json_get(v, "dtype"), *shape = gpt2_json_get(v, "shape"), *offs = gpt2_json_get(v, "data_offsets");
+    const JsonValue *dtype = gpt2_json_get(v, "dtype"), *shape = gpt2_json_get(v, "shape"),
+                    *offs = gpt2_json_get(v, "data_offsets");
     t->name = m->key;
-    if (v->type != JSON_OBJECT || !dtype || dtype->type != JSON_STRING || !shape || shape->type != JSON_ARRAY || !offs ||
-        offs->type != JSON_ARRAY || offs->u.array.count != 2) {
+    if (v->type != JSON_OBJECT || !dtype || dtype->type != JSON_STRING || !shape || shape->type != JSON_ARRAY ||
+        !offs || offs->type != JSON_ARRAY || offs->u.array.count != 2) {
         snprintf(err, errsz, "tensor \"%s\": needs dtype, shape and two data_offsets", name);
         return false;
     }
@@ -261,7 +262,8 @@ bool gpt2_safetensors_read_f32(const StTensor *t, float *out) {
     const uint8_t *p = t->data;
     switch (t->dtype) {
     case ST_F32:
-        memcpy(out, p, t->n_elems * 4); /* as is: the project runs on little-endian hosts only (model.c refuses others) */
+        memcpy(out, p,
+               t->n_elems * 4); /* as is: the project runs on little-endian hosts only (model.c refuses others) */
         return true;
     case ST_F16:
     case ST_BF16:
@@ -270,7 +272,6 @@ bool gpt2_safetensors_read_f32(const StTensor *t, float *out) {
             out[i] = t->dtype == ST_F16 ? gpt2_f16_to_f32(h) : gpt2_bf16_to_f32(h);
         }
         return true;
-    default:
-        return false;
+    default: return false;
     }
 }

@@ -25,7 +25,7 @@
 typedef enum { ST_F64, ST_F32, ST_F16, ST_BF16, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL, ST_OTHER } StDType;
 
 typedef struct {
-    const char *name;   /* NUL-terminated, points into the parsed header */
+    const char *name; /* NUL-terminated, points into the parsed header */
     StDType dtype;
     const char *dtype_name;
     int n_dims;
@@ -50,7 +50,6 @@ bool gpt2_safetensors_parse(SafeTensors *st, const uint8_t *bytes, size_t n, cha
 void gpt2_safetensors_close(SafeTensors *st);
 
 const StTensor *gpt2_safetensors_find(const SafeTensors *st, const char *name);
-
 
 /* Copies t into out[t->n_elems] as float32.  False when t's dtype is not
  * F32, F16 or BF16. */

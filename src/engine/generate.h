@@ -34,6 +34,6 @@
 /* Runs completions c[0..n), as many at once as t has sequences (see
  * gpt2_generate). */
 bool gpt2_generate_run(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err,
-              size_t errsz);
+                       size_t errsz);
 
 #endif

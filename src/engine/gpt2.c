@@ -143,8 +143,8 @@ bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb
     return gpt2_generate_run(&g->tf, g->tok, c, n, cb, err, errsz);
 }
 
-bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob,
-                volatile sig_atomic_t *cancel, char *err, size_t errsz) {
+bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob, volatile sig_atomic_t *cancel,
+                char *err, size_t errsz) {
     return gpt2_score_tokens(&g->tf, ids, n, prepend_eot, gpt2_tokenizer_eot(g->tok), logprob, cancel, err, errsz);
 }
 

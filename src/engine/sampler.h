@@ -24,10 +24,10 @@ typedef struct {
 
 typedef struct {
     Gpt2Sampling params;
-    uint64_t rng[4];        /* xoshiro256** state */
+    uint64_t rng[4]; /* xoshiro256** state */
     uint32_t n_vocab;
-    Candidate *candidates;  /* [n_vocab] scratch */
-    uint8_t *seen;          /* [n_vocab] scratch for the penalty */
+    Candidate *candidates; /* [n_vocab] scratch */
+    uint8_t *seen;         /* [n_vocab] scratch for the penalty */
 } Sampler;
 
 /* False when memory runs out. */

@@ -20,11 +20,11 @@ static double log_prob(const float *logits, size_t n_vocab, int32_t target) {
 }
 
 bool gpt2_score_tokens(Transformer *t, const int32_t *ids, size_t n, bool prefix_eot, int32_t eot, double *logprob,
-                  volatile sig_atomic_t *cancel, char *err, size_t errsz) {
+                       volatile sig_atomic_t *cancel, char *err, size_t errsz) {
     const size_t n_vocab = t->model->config.n_vocab, W = t->model->config.n_ctx;
     const size_t chunk = t->max_rows < SCORE_ROWS ? t->max_rows : SCORE_ROWS;
     const size_t T = n + (prefix_eot ? 1 : 0); /* the scored sequence, seq[j] */
-    const size_t shift = prefix_eot ? 1 : 0;    /* seq[j] is ids[j - shift] */
+    const size_t shift = prefix_eot ? 1 : 0;   /* seq[j] is ids[j - shift] */
     for (size_t i = 0; i < n; i++) logprob[i] = NAN;
     if (T < 2) return true;
     float *logits = malloc(chunk * n_vocab * sizeof *logits);
@@ -34,7 +34,7 @@ bool gpt2_score_tokens(Transformer *t, const int32_t *ids, size_t n, bool prefix
     bool ok = logits && token && pos && seq && want;
     if (!ok) snprintf(err, errsz, "out of memory");
     size_t scored = 1; /* seq[scored] is the next token without a log-probability */
-    for (size_t start = 0; ok && scored < T; start += W / 2 > 0 ? W / 2 : 1) {
+    for (size_t start = 0; ok && scored<T; start += W / 2> 0 ? W / 2 : 1) {
         size_t end = start + W < T ? start + W : T;
         gpt2_transformer_reset(t, 0);
         for (size_t r0 = start; ok && r0 < end; r0 += chunk) {

@@ -23,6 +23,6 @@
  * <|endoftext|> and logprob[0] is scored too.  Stops early, leaving NANs,
  * when *cancel becomes nonzero.  Returns false with a reason in err. */
 bool gpt2_score_tokens(Transformer *t, const int32_t *ids, size_t n, bool prefix_eot, int32_t eot, double *logprob,
-                  volatile sig_atomic_t *cancel, char *err, size_t errsz);
+                       volatile sig_atomic_t *cancel, char *err, size_t errsz);
 
 #endif

@@ -37,15 +37,15 @@ struct ThreadPool {
     pthread_mutex_t mutex;
     pthread_cond_t wake;
     pthread_cond_t done;
-    atomic_uint generation;     /* bumped once per loop */
-    atomic_int sleepers;        /* workers waiting on `wake` */
+    atomic_uint generation; /* bumped once per loop */
+    atomic_int sleepers;    /* workers waiting on `wake` */
     atomic_bool stop;
-    _Atomic uint64_t ticket;    /* generation << 32 | CLOSED | workers inside */
-    atomic_int joined;          /* workers that entered this loop */
-    atomic_size_t next;         /* first item not yet claimed */
+    _Atomic uint64_t ticket; /* generation << 32 | CLOSED | workers inside */
+    atomic_int joined;       /* workers that entered this loop */
+    atomic_size_t next;      /* first item not yet claimed */
     /* The loop, written before it is published. */
     size_t n, grain;
-    PoolTask task;              /* NULL: run `job` once per thread */
+    PoolTask task; /* NULL: run `job` once per thread */
     PoolJob job;
     void *ctx;
 };

@@ -26,7 +26,7 @@ static float *calloc_pages(size_t n, void **block) {
 }
 
 bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
-                       int n_threads, char *err, size_t errsz) {
+                            int n_threads, char *err, size_t errsz) {
     memset(t, 0, sizeof *t);
     const ModelConfig *c = &model->config;
     const size_t C = c->n_embd;
@@ -91,6 +91,28 @@ void gpt2_transformer_free(Transformer *t) {
 
 void gpt2_transformer_reset(Transformer *t, size_t s) {
     if (s < t->n_seq) t->caches[s].len = 0;
+}
+
+bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32_t n_pos) {
+    if (dst >= t->n_seq || src >= t->n_seq || n_pos > t->caches[src].len) return false;
+    if (dst == src) {
+        t->caches[dst].len = n_pos;
+        return true;
+    }
+    const ModelConfig *c = &t->model->config;
+    const size_t H = c->n_head, hd = c->n_embd / c->n_head;
+    const KVCache *from = &t->caches[src];
+    KVCache *to = &t->caches[dst];
+    /* Keys lie in blocks of 16 positions: copy the blocks that hold a
+     * wanted position (the rest of the last block is never read as valid). */
+    const size_t k_bytes = ((size_t)n_pos + 15) / 16 * 16 * hd * sizeof(float);
+    const size_t v_bytes = (size_t)n_pos * hd * sizeof(float);
+    for (size_t lh = 0; lh < c->n_layer * H; lh++) {
+        memcpy(to->kt + lh * t->n_ctx16 * hd, from->kt + lh * t->n_ctx16 * hd, k_bytes);
+        memcpy(to->v + lh * c->n_ctx * hd, from->v + lh * c->n_ctx * hd, v_bytes);
+    }
+    to->len = n_pos;
+    return true;
 }
 
 /* ---- jobs for the thread pool ------------------------------------------- */
@@ -171,7 +193,8 @@ typedef struct {
 static void run_layernorm(void *ctx, size_t begin, size_t end, int thread) {
     (void)thread;
     NormJob *job = ctx;
-    for (size_t r = begin; r < end; r++) job->k->layernorm(job->out + r * job->n, job->x + r * job->n, job->w, job->b, job->n, job->eps);
+    for (size_t r = begin; r < end; r++)
+        job->k->layernorm(job->out + r * job->n, job->x + r * job->n, job->w, job->b, job->n, job->eps);
 }
 
 static void layernorm_rows(Transformer *t, float *out, const float *x, const float *w, const float *b, size_t n_rows) {

@@ -30,32 +30,32 @@
 #include "threadpool.h"
 
 typedef struct {
-    size_t n;              /* rows */
-    const int32_t *token;  /* [n] token ids */
-    const uint32_t *pos;   /* [n] position of each token in its sequence */
-    const uint32_t *seq;   /* [n] sequence (KV cache) of each row */
-    const bool *logits;    /* [n] rows whose logits are wanted, in order; NULL: only the last row */
+    size_t n;             /* rows */
+    const int32_t *token; /* [n] token ids */
+    const uint32_t *pos;  /* [n] position of each token in its sequence */
+    const uint32_t *seq;  /* [n] sequence (KV cache) of each row */
+    const bool *logits;   /* [n] rows whose logits are wanted, in order; NULL: only the last row */
 } Batch;
 
 /* The keys and values of one sequence. */
 typedef struct {
-    float *kt;    /* [n_layer][n_head][n_ctx16 / 16][head_dim][16]: keys, 16 positions per block */
-    float *v;     /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
-    uint32_t len; /* positions 0 .. len-1 hold valid keys and values */
+    float *kt;                /* [n_layer][n_head][n_ctx16 / 16][head_dim][16]: keys, 16 positions per block */
+    float *v;                 /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
+    uint32_t len;             /* positions 0 .. len-1 hold valid keys and values */
     void *kt_block, *v_block; /* the allocations kt and v lie in */
 } KVCache;
 
 /* Scratch for the rows of one forward call. */
 typedef struct {
-    float *x;      /* [max_rows][C] residual stream */
-    float *xn;     /* [max_rows][C] LayerNorm output */
-    float *qkv;    /* [max_rows][3C] queries, keys, values */
-    float *att;    /* [max_rows][C] attention output, heads side by side */
-    float *fc;     /* [max_rows][4C] MLP hidden layer */
-    float *scores; /* [n_threads][attention_queries * n_ctx16] attention weights, per thread */
-    float *xt;     /* [4C][wide_rows] a matrix input of a few rows, transposed */
-    uint8_t *xq;   /* [max_rows][2][4C] a matrix input quantized for q8_0 weights, twice */
-    float *xd;     /* [max_rows][4C / 32][2] its block scales */
+    float *x;            /* [max_rows][C] residual stream */
+    float *xn;           /* [max_rows][C] LayerNorm output */
+    float *qkv;          /* [max_rows][3C] queries, keys, values */
+    float *att;          /* [max_rows][C] attention output, heads side by side */
+    float *fc;           /* [max_rows][4C] MLP hidden layer */
+    float *scores;       /* [n_threads][attention_queries * n_ctx16] attention weights, per thread */
+    float *xt;           /* [4C][wide_rows] a matrix input of a few rows, transposed */
+    uint8_t *xq;         /* [max_rows][2][4C] a matrix input quantized for q8_0 weights, twice */
+    float *xd;           /* [max_rows][4C / 32][2] its block scales */
     uint32_t *group_row; /* [max_rows] first row of each attention group */
     uint32_t *group_len; /* [max_rows] its rows: one sequence, consecutive positions */
     size_t n_groups;
@@ -65,10 +65,10 @@ typedef struct {
     const Model *model;
     const KernelSet *kernels;
     ThreadPool *pool;
-    size_t max_rows;  /* rows one forward call may hold */
-    size_t n_seq;     /* sequences, each with a KV cache */
-    size_t n_ctx16;   /* n_ctx rounded up to 16 */
-    KVCache *caches;  /* [n_seq] */
+    size_t max_rows; /* rows one forward call may hold */
+    size_t n_seq;    /* sequences, each with a KV cache */
+    size_t n_ctx16;  /* n_ctx rounded up to 16 */
+    KVCache *caches; /* [n_seq] */
     RunState state;
 } Transformer;
 
@@ -77,7 +77,7 @@ typedef struct {
  * caches are reserved, not touched: memory is used as positions fill.
  * Returns false with a reason in err. */
 bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
-                       int n_threads, char *err, size_t errsz);
+                            int n_threads, char *err, size_t errsz);
 void gpt2_transformer_free(Transformer *t);
 
 /* Evaluates batch b, writing the logits of the wanted rows to
@@ -89,5 +89,13 @@ bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, cha
 
 /* Forgets everything sequence s holds. */
 void gpt2_transformer_reset(Transformer *t, size_t s);
+
+/* Makes sequence dst hold the first n_pos positions of sequence src, keys
+ * and values copied bit for bit, so that evaluating dst from position n_pos
+ * on gives exactly what evaluating its whole prompt would.  This is how a
+ * prompt evaluated once serves many completions (samples of one prompt, a
+ * prefix shared by batch lines).  False when a sequence is out of range or
+ * src holds fewer than n_pos positions. */
+bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32_t n_pos);
 
 #endif

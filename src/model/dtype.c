@@ -56,7 +56,7 @@ uint16_t gpt2_f32_to_f16(float f) {
         return (uint16_t)(sign | 0x7C00 | (a > 0x7F800000 ? 0x200 | (a >> 13 & 0x3FF) : 0));
     if (a >= 0x477FF000) return (uint16_t)(sign | 0x7C00); /* >= 65520 rounds to inf */
     if (a < 0x38800000) {                                  /* below 2^-14: subnormal half */
-        if (a < 0x33000000) return (uint16_t)sign;          /* <= 2^-25 rounds to zero */
+        if (a < 0x33000000) return (uint16_t)sign;         /* <= 2^-25 rounds to zero */
         uint32_t e = a >> 23;
         uint32_t m = (a & 0x7FFFFF) | 0x800000;
         uint32_t shift = 126 - e; /* 14..24 */

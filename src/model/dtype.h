@@ -32,7 +32,7 @@ typedef enum { DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2, DTYPE_Q8_0 = 3, DTY
 
 #define PANEL_ROWS 16
 #define Q8_BLOCK 32
-#define Q8_GROUP 4 /* columns of a group */
+#define Q8_GROUP 4                                              /* columns of a group */
 #define Q8_BLOCK_BYTES (PANEL_ROWS * 2 + Q8_BLOCK * PANEL_ROWS) /* per panel */
 
 /* Byte offset, inside a q8_0 block, of the quant of row r and column c. */
@@ -40,13 +40,13 @@ static inline size_t q8_quant_offset(size_t r, size_t c) {
     return PANEL_ROWS * 2 + c / Q8_GROUP * (Q8_GROUP * PANEL_ROWS) + r * Q8_GROUP + c % Q8_GROUP;
 }
 
-const char *gpt2_dtype_name(DType t);               /* "f32", ..., or "?" */
+const char *gpt2_dtype_name(DType t); /* "f32", ..., or "?" */
 bool gpt2_dtype_from_name(const char *name, DType *out);
 
-float gpt2_f16_to_f32(uint16_t h);                  /* exact */
-uint16_t gpt2_f32_to_f16(float f);                  /* round to nearest even */
-float gpt2_bf16_to_f32(uint16_t h);                 /* exact */
-uint16_t gpt2_f32_to_bf16(float f);                 /* round to nearest even */
+float gpt2_f16_to_f32(uint16_t h);  /* exact */
+uint16_t gpt2_f32_to_f16(float f);  /* round to nearest even */
+float gpt2_bf16_to_f32(uint16_t h); /* exact */
+uint16_t gpt2_f32_to_bf16(float f); /* round to nearest even */
 
 /* Bytes of a rows x cols matrix stored in panel layout, or 0 when the
  * shape does not fit the type (q8_0 with cols % 32 != 0) or the size would

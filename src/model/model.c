@@ -56,15 +56,15 @@ static void explain_foreign(const uint8_t *b, size_t n, char *err, size_t errsz)
     else if (n >= 4 && rd_u32(b) == 20240326)
         snprintf(err, errsz, NOT_OURS ": this looks like an llm.c checkpoint; " CONVERT_HINT);
     else if (n >= 4 && memcmp(b, "PK\3\4", 4) == 0)
-        snprintf(err, errsz, NOT_OURS ": this looks like a PyTorch checkpoint (a zip file); gpt2-convert reads "
-                             "model.safetensors, fetch that from the same place");
+        snprintf(err, errsz,
+                 NOT_OURS ": this looks like a PyTorch checkpoint (a zip file); gpt2-convert reads "
+                          "model.safetensors, fetch that from the same place");
     else if (n >= sizeof lfs - 1 && memcmp(b, lfs, sizeof lfs - 1) == 0)
-        snprintf(err, errsz, NOT_OURS ": this is a Git LFS pointer, not the file it points to; fetch the file with "
-                             "git lfs pull");
-    else if (looks_like_text(b, n))
-        snprintf(err, errsz, NOT_OURS ": this is a text file; " CONVERT_HINT);
-    else
-        snprintf(err, errsz, NOT_OURS " (bad magic); " CONVERT_HINT);
+        snprintf(err, errsz,
+                 NOT_OURS ": this is a Git LFS pointer, not the file it points to; fetch the file with "
+                          "git lfs pull");
+    else if (looks_like_text(b, n)) snprintf(err, errsz, NOT_OURS ": this is a text file; " CONVERT_HINT);
+    else snprintf(err, errsz, NOT_OURS " (bad magic); " CONVERT_HINT);
 }
 
 /* The magic, or a beginning of it cut short. */
@@ -98,11 +98,11 @@ static bool check_version(const uint8_t *b, char *err, size_t errsz) {
     bool version_1 = version == 1 && all_zero(b + HDR_HEADER_CRC, MODEL_HEADER_BYTES - HDR_HEADER_CRC);
     bool sealed = rd_u32(b + HDR_HEADER_CRC) == gpt2_model_header_crc(b);
     if (version_1 || sealed)
-        snprintf(err, errsz, "format version %u is not supported (this gpt2 reads version %d); convert the model again "
-                             "with this gpt2-convert",
+        snprintf(err, errsz,
+                 "format version %u is not supported (this gpt2 reads version %d); convert the model again "
+                 "with this gpt2-convert",
                  version, MODEL_VERSION);
-    else
-        snprintf(err, errsz, "damaged header: its checksum does not match");
+    else snprintf(err, errsz, "damaged header: its checksum does not match");
     return false;
 }
 
@@ -119,7 +119,8 @@ static bool check_header(const uint8_t *b, size_t n, char *err, size_t errsz) {
         return false;
     }
     if (!all_zero(b + HDR_RESERVED, MODEL_HEADER_BYTES - HDR_RESERVED)) {
-        snprintf(err, errsz, "damaged header: reserved bytes %d..%d are not zero", HDR_RESERVED, MODEL_HEADER_BYTES - 1);
+        snprintf(err, errsz, "damaged header: reserved bytes %d..%d are not zero", HDR_RESERVED,
+                 MODEL_HEADER_BYTES - 1);
         return false;
     }
     /* The header is intact, so a file shorter than it says was cut short. */
@@ -392,8 +393,9 @@ static bool check_tensors(Model *m, Region *regions, char *err, size_t errsz) {
         return false;
     }
     if (align_up(end) > m->n_bytes) {
-        snprintf(err, errsz, "damaged: the file has %zu bytes, not a multiple of %d (the padding after its last "
-                             "tensor is missing)",
+        snprintf(err, errsz,
+                 "damaged: the file has %zu bytes, not a multiple of %d (the padding after its last "
+                 "tensor is missing)",
                  m->n_bytes, MODEL_ALIGN);
         return false;
     }

@@ -45,7 +45,7 @@ typedef struct {
     TokenizerData vocab;  /* views into the file */
     const uint8_t *bytes; /* the whole file */
     size_t n_bytes;
-    bool mapped;          /* bytes is an mmap this Model must unmap */
+    bool mapped; /* bytes is an mmap this Model must unmap */
 } Model;
 
 /* Opens and validates the model file at path.  On failure returns false

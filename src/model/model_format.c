@@ -5,10 +5,12 @@
 #include <stdio.h>
 
 bool gpt2_model_config_check(const ModelConfig *c, char *err, size_t errsz) {
-    struct { const char *name; uint32_t value, lo, hi; } bounds[] = {
-        {"n_vocab", c->n_vocab, 257, MAX_VOCAB}, {"n_ctx", c->n_ctx, 1, MAX_CTX},
-        {"n_embd", c->n_embd, 1, MAX_EMBD},      {"n_layer", c->n_layer, 1, MAX_LAYER},
-        {"n_head", c->n_head, 1, MAX_HEAD},
+    struct {
+        const char *name;
+        uint32_t value, lo, hi;
+    } bounds[] = {
+        {"n_vocab", c->n_vocab, 257, MAX_VOCAB}, {"n_ctx", c->n_ctx, 1, MAX_CTX},    {"n_embd", c->n_embd, 1, MAX_EMBD},
+        {"n_layer", c->n_layer, 1, MAX_LAYER},   {"n_head", c->n_head, 1, MAX_HEAD},
     };
     for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
         if (bounds[i].value < bounds[i].lo || bounds[i].value > bounds[i].hi) {
@@ -43,19 +45,21 @@ void gpt2_model_tensor_spec(const ModelConfig *c, size_t i, TensorSpec *out) {
         const char *name;
         int rows_c, cols_c; /* multiples of n_embd; 0 means a special size */
         bool is_matrix, transposed;
-    } global[TENSORS_GLOBAL] = {
-        {"wte.weight", 0, 1, true, false},
-        {"wpe.weight", 0, 1, false, false},
-        {"ln_f.weight", 0, 1, false, false},
-        {"ln_f.bias", 0, 1, false, false},
-    }, layer[TENSORS_PER_LAYER] = {
-        {"ln_1.weight", 0, 1, false, false},      {"ln_1.bias", 0, 1, false, false},
-        {"attn.c_attn.weight", 3, 1, true, true}, {"attn.c_attn.bias", 0, 3, false, false},
-        {"attn.c_proj.weight", 1, 1, true, true}, {"attn.c_proj.bias", 0, 1, false, false},
-        {"ln_2.weight", 0, 1, false, false},      {"ln_2.bias", 0, 1, false, false},
-        {"mlp.c_fc.weight", 4, 1, true, true},    {"mlp.c_fc.bias", 0, 4, false, false},
-        {"mlp.c_proj.weight", 1, 4, true, true},  {"mlp.c_proj.bias", 0, 1, false, false},
-    };
+    } global[TENSORS_GLOBAL] =
+        {
+            {"wte.weight", 0, 1, true, false},
+            {"wpe.weight", 0, 1, false, false},
+            {"ln_f.weight", 0, 1, false, false},
+            {"ln_f.bias", 0, 1, false, false},
+        },
+      layer[TENSORS_PER_LAYER] = {
+          {"ln_1.weight", 0, 1, false, false},      {"ln_1.bias", 0, 1, false, false},
+          {"attn.c_attn.weight", 3, 1, true, true}, {"attn.c_attn.bias", 0, 3, false, false},
+          {"attn.c_proj.weight", 1, 1, true, true}, {"attn.c_proj.bias", 0, 1, false, false},
+          {"ln_2.weight", 0, 1, false, false},      {"ln_2.bias", 0, 1, false, false},
+          {"mlp.c_fc.weight", 4, 1, true, true},    {"mlp.c_fc.bias", 0, 4, false, false},
+          {"mlp.c_proj.weight", 1, 4, true, true},  {"mlp.c_proj.bias", 0, 1, false, false},
+      };
     const uint32_t C = c->n_embd;
     if (i < TENSORS_GLOBAL) {
         out->kind = (TensorKind)i;
@@ -119,8 +123,7 @@ void gpt2_model_section(const uint8_t *h, Section which, uint64_t *offset, uint6
         *bytes = rd_u64(h + HDR_VOCAB_BYTES);
         return;
     case SECTION_MERGES:
-    case SECTION_COUNT:
-        break;
+    case SECTION_COUNT: break;
     }
     *offset = rd_u64(h + HDR_MERGES_OFFSET);
     *bytes = (uint64_t)rd_u32(h + HDR_N_MERGES) * 12;

@@ -35,23 +35,23 @@
 
 /* Byte offsets of the header fields. */
 enum {
-    HDR_MAGIC = 0,          /* char[8] */
-    HDR_VERSION = 8,        /* u32 */
-    HDR_HEADER_BYTES = 12,  /* u32, MODEL_HEADER_BYTES */
-    HDR_N_VOCAB = 16,       /* u32 */
-    HDR_N_CTX = 20,         /* u32 */
-    HDR_N_EMBD = 24,        /* u32 */
-    HDR_N_LAYER = 28,       /* u32 */
-    HDR_N_HEAD = 32,        /* u32 */
-    HDR_DTYPE = 36,         /* u32, DType of the weight matrices */
-    HDR_EOT_ID = 40,        /* u32 */
-    HDR_LN_EPS = 44,        /* f32 */
-    HDR_N_MERGES = 48,      /* u32 */
-    HDR_N_TENSORS = 52,     /* u32 */
-    HDR_FILE_BYTES = 56,    /* u64, the size of the whole file */
-    HDR_VOCAB_OFFSET = 64,  /* u64 */
-    HDR_VOCAB_BYTES = 72,   /* u64 */
-    HDR_MERGES_OFFSET = 80, /* u64 */
+    HDR_MAGIC = 0,           /* char[8] */
+    HDR_VERSION = 8,         /* u32 */
+    HDR_HEADER_BYTES = 12,   /* u32, MODEL_HEADER_BYTES */
+    HDR_N_VOCAB = 16,        /* u32 */
+    HDR_N_CTX = 20,          /* u32 */
+    HDR_N_EMBD = 24,         /* u32 */
+    HDR_N_LAYER = 28,        /* u32 */
+    HDR_N_HEAD = 32,         /* u32 */
+    HDR_DTYPE = 36,          /* u32, DType of the weight matrices */
+    HDR_EOT_ID = 40,         /* u32 */
+    HDR_LN_EPS = 44,         /* f32 */
+    HDR_N_MERGES = 48,       /* u32 */
+    HDR_N_TENSORS = 52,      /* u32 */
+    HDR_FILE_BYTES = 56,     /* u64, the size of the whole file */
+    HDR_VOCAB_OFFSET = 64,   /* u64 */
+    HDR_VOCAB_BYTES = 72,    /* u64 */
+    HDR_MERGES_OFFSET = 80,  /* u64 */
     HDR_TENSORS_OFFSET = 88, /* u64, the tensor directory */
     HDR_HEADER_CRC = 96,     /* u32, CRC-32 of the header with this field zero */
     HDR_DIRECTORY_CRC = 100, /* u32, CRC-32 of the tensor directory */
@@ -62,13 +62,13 @@ enum {
 
 /* Byte offsets inside one tensor directory entry. */
 enum {
-    ENT_KIND = 0,   /* u16 TensorKind */
-    ENT_LAYER = 2,  /* u16 */
-    ENT_DTYPE = 4,  /* u32 DType */
-    ENT_ROWS = 8,   /* u32 */
-    ENT_COLS = 12,  /* u32 */
+    ENT_KIND = 0,    /* u16 TensorKind */
+    ENT_LAYER = 2,   /* u16 */
+    ENT_DTYPE = 4,   /* u32 DType */
+    ENT_ROWS = 8,    /* u32 */
+    ENT_COLS = 12,   /* u32 */
     ENT_OFFSET = 16, /* u64 */
-    ENT_BYTES = 24  /* u64 */
+    ENT_BYTES = 24   /* u64 */
 };
 
 /* Hyperparameters and the tokenizer's fixed points. */
@@ -77,10 +77,10 @@ typedef struct {
     uint32_t n_ctx;   /* positions, 1024 for GPT-2 */
     uint32_t n_embd;  /* C, the residual width */
     uint32_t n_layer;
-    uint32_t n_head;  /* n_embd % n_head == 0 */
-    DType dtype;      /* type of the weight matrices (see gpt2_tensor_dtype) */
-    uint32_t eot_id;  /* <|endoftext|> */
-    float ln_eps;     /* LayerNorm epsilon, 1e-5 for GPT-2 */
+    uint32_t n_head; /* n_embd % n_head == 0 */
+    DType dtype;     /* type of the weight matrices (see gpt2_tensor_dtype) */
+    uint32_t eot_id; /* <|endoftext|> */
+    float ln_eps;    /* LayerNorm epsilon, 1e-5 for GPT-2 */
 } ModelConfig;
 
 /* Bounds checked on every config read or written.  They are far beyond any
@@ -97,26 +97,26 @@ typedef struct {
 bool gpt2_model_config_check(const ModelConfig *c, char *err, size_t errsz);
 
 typedef enum {
-    TK_WTE,     /* [n_vocab][C] matrix: token embeddings, and the tied output head */
-    TK_WPE,     /* [n_ctx][C] float32, row-major: position embeddings */
-    TK_LNF_W,   /* [C] final LayerNorm gain */
-    TK_LNF_B,   /* [C] final LayerNorm bias */
-    TK_LN1_W,   /* per layer, [C] */
-    TK_LN1_B,   /* [C] */
-    TK_QKV_W,   /* [3C][C] matrix: q, k, v stacked by output row */
-    TK_QKV_B,   /* [3C] */
-    TK_PROJ_W,  /* [C][C] matrix: attention output projection */
-    TK_PROJ_B,  /* [C] */
-    TK_LN2_W,   /* [C] */
-    TK_LN2_B,   /* [C] */
-    TK_FC_W,    /* [4C][C] matrix: MLP up projection */
-    TK_FC_B,    /* [4C] */
-    TK_MLP_W,   /* [C][4C] matrix: MLP down projection */
-    TK_MLP_B,   /* [C] */
+    TK_WTE,    /* [n_vocab][C] matrix: token embeddings, and the tied output head */
+    TK_WPE,    /* [n_ctx][C] float32, row-major: position embeddings */
+    TK_LNF_W,  /* [C] final LayerNorm gain */
+    TK_LNF_B,  /* [C] final LayerNorm bias */
+    TK_LN1_W,  /* per layer, [C] */
+    TK_LN1_B,  /* [C] */
+    TK_QKV_W,  /* [3C][C] matrix: q, k, v stacked by output row */
+    TK_QKV_B,  /* [3C] */
+    TK_PROJ_W, /* [C][C] matrix: attention output projection */
+    TK_PROJ_B, /* [C] */
+    TK_LN2_W,  /* [C] */
+    TK_LN2_B,  /* [C] */
+    TK_FC_W,   /* [4C][C] matrix: MLP up projection */
+    TK_FC_B,   /* [4C] */
+    TK_MLP_W,  /* [C][4C] matrix: MLP down projection */
+    TK_MLP_B,  /* [C] */
     TK_COUNT
 } TensorKind;
 
-#define TENSORS_GLOBAL 4    /* wte, wpe, ln_f.weight, ln_f.bias come first */
+#define TENSORS_GLOBAL 4     /* wte, wpe, ln_f.weight, ln_f.bias come first */
 #define TENSORS_PER_LAYER 12 /* then these per layer, in TensorKind order */
 
 typedef struct {

@@ -12,7 +12,7 @@
  * tensors in file order, each aligned to MODEL_ALIGN. */
 typedef struct {
     uint64_t dir, vocab, vocab_bytes, merges, merges_bytes;
-    uint64_t *tensor;   /* [count] offsets */
+    uint64_t *tensor; /* [count] offsets */
     uint64_t file_bytes;
 } Layout;
 
@@ -176,8 +176,8 @@ static bool write_tensors(Out *out, const ModelConfig *c, const Layout *lay, con
     return true;
 }
 
-bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerData *v, const TensorSource *src, char *err,
-                 size_t errsz) {
+bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerData *v, const TensorSource *src,
+                      char *err, size_t errsz) {
     char why[200];
     if (!gpt2_model_config_check(c, why, sizeof why)) {
         snprintf(err, errsz, "bad config: %s", why);

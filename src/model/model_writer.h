@@ -32,6 +32,6 @@ typedef struct {
 
 /* Writes a complete model file to path.  The config is checked first. */
 bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerData *vocab, const TensorSource *src,
-                 char *err, size_t errsz);
+                      char *err, size_t errsz);
 
 #endif

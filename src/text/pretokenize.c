@@ -44,11 +44,15 @@ static const uint8_t ascii_class[128] = {
 bool gpt2_pretok_is_space(uint32_t cp) {
     if (cp < 0x80) return cp == 0x20 || (cp >= 0x09 && cp <= 0x0D);
     switch (cp) {
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202F: case 0x205F: case 0x3000:
-        return true;
-    default:
-        return cp >= 0x2000 && cp <= 0x200A;
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000: return true;
+    default: return cp >= 0x2000 && cp <= 0x200A;
     }
 }
 
@@ -130,12 +134,9 @@ static size_t piece_length(const uint8_t *s, size_t n) {
     switch (cls) {
     case C_LETTER:
     case C_NUMBER:
-    case C_OTHER:
-        return run_end(s, n, len, cls);
-    case C_BAD:
-        return 1;
-    default: /* C_SPACE */
-        break;
+    case C_OTHER: return run_end(s, n, len, cls);
+    case C_BAD: return 1;
+    default: /* C_SPACE */ break;
     }
     if (s[0] == ' ' && n > 1) { /* " ?" before a letter, number or other run */
         size_t len1;

@@ -31,7 +31,7 @@
 typedef struct {
     const uint8_t *text; /* [len] */
     size_t len;
-    size_t pos;          /* start of the next piece */
+    size_t pos; /* start of the next piece */
 } PreTokenizer;
 
 void gpt2_pretok_init(PreTokenizer *p, const uint8_t *text, size_t len);

@@ -23,7 +23,7 @@
 
 #include "pretokenize.h"
 
-#define NONE UINT32_MAX    /* no symbol / no node / no rank */
+#define NONE UINT32_MAX /* no symbol / no node / no rank */
 
 /* Far beyond any real vocabulary (GPT-2 has 50000 merges), and small
  * enough that the pair table's size cannot overflow on any platform. */
@@ -57,7 +57,7 @@ typedef struct {
     size_t used;      /* slots filled */
     uint8_t *bytes;   /* [CACHE_BYTES] */
     size_t bytes_used;
-    int32_t *ids;     /* [CACHE_IDS] */
+    int32_t *ids; /* [CACHE_IDS] */
     size_t ids_used;
 } WordCache;
 
@@ -70,22 +70,22 @@ typedef struct {
 /* Working memory of the merge loops, grown to the longest piece seen and
  * kept, so that encoding allocates nothing in the common case. */
 typedef struct {
-    size_t cap;     /* symbols the arrays below can hold */
-    uint32_t *sym;  /* [cap] token id of each symbol; NONE once merged away */
-    uint32_t *rank; /* [cap] small loop: rank of the pair (i, i + 1) */
-    uint32_t *next; /* [cap] heap loop: next live node, NONE at the end */
-    uint32_t *prev; /* [cap] heap loop: previous live node, NONE at the start */
+    size_t cap;        /* symbols the arrays below can hold */
+    uint32_t *sym;     /* [cap] token id of each symbol; NONE once merged away */
+    uint32_t *rank;    /* [cap] small loop: rank of the pair (i, i + 1) */
+    uint32_t *next;    /* [cap] heap loop: next live node, NONE at the end */
+    uint32_t *prev;    /* [cap] heap loop: previous live node, NONE at the start */
     KeyArray heap;     /* min-heap of candidate pairs */
     KeyArray deferred; /* pairs created in the current round at or below its rank */
 } Scratch;
 
 struct Tokenizer {
-    TokenizerData data;      /* the caller's tables, checked by gpt2_tokenizer_build */
-    uint32_t byte_id[256];   /* the single-byte token of each byte value */
-    PairSlot *pairs;         /* [pair_mask + 1] open addressing on (left, right) */
+    TokenizerData data;    /* the caller's tables, checked by gpt2_tokenizer_build */
+    uint32_t byte_id[256]; /* the single-byte token of each byte value */
+    PairSlot *pairs;       /* [pair_mask + 1] open addressing on (left, right) */
     size_t pair_mask;
-    unsigned pair_shift;     /* 64 - log2(pair_mask + 1) */
-    size_t small_piece_max;  /* TOKENIZER_SMALL_PIECE_MAX; tests may change it */
+    unsigned pair_shift;    /* 64 - log2(pair_mask + 1) */
+    size_t small_piece_max; /* TOKENIZER_SMALL_PIECE_MAX; tests may change it */
     WordCache cache;
     Scratch scratch;
 #ifdef GPT2_TESTING
@@ -189,8 +189,8 @@ static bool check_tokens(const TokenizerData *d, char *err, size_t errsz) {
         }
     }
     if (d->eot_id >= d->n_vocab) {
-        snprintf(err, errsz, "tokenizer: end-of-text id %u is not below the vocabulary size %u",
-                 (unsigned)d->eot_id, (unsigned)d->n_vocab);
+        snprintf(err, errsz, "tokenizer: end-of-text id %u is not below the vocabulary size %u", (unsigned)d->eot_id,
+                 (unsigned)d->n_vocab);
         return false;
     }
     if (token_len(d, d->eot_id) != EOT_LEN || memcmp(token_bytes(d, d->eot_id), EOT_TEXT, EOT_LEN) != 0) {
@@ -248,8 +248,8 @@ static bool check_merge(const TokenizerData *d, uint32_t r, char *err, size_t er
     const uint32_t *m = d->merges + (size_t)r * 3;
     for (int k = 0; k < 3; k++) {
         if (m[k] >= d->n_vocab) {
-            snprintf(err, errsz, "tokenizer: merge %u names token %u, beyond the vocabulary of %u",
-                     (unsigned)r, (unsigned)m[k], (unsigned)d->n_vocab);
+            snprintf(err, errsz, "tokenizer: merge %u names token %u, beyond the vocabulary of %u", (unsigned)r,
+                     (unsigned)m[k], (unsigned)d->n_vocab);
             return false;
         }
     }
@@ -286,8 +286,8 @@ static bool build_pair_table(Tokenizer *t, char *err, size_t errsz) {
         size_t i = pair_slot(t, m[0], m[1]);
         while (t->pairs[i].left != NONE) {
             if (t->pairs[i].left == m[0] && t->pairs[i].right == m[1]) {
-                snprintf(err, errsz, "tokenizer: merge %u repeats the pair of merge %u (tokens %u and %u)",
-                         (unsigned)r, (unsigned)t->pairs[i].rank, (unsigned)m[0], (unsigned)m[1]);
+                snprintf(err, errsz, "tokenizer: merge %u repeats the pair of merge %u (tokens %u and %u)", (unsigned)r,
+                         (unsigned)t->pairs[i].rank, (unsigned)m[0], (unsigned)m[1]);
                 return false;
             }
             i = (i + 1) & t->pair_mask;

@@ -37,8 +37,8 @@ typedef struct {
     const uint32_t *offsets; /* [n_vocab + 1]: token i is bytes[offsets[i] .. offsets[i+1]) */
     const uint8_t *bytes;    /* [offsets[n_vocab]] */
     uint32_t n_merges;
-    const uint32_t *merges;  /* [n_merges][3]: left id, right id, merged id; row index = rank */
-    uint32_t eot_id;         /* <|endoftext|> */
+    const uint32_t *merges; /* [n_merges][3]: left id, right id, merged id; row index = rank */
+    uint32_t eot_id;        /* <|endoftext|> */
 } TokenizerData;
 
 typedef struct Tokenizer Tokenizer;

@@ -53,7 +53,7 @@ extern char **environ;
 #define MAX_THREAD_COUNTS 8
 #define MAX_MODELS 8
 #define BW_BYTES ((size_t)1 << 30) /* far beyond any L3 */
-#define BW_PASSES 3 /* per read pattern */
+#define BW_PASSES 3                /* per read pattern */
 #define FMA_ITERS 4000000L
 #define FMA_PASSES 5
 #define E2E_PROMPT "The quick brown fox jumps" /* 5 GPT-2 tokens */
@@ -61,37 +61,36 @@ extern char **environ;
 #define BATCH_ROUNDS 3
 #define DASHES "--------------------------------------------------------------------------------"
 
-static const char usage[] =
-    "usage: gpt2-bench [options] MODEL...\n"
-    "\n"
-    "Measures prefill and decode throughput of gpt2 model files against the\n"
-    "read bandwidth and FMA peak of this machine, measured in the same run.\n"
-    "scripts/bench.sh makes the model files and runs this.\n"
-    "\n"
-    "  -t LIST          thread counts, comma-separated (default: 1 and all cores)\n"
-    "  -p N             prompt tokens of the prefill test (default 512)\n"
-    "  -n N             tokens of the decode test (default 128)\n"
-    "  -r N             repetitions of each test (default 5)\n"
-    "  --batch N        completions of the batch test (default 16; 0: skip)\n"
-    "  --batch-tokens N tokens each completion of the batch test generates (default 64)\n"
-    "  --batch-dtypes L dtypes the batch test runs on (default f32,q8_0)\n"
-    "  --no-e2e         skip the fresh-process load, end-to-end and RSS runs\n"
-    "  --limits         measure the machine's limits only (no model needed)\n"
-    "  -h, --help       show this help\n"
-    "\n"
-    "GPT2_KERNELS=portable|avx2|avx512 measures that kernel set instead of the best.\n";
+static const char usage[] = "usage: gpt2-bench [options] MODEL...\n"
+                            "\n"
+                            "Measures prefill and decode throughput of gpt2 model files against the\n"
+                            "read bandwidth and FMA peak of this machine, measured in the same run.\n"
+                            "scripts/bench.sh makes the model files and runs this.\n"
+                            "\n"
+                            "  -t LIST          thread counts, comma-separated (default: 1 and all cores)\n"
+                            "  -p N             prompt tokens of the prefill test (default 512)\n"
+                            "  -n N             tokens of the decode test (default 128)\n"
+                            "  -r N             repetitions of each test (default 5)\n"
+                            "  --batch N        completions of the batch test (default 16; 0: skip)\n"
+                            "  --batch-tokens N tokens each completion of the batch test generates (default 64)\n"
+                            "  --batch-dtypes L dtypes the batch test runs on (default f32,q8_0)\n"
+                            "  --no-e2e         skip the fresh-process load, end-to-end and RSS runs\n"
+                            "  --limits         measure the machine's limits only (no model needed)\n"
+                            "  -h, --help       show this help\n"
+                            "\n"
+                            "GPT2_KERNELS=portable|avx2|avx512 measures that kernel set instead of the best.\n";
 
 typedef struct {
     int threads[MAX_THREAD_COUNTS];
-    int n_threads;      /* entries of threads */
-    int max_threads;    /* the largest: the acceptance figures use it */
+    int n_threads;   /* entries of threads */
+    int max_threads; /* the largest: the acceptance figures use it */
     int n_prompt, n_gen, reps;
     int batch, batch_tokens;
     char batch_dtypes[64];
     bool e2e;
     const char *models[MAX_MODELS];
     int n_models;
-    const char *self;   /* this executable, for the fresh-process runs */
+    const char *self;    /* this executable, for the fresh-process runs */
     const char *kernels; /* GPT2_KERNELS, or NULL: the best this CPU runs */
 } Options;
 
@@ -201,8 +200,8 @@ typedef struct {
     Isa isa;
     ReadPattern pattern;
     const float *buf;
-    size_t n;          /* floats */
-    float sums[64];    /* one per thread, so that the loads are not dead */
+    size_t n;       /* floats */
+    float sums[64]; /* one per thread, so that the loads are not dead */
 } ReadJob;
 
 static void run_read(void *ctx, int i, int n_threads) {
@@ -364,10 +363,10 @@ static bool measure_limits(const Options *o, Limits *lim, const char *when) {
         lim->bandwidth[i] = read_bandwidth(pool, lim->isa, buf);
         lim->fma[i] = fma_peak(pool, lim->isa);
         gpt2_threadpool_free(pool);
-        printf("| read bandwidth (1 GiB, best of %2zu)            | %7d | %10.2f GB/s |\n",
-               BW_PASSES * N_READ_PATTERNS, o->threads[i], lim->bandwidth[i] / 1e9);
-        printf("| FP32 FMA peak (independent chains, best of %d) | %7d | %7.1f GFLOP/s |\n", FMA_PASSES,
-               o->threads[i], lim->fma[i] / 1e9);
+        printf("| read bandwidth (1 GiB, best of %2zu)            | %7d | %10.2f GB/s |\n", BW_PASSES * N_READ_PATTERNS,
+               o->threads[i], lim->bandwidth[i] / 1e9);
+        printf("| FP32 FMA peak (independent chains, best of %d) | %7d | %7.1f GFLOP/s |\n", FMA_PASSES, o->threads[i],
+               lim->fma[i] / 1e9);
         fflush(stdout);
     }
     printf("\n");
@@ -419,7 +418,7 @@ typedef struct {
     Transformer tf;
     int32_t *tokens; /* [max(n_prompt, n_gen)] */
     uint32_t *pos, *seq;
-    float *logits;   /* [n_vocab] */
+    float *logits; /* [n_vocab] */
 } Runner;
 
 /* Evaluates tokens[0..n) from an empty context as one batch (prefill) or
@@ -841,7 +840,9 @@ static const ModelResult *find_dtype(const ModelResult *m, int n, DType t) {
  * over the rounds); a NULL target_text marks a line shown for information. */
 static void criterion(const char *what, const char *measured, const char *spread, const char *target_text, bool ok) {
     printf("| %-72s | %10s | %-13s | %-10s | %-4s |\n", what, measured, spread, target_text ? target_text : "",
-           !target_text ? "info" : ok ? "PASS" : "FAIL");
+           !target_text ? "info"
+           : ok         ? "PASS"
+                        : "FAIL");
 }
 
 /* The three ratios come from the paired rounds. */
@@ -867,21 +868,20 @@ static void print_acceptance(const Options *o, const PairedSet *ps, const ModelR
     char what[160], measured[32];
     if (ps->decode_f32.ran) {
         const Paired *p = &ps->decode_f32;
-        snprintf(what, sizeof what, "decode f32 tg%d: %.1f tok/s x %.1f MB = %.2f of %.2f GB/s read", o->n_gen,
-                 p->tps, (double)ps->f32_bytes / 1e6, p->tps * (double)ps->f32_bytes / 1e9, p->limit / 1e9);
+        snprintf(what, sizeof what, "decode f32 tg%d: %.1f tok/s x %.1f MB = %.2f of %.2f GB/s read", o->n_gen, p->tps,
+                 (double)ps->f32_bytes / 1e6, p->tps * (double)ps->f32_bytes / 1e9, p->limit / 1e9);
         paired_line(what, p, 90, ">= 90 %");
     }
     if (ps->decode_q8.ran) {
         const Paired *p = &ps->decode_q8;
-        snprintf(what, sizeof what, "decode q8_0 tg%d: %.1f tok/s of the bound %.2f GB/s / %.1f MB = %.1f",
-                 o->n_gen, p->tps, p->limit / 1e9, (double)ps->q8_bytes / 1e6, p->limit / (double)ps->q8_bytes);
+        snprintf(what, sizeof what, "decode q8_0 tg%d: %.1f tok/s of the bound %.2f GB/s / %.1f MB = %.1f", o->n_gen,
+                 p->tps, p->limit / 1e9, (double)ps->q8_bytes / 1e6, p->limit / (double)ps->q8_bytes);
         paired_line(what, p, 80, ">= 80 %");
     }
     if (ps->prefill_f32.ran) {
         const Paired *p = &ps->prefill_f32;
-        snprintf(what, sizeof what, "prefill f32 pp%d: %.0f tok/s x %.1f MFLOP = %.1f of %.1f GFLOP/s FMA",
-                 o->n_prompt, p->tps, p->median * p->limit / p->tps / 1e6, p->median * p->limit / 1e9,
-                 p->limit / 1e9);
+        snprintf(what, sizeof what, "prefill f32 pp%d: %.0f tok/s x %.1f MFLOP = %.1f of %.1f GFLOP/s FMA", o->n_prompt,
+                 p->tps, p->median * p->limit / p->tps / 1e6, p->median * p->limit / 1e9, p->limit / 1e9);
         paired_line(what, p, 55, ">= 55 %");
     }
     for (int i = 0; i < n_br; i++) {
@@ -917,8 +917,8 @@ static void print_acceptance(const Options *o, const PairedSet *ps, const ModelR
         /* Load time must not follow the size: over files max_size/min_size
          * apart, the slowest load may take at most 1.5 times the fastest
          * (plus 1 ms of noise). */
-        snprintf(what, sizeof what, "load time over files of %.0f..%.0f MB (%.1fx): %.2f..%.2f ms",
-                 min_size / 1e6, max_size / 1e6, max_size / min_size, min_load, max_load);
+        snprintf(what, sizeof what, "load time over files of %.0f..%.0f MB (%.1fx): %.2f..%.2f ms", min_size / 1e6,
+                 max_size / 1e6, max_size / min_size, min_load, max_load);
         snprintf(measured, sizeof measured, "%.2f x", max_load / min_load);
         criterion(what, measured, "", "<= 1.5 x", max_load <= 1.5 * min_load + 1);
     }
@@ -1018,7 +1018,8 @@ int main(int argc, char **argv) {
     }
     qsort(o.threads, (size_t)o.n_threads, sizeof *o.threads, sort_ints);
     o.kernels = getenv("GPT2_KERNELS");
-    if (!gpt2_kernels_select(o.kernels)) return usage_error("GPT2_KERNELS names no kernel set this CPU runs", o.kernels);
+    if (!gpt2_kernels_select(o.kernels))
+        return usage_error("GPT2_KERNELS names no kernel set this CPU runs", o.kernels);
     o.max_threads = o.threads[o.n_threads - 1];
     if (child_model) return e2e_child(child_model, o.max_threads);
     if (limits_only) {

@@ -53,19 +53,19 @@ typedef enum {
  * n < W->rows.  bias may be NULL (treated as 0). */
 typedef struct {
     const Matrix *w;
-    const float *bias;  /* [w->rows] or NULL */
-    const float *x;     /* [n_x][x_stride], uses the first w->cols */
+    const float *bias; /* [w->rows] or NULL */
+    const float *x;    /* [n_x][x_stride], uses the first w->cols */
     size_t x_stride;
-    float *y;           /* [n_x][y_stride], writes the first w->rows */
+    float *y; /* [n_x][y_stride], writes the first w->rows */
     size_t y_stride;
-    size_t n_x;         /* input rows */
+    size_t n_x; /* input rows */
     Epilogue epilogue;
     /* 2 <= n_x <= KernelSet.wide_rows and weights not q8_0 only: x
      * transposed, xt[k * n_x + m] = x[m][k]. */
     const float *xt;
     /* q8_0 weights only: x quantized row by row with KernelSet.quantize. */
-    const uint8_t *xq;  /* [n_x][2][w->cols] quants + 128: q1, then q2 */
-    const float *xd;    /* [n_x][w->cols / 32][2] block scales d1, d2 */
+    const uint8_t *xq; /* [n_x][2][w->cols] quants + 128: q1, then q2 */
+    const float *xd;   /* [n_x][w->cols / 32][2] block scales d1, d2 */
 } MatmulArgs;
 
 /* One head of causal attention for n_q queries of one sequence at
@@ -80,22 +80,22 @@ typedef struct {
  * The whole last block is read, whatever the number of keys.  Values are
  * rows v[s][d] (row stride v_stride). */
 typedef struct {
-    const float *q;     /* [n_q][q_stride], head_dim used */
+    const float *q; /* [n_q][q_stride], head_dim used */
     size_t q_stride;
-    const float *kt;    /* [round_up(n_keys + n_q - 1, 16) / 16][head_dim][16] */
-    const float *v;     /* [n_keys + n_q - 1][v_stride] */
+    const float *kt; /* [round_up(n_keys + n_q - 1, 16) / 16][head_dim][16] */
+    const float *v;  /* [n_keys + n_q - 1][v_stride] */
     size_t v_stride;
-    size_t n_q;         /* 1 .. KernelSet.attention_queries */
-    size_t n_keys;      /* keys the first query sees, >= 1 */
+    size_t n_q;    /* 1 .. KernelSet.attention_queries */
+    size_t n_keys; /* keys the first query sees, >= 1 */
     size_t head_dim;
     float scale;
-    float *scores;      /* scratch: n_q * round_up(n_keys + n_q - 1, 16) floats */
-    float *out;         /* [n_q][out_stride], head_dim written */
+    float *scores; /* scratch: n_q * round_up(n_keys + n_q - 1, 16) floats */
+    float *out;    /* [n_q][out_stride], head_dim written */
     size_t out_stride;
 } AttentionArgs;
 
 typedef struct {
-    const char *name; /* "avx512", "avx2" or "portable" */
+    const char *name;         /* "avx512", "avx2" or "portable" */
     size_t tile_panels;       /* split a matrix between threads in multiples of this many panels */
     size_t wide_rows;         /* up to this many input rows, a product wants x transposed too */
     size_t attention_queries; /* the most queries one attention call takes */

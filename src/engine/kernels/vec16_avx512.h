@@ -18,12 +18,8 @@ static inline V16 v_zero(void) { return _mm512_setzero_ps(); }
 static inline V16 v_set1(float x) { return _mm512_set1_ps(x); }
 static inline V16 v_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline void v_store(float *p, V16 v) { _mm512_storeu_ps(p, v); }
-static inline V16 v_load_part(const float *p, size_t n) {
-    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
-}
-static inline void v_store_part(float *p, V16 v, size_t n) {
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v);
-}
+static inline V16 v_load_part(const float *p, size_t n) { return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
+static inline void v_store_part(float *p, V16 v, size_t n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
 static inline V16 v_load_f16(const uint16_t *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
@@ -44,14 +40,16 @@ static inline V16 v_pow2i(V16 n) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
 }
 static inline float v_reduce_add(V16 v) {
-    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m256 a =
+        _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     b = _mm_add_ps(b, _mm_movehl_ps(b, b));
     b = _mm_add_ss(b, _mm_movehdup_ps(b));
     return _mm_cvtss_f32(b);
 }
 static inline float v_reduce_max(V16 v) {
-    __m256 a = _mm256_max_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m256 a =
+        _mm256_max_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     b = _mm_max_ps(b, _mm_movehl_ps(b, b));
     b = _mm_max_ss(b, _mm_movehdup_ps(b));

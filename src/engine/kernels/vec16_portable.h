@@ -128,9 +128,7 @@ static inline V16 v_abs(V16 a) {
     return a;
 }
 /* Lanes holding integers in -127..127, stored as bytes plus 128. */
-static inline void v_store_q8(uint8_t *p, V16 v) {
-    V16_FOR p[j] = (uint8_t)((int32_t)v.f[j] + 128);
-}
+static inline void v_store_q8(uint8_t *p, V16 v) { V16_FOR p[j] = (uint8_t)((int32_t)v.f[j] + 128); }
 
 /* ---- integer dot products for q8_0 ----------------------------------------
  * V16I: 16 int32 lanes, one per panel row.  Q16: one group of a q8_0 block,
