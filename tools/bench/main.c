@@ -481,6 +481,7 @@ static bool bench_model(const Options *o, ModelResult *res) {
     r.logits = malloc(model.config.n_vocab * sizeof *r.logits);
     double *times = malloc((size_t)o->reps * sizeof *times);
     bool ok = r.tokens && r.pos && r.seq && r.logits && times;
+    if (!ok) fprintf(stderr, "gpt2-bench: out of memory\n");
     if (ok) {
         random_tokens(r.tokens, (size_t)n_max, model.config.n_vocab, 42);
         for (int i = 0; i < n_max; i++) r.pos[i] = (uint32_t)i;
@@ -555,7 +556,7 @@ static double pair_limit(const PairCtx *c) {
 /* Rounds of one test of one model at the largest thread count. */
 static bool paired_rounds(const Options *o, const char *path, PairKind kind, Paired *out) {
     Model model;
-    char err[512];
+    char err[512] = "out of memory"; /* what the allocations below fail with */
     if (!gpt2_model_open(&model, path, err, sizeof err)) {
         fprintf(stderr, "gpt2-bench: %s: %s\n", path, err);
         return false;
@@ -810,8 +811,13 @@ static bool e2e_run(const Options *o, ModelResult *m) {
     }
     line[len] = '\0';
     close(fd[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    int status = 0;
+    pid_t waited;
+    while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (waited < 0) {
+        fprintf(stderr, "gpt2-bench: waiting for the end-to-end run: %s\n", strerror(errno));
+        return false;
     }
     m->e2e_s = (now_ms() - t0) / 1e3;
     double load_ms, total_ms;
