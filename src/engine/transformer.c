@@ -2,6 +2,8 @@
  * the jobs below it are what the thread pool runs. */
 #include "transformer.h"
 
+#include <assert.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +245,7 @@ static void run_attention(void *ctx, size_t begin, size_t end, int thread) {
     float *scores = s->scores + (size_t)thread * t->kernels->attention_queries * t->n_ctx16;
     for (size_t item = begin; item < end; item++) {
         size_t g = s->n_groups - 1 - item / H, h = item % H, r = s->group_row[g];
+        assert(job->b->seq[r] < t->n_seq && s->group_len[g] <= t->kernels->attention_queries);
         const KVCache *kv = &t->caches[job->b->seq[r]];
         AttentionArgs a = {
             .q = s->qkv + r * 3 * C + h * hd,
