@@ -67,22 +67,34 @@ static void check_safetensors(const uint8_t *bytes, size_t n) {
 
 static void walk(const JsonValue *v, StrBuf *sb) {
     int64_t x;
+    uint64_t u;
+    char text[64];
+    size_t len, i = 0;
+    const char *s;
+    JsonIter it = gpt2_json_iter(v);
+    const JsonValue *key, *item;
     switch (v->type) {
-    case JSON_NUMBER: gpt2_json_as_int(v, INT64_MIN, INT64_MAX, &x); break;
+    case JSON_NUMBER:
+        gpt2_json_as_int(v, INT64_MIN, INT64_MAX, &x);
+        gpt2_json_as_u64(v, &u);
+        gpt2_json_number(v);
+        gpt2_json_number_text(v, text, sizeof text);
+        break;
     case JSON_STRING:
-        if (strlen(v->u.string.bytes) > v->u.string.len) abort();
-        if (!gpt2_json_append_string(sb, v->u.string.bytes, v->u.string.len)) abort();
+        s = gpt2_json_string(v, &len);
+        if (!s || strlen(s) > len || s[len] != '\0') abort();
+        if (!gpt2_json_append_string(sb, s, len)) abort();
         break;
     case JSON_ARRAY:
-        for (size_t i = 0; i < v->u.array.count; i++) walk(&v->u.array.items[i], sb);
-        break;
     case JSON_OBJECT:
-        for (size_t i = 0; i < v->u.object.count; i++) {
-            const JsonMember *m = &v->u.object.members[i];
-            /* The last member with a key wins, and it is found. */
-            if (strlen(m->key) == m->key_len && !gpt2_json_get(v, m->key)) abort();
-            walk(&m->value, sb);
+        while ((item = gpt2_json_next(&it, &key))) {
+            /* The last member with a key wins, and it is found (for the
+             * first few members: gpt2_json_get is a linear scan). */
+            if (key && (s = gpt2_json_string(key, &len)) && strlen(s) == len && i < 8 && !gpt2_json_get(v, s)) abort();
+            walk(item, sb);
+            i++;
         }
+        if (i != gpt2_json_count(v)) abort();
         break;
     default: break;
     }
@@ -93,9 +105,11 @@ static void check_json(const uint8_t *bytes, size_t n) {
     char err[256];
     if (!gpt2_json_parse(&doc, (const char *)bytes, n, err, sizeof err)) return;
     StrBuf sb = {0};
-    walk(&doc.root, &sb);
+    /* The document holds at most 4 bytes per byte of text (plus its root). */
+    if (gpt2_json_doc_bytes(&doc) > 4 * n + 16) abort();
+    walk(doc.root, &sb);
     /* What the writer wrote parses back to a string. */
-    if (sb.len && doc.root.type == JSON_STRING) {
+    if (sb.len && doc.root->type == JSON_STRING) {
         JsonDoc again;
         if (!gpt2_json_parse(&again, sb.data, sb.len, err, sizeof err)) abort();
         gpt2_json_free(&again);

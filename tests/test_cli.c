@@ -86,7 +86,7 @@ typedef struct {
 static const JsonValue *parse_json(Json *j, const char *text, size_t len) {
     char err[256];
     if (!gpt2_json_parse(&j->doc, text, len, err, sizeof err)) fail_msg("bad JSON (%s): %.*s", err, (int)len, text);
-    return &j->doc.root;
+    return j->doc.root;
 }
 
 static const JsonValue *get(const JsonValue *obj, const char *key) {
@@ -98,8 +98,8 @@ static const JsonValue *get(const JsonValue *obj, const char *key) {
 /* The ids of a JSON array as "1 2 3", for comparisons and --ids. */
 static void ids_text(const JsonValue *array, size_t from, StrBuf *out) {
     assert_int_equal(array->type, JSON_ARRAY);
-    for (size_t i = from; i < array->u.array.count; i++)
-        assert_true(gpt2_strbuf_printf(out, "%s%.0f", i > from ? " " : "", array->u.array.items[i].u.number.value));
+    for (size_t i = from; i < gpt2_json_count(array); i++)
+        assert_true(gpt2_strbuf_printf(out, "%s%.0f", i > from ? " " : "", gpt2_json_number(gpt2_json_at(array, i))));
 }
 
 /* Runs a --json generation and returns the completion_tokens as text. */
@@ -432,7 +432,7 @@ static void test_defaults_and_sampling_settings(void **state) {
     gpt2(&r, NULL, "-m", env.tiny, "-p", "Hi", "--ignore-eos", "--json", NULL);
     expect_ok(&r);
     Json j;
-    assert_int_equal(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")->u.array.count, 50);
+    assert_int_equal(gpt2_json_count(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")), 50);
     gpt2_json_free(&j.doc);
     test_run_free(&r);
 
@@ -496,8 +496,8 @@ static void test_stops_at_end_of_text_unless_ignored(void **state) {
     expect_ok(&r);
     Json j;
     const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
-    assert_string_equal(get(root, "finish_reason")->u.string.bytes, "eos");
-    assert_int_equal(get(root, "completion_tokens")->u.array.count, 0);
+    assert_string_equal(gpt2_json_string(get(root, "finish_reason"), NULL), "eos");
+    assert_int_equal(gpt2_json_count(get(root, "completion_tokens")), 0);
     gpt2_json_free(&j.doc);
     test_run_free(&r);
     gpt2(&r, NULL, "-m", env.eos, "-p", "Hello", NULL);
@@ -527,8 +527,8 @@ static void test_stop_strings(void **state) {
     expect_ok(&r);
     Json j;
     const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
-    assert_string_equal(get(root, "completion")->u.string.bytes, "% intelligent deter");
-    assert_string_equal(get(root, "finish_reason")->u.string.bytes, "stop");
+    assert_string_equal(gpt2_json_string(get(root, "completion"), NULL), "% intelligent deter");
+    assert_string_equal(gpt2_json_string(get(root, "finish_reason"), NULL), "stop");
     gpt2_json_free(&j.doc);
     test_run_free(&r);
     /* A stop string that never comes changes nothing. */
@@ -559,8 +559,8 @@ static void test_context_edges(void **state) {
         expect_ok(&r);
         Json j;
         const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
-        assert_int_equal(get(root, "completion_tokens")->u.array.count, 30);
-        assert_int_equal(get(get(root, "timings"), "prompt_tokens")->u.number.value, n > 160 ? 160 : n);
+        assert_int_equal(gpt2_json_count(get(root, "completion_tokens")), 30);
+        assert_int_equal(gpt2_json_number(get(get(root, "timings"), "prompt_tokens")), n > 160 ? 160 : n);
         assert_true((strstr(r.err.data, "warning") != NULL) == (n > 160));
         if (n == 161) {
             StrBuf got = {0}, want = {0};
@@ -592,14 +592,14 @@ static void test_context_shift_keeps_newest_half(void **state) {
     expect_ok(&r);
     Json j;
     const JsonValue *tokens = get(parse_json(&j, r.out.data, r.out.len), "completion_tokens");
-    assert_int_equal(tokens->u.array.count, 40);
+    assert_int_equal(gpt2_json_count(tokens), 40);
     /* The kept window: prompt[81..158], then the first two generated. */
     StrBuf window = {0};
     const char *p = prompt.data;
     for (int k = 0; k < 81; k++) p = strchr(p, ' ') + 1;
     assert_true(gpt2_strbuf_append_str(&window, p));
-    assert_true(gpt2_strbuf_printf(&window, " %.0f %.0f", tokens->u.array.items[0].u.number.value,
-                                   tokens->u.array.items[1].u.number.value));
+    assert_true(gpt2_strbuf_printf(&window, " %.0f %.0f", gpt2_json_number(gpt2_json_at(tokens, 0)),
+                                   gpt2_json_number(gpt2_json_at(tokens, 1))));
     ids_text(tokens, 2, &got);
     StrBuf want = {0};
     const char *const args[] = {"-m", env.tiny, "--ids", "-p",           window.data, "-n",
@@ -620,7 +620,7 @@ static void test_long_generation_in_bounded_memory(void **state) {
     gpt2(&r, NULL, "-m", env.tiny, "-p", "x", "-n", "700", "--ignore-eos", "--json", "--seed", "1", NULL);
     expect_ok(&r);
     Json j;
-    assert_int_equal(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")->u.array.count, 700);
+    assert_int_equal(gpt2_json_count(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")), 700);
     gpt2_json_free(&j.doc);
     test_run_free(&r);
 
@@ -655,17 +655,17 @@ static void test_output_text_json_echo_verbose(void **state) {
     Json j;
     const JsonValue *root = parse_json(&j, json.out.data, json.out.len);
     assert_int_equal(root->type, JSON_OBJECT);
-    assert_int_equal(root->u.object.count, 5);
+    assert_int_equal(gpt2_json_count(root), 5);
     const char *keys[] = {"prompt_tokens", "completion_tokens", "completion", "finish_reason", "timings"};
     for (size_t i = 0; i < 5; i++) get(root, keys[i]);
     const char *timing_keys[] = {"load_ms", "prompt_tokens", "prompt_ms", "gen_tokens", "gen_ms"};
     for (size_t i = 0; i < 5; i++) assert_int_equal(get(get(root, "timings"), timing_keys[i])->type, JSON_NUMBER);
-    assert_string_equal(get(root, "finish_reason")->u.string.bytes, "length");
-    assert_int_equal(get(get(root, "timings"), "gen_tokens")->u.number.value, 25);
+    assert_string_equal(gpt2_json_string(get(root, "finish_reason"), NULL), "length");
+    assert_int_equal(gpt2_json_number(get(get(root, "timings"), "gen_tokens")), 25);
     /* The streamed text is the completion (valid UTF-8 here, so equal). */
     const JsonValue *completion = get(root, "completion");
-    assert_int_equal(completion->u.string.len, text.out.len);
-    assert_memory_equal(completion->u.string.bytes, text.out.data, text.out.len);
+    assert_int_equal(completion->n, text.out.len);
+    assert_memory_equal(gpt2_json_string(completion, NULL), text.out.data, text.out.len);
     gpt2_json_free(&j.doc);
 
     /* --echo: the prompt, then the same continuation. */
@@ -737,7 +737,7 @@ static void test_batch_equals_single_runs(void **state) {
                 completion_ids(&want, args);
                 if (strcmp(got.data, want.data) != 0)
                     fail_msg("batch line %zu (batch size %s): %s, alone: %s", i + 1, sizes[s], got.data, want.data);
-                assert_string_equal(get(root, "prompt")->u.string.bytes, singles[i][1]);
+                assert_string_equal(gpt2_json_string(get(root, "prompt"), NULL), singles[i][1]);
                 gpt2_strbuf_free(&got), gpt2_strbuf_free(&want);
             }
             gpt2_json_free(&j.doc);
@@ -750,6 +750,36 @@ static void test_batch_equals_single_runs(void **state) {
     RunResult r;
     gpt2(&r, NULL, "-m", env.tiny, "--batch", "/no/such/batch.jsonl", NULL);
     expect_refusal(&r, 1, "/no/such/batch.jsonl");
+    test_run_free(&r);
+}
+
+/* A later duplicate key replaces an earlier one (json.h's rule), and a key
+ * with a NUL byte is refused rather than matched on its prefix. */
+static void test_batch_duplicate_and_nul_keys(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    const char *input = "{\"prompt\": \"first\", \"n\": 2, \"prompt\": \"Hello\", \"temp\": 0}\n"
+                        "{\"prompt\": \"x\", \"n\\u0000\": 3}\n"
+                        "{\"prompt\\u0000junk\": \"y\", \"prompt\": \"x\"}\n";
+    RunResult r;
+    RunSpec in = with_stdin(input);
+    gpt2(&r, &in, "-m", env.tiny, "--batch", "-", NULL);
+    expect_ok(&r);
+    assert_int_equal(count_lines(&r.out), 3);
+    const char *line = r.out.data;
+    for (size_t i = 0; i < 3; i++) {
+        const char *nl = strchr(line, '\n');
+        Json j;
+        const JsonValue *root = parse_json(&j, line, (size_t)(nl - line));
+        if (i == 0) {
+            assert_string_equal(gpt2_json_string(get(root, "prompt"), NULL), "Hello");
+            assert_int_equal(gpt2_json_count(get(root, "completion_tokens")), 2);
+        } else {
+            assert_non_null(strstr(gpt2_json_string(get(root, "error"), NULL), "NUL"));
+        }
+        gpt2_json_free(&j.doc);
+        line = nl + 1;
+    }
     test_run_free(&r);
 }
 
@@ -773,12 +803,12 @@ static void test_score_text_and_json(void **state) {
     Json j, k;
     const JsonValue *root = parse_json(&j, json.out.data, json.out.len);
     const JsonValue *lp = get(root, "logprobs");
-    assert_int_equal(lp->u.array.count, 7);
-    assert_int_equal(lp->u.array.items[0].type, JSON_NULL);
+    assert_int_equal(gpt2_json_count(lp), 7);
+    assert_int_equal(gpt2_json_at(lp, 0)->type, JSON_NULL);
     double sum = 0;
-    for (size_t i = 1; i < 7; i++) sum -= lp->u.array.items[i].u.number.value;
-    assert_true(fabs(get(root, "mean_nll")->u.number.value - sum / 6) < 1e-6);
-    assert_true(fabs(get(root, "perplexity")->u.number.value - exp(sum / 6)) < 1e-6 * exp(sum / 6));
+    for (size_t i = 1; i < 7; i++) sum -= gpt2_json_number(gpt2_json_at(lp, i));
+    assert_true(fabs(gpt2_json_number(get(root, "mean_nll")) - sum / 6) < 1e-6);
+    assert_true(fabs(gpt2_json_number(get(root, "perplexity")) - exp(sum / 6)) < 1e-6 * exp(sum / 6));
 
     /* The same text is expected.json's case text_7: every NLL within 1e-3,
      * the mean within 1e-4 (the reference README's tolerances). */
@@ -788,29 +818,29 @@ static void test_score_text_and_json(void **state) {
     test_read_file(ref_path, &ref_text);
     Json ref;
     const JsonValue *cases = get(parse_json(&ref, ref_text.data, ref_text.len), "cases"), *text_7 = NULL;
-    for (size_t i = 0; i < cases->u.array.count && !text_7; i++)
-        if (strcmp(get(&cases->u.array.items[i], "name")->u.string.bytes, "text_7") == 0)
-            text_7 = &cases->u.array.items[i];
+    for (size_t i = 0; i < gpt2_json_count(cases) && !text_7; i++)
+        if (strcmp(gpt2_json_string(get(gpt2_json_at(cases, i), "name"), NULL), "text_7") == 0)
+            text_7 = gpt2_json_at(cases, i);
     assert_non_null(text_7);
-    assert_string_equal(get(text_7, "text")->u.string.bytes, text);
+    assert_string_equal(gpt2_json_string(get(text_7, "text"), NULL), text);
     const JsonValue *nll = get(text_7, "nll");
-    assert_int_equal(nll->u.array.count, 6);
+    assert_int_equal(gpt2_json_count(nll), 6);
     for (size_t t = 0; t < 6; t++) {
-        double got = -lp->u.array.items[t + 1].u.number.value, want = nll->u.array.items[t].u.number.value;
+        double got = -gpt2_json_number(gpt2_json_at(lp, t + 1)), want = gpt2_json_number(gpt2_json_at(nll, t));
         if (!(fabs(got - want) <= 1e-3)) fail_msg("token %zu: NLL %.6f, reference %.6f", t + 1, got, want);
     }
-    assert_true(fabs(get(root, "mean_nll")->u.number.value - get(text_7, "mean_nll")->u.number.value) <= 1e-4);
+    assert_true(fabs(gpt2_json_number(get(root, "mean_nll")) - gpt2_json_number(get(text_7, "mean_nll"))) <= 1e-4);
     gpt2_json_free(&ref.doc);
     gpt2_strbuf_free(&ref_text);
 
     /* --prepend-eos scores the first token too, and conditioning on one
      * more token changes the others. */
     const JsonValue *lp2 = get(parse_json(&k, prepended.out.data, prepended.out.len), "logprobs");
-    assert_int_equal(lp2->u.array.count, 7);
+    assert_int_equal(gpt2_json_count(lp2), 7);
     size_t changed = 0;
     for (size_t i = 0; i < 7; i++) {
-        assert_int_equal(lp2->u.array.items[i].type, JSON_NUMBER);
-        changed += i > 0 && lp2->u.array.items[i].u.number.value != lp->u.array.items[i].u.number.value;
+        assert_int_equal(gpt2_json_at(lp2, i)->type, JSON_NUMBER);
+        changed += i > 0 && gpt2_json_number(gpt2_json_at(lp2, i)) != gpt2_json_number(gpt2_json_at(lp, i));
     }
     assert_true(changed > 0);
     gpt2_json_free(&j.doc), gpt2_json_free(&k.doc);
@@ -838,10 +868,10 @@ static void test_score_long_text_with_sliding_windows(void **state) {
     Json a, w;
     const JsonValue *lp = get(parse_json(&a, all.out.data, all.out.len), "logprobs");
     const JsonValue *lw = get(parse_json(&w, window.out.data, window.out.len), "logprobs");
-    assert_int_equal(lp->u.array.count, 300);
-    for (size_t i = 1; i < 300; i++) assert_int_equal(lp->u.array.items[i].type, JSON_NUMBER);
+    assert_int_equal(gpt2_json_count(lp), 300);
+    for (size_t i = 1; i < 300; i++) assert_int_equal(gpt2_json_at(lp, i)->type, JSON_NUMBER);
     for (size_t j = 160; j < 240; j++)
-        assert_true(lp->u.array.items[j].u.number.value == lw->u.array.items[j - 80].u.number.value);
+        assert_true(gpt2_json_number(gpt2_json_at(lp, j)) == gpt2_json_number(gpt2_json_at(lw, j - 80)));
     gpt2_json_free(&a.doc), gpt2_json_free(&w.doc);
     test_run_free(&all), test_run_free(&window);
     free(sub);
@@ -941,6 +971,7 @@ int main(void) {
         cmocka_unit_test(test_long_generation_in_bounded_memory),
         cmocka_unit_test(test_output_text_json_echo_verbose),
         cmocka_unit_test(test_batch_equals_single_runs),
+        cmocka_unit_test(test_batch_duplicate_and_nul_keys),
         cmocka_unit_test(test_score_text_and_json),
         cmocka_unit_test(test_score_long_text_with_sliding_windows),
         cmocka_unit_test(test_tokenize_detokenize_round_trip_any_bytes),

@@ -41,17 +41,36 @@ static const JsonValue *member(const JsonValue *obj, const char *key) {
     return v;
 }
 
+/* Item i of an array of numbers.  gpt2_json_at is a linear scan, so the
+ * last place in each of a few arrays is remembered: reading an array in
+ * order costs one step per item. */
 static double number_at(const JsonValue *array, size_t i) {
+    static struct {
+        const JsonValue *array, *item;
+        JsonIter it;
+        size_t i;
+    } seen[8];
+    static size_t next_slot;
     assert_int_equal(array->type, JSON_ARRAY);
-    assert_true(i < array->u.array.count);
-    const JsonValue *v = &array->u.array.items[i];
+    assert_true(i < gpt2_json_count(array));
+    size_t s = 0;
+    while (s < 8 && !(seen[s].array == array && seen[s].i <= i)) s++;
+    if (s == 8) {
+        s = next_slot++ % 8;
+        seen[s].array = array;
+        seen[s].it = gpt2_json_iter(array);
+        seen[s].item = gpt2_json_next(&seen[s].it, NULL);
+        seen[s].i = 0;
+    }
+    while (seen[s].i < i) seen[s].item = gpt2_json_next(&seen[s].it, NULL), seen[s].i++;
+    const JsonValue *v = seen[s].item;
     assert_int_equal(v->type, JSON_NUMBER);
-    return v->u.number.value;
+    return gpt2_json_number(v);
 }
 
 static int32_t *ids_of(const JsonValue *array, size_t *n) {
     assert_int_equal(array->type, JSON_ARRAY);
-    *n = array->u.array.count;
+    *n = gpt2_json_count(array);
     int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
     assert_non_null(ids);
     for (size_t i = 0; i < *n; i++) ids[i] = (int32_t)number_at(array, i);
@@ -134,7 +153,7 @@ static double row_logsumexp(const float *row, size_t n_vocab, size_t best) {
 /* Checks one case with k's tolerances; returns its logits (the caller
  * frees them) so that runs can be compared with each other. */
 static float *check_case(Gpt2 *g, const JsonValue *c, Checks *k) {
-    const char *name = member(c, "name")->u.string.bytes;
+    const char *name = gpt2_json_string(member(c, "name"), NULL);
     const Gpt2Info info = gpt2_info(g);
     size_t n;
     int32_t *ids = ids_of(member(c, "ids"), &n);
@@ -169,7 +188,7 @@ static float *check_case(Gpt2 *g, const JsonValue *c, Checks *k) {
         }
     }
     const JsonValue *final = member(c, "final_logits");
-    assert_int_equal(final->u.array.count, info.n_vocab);
+    assert_int_equal(gpt2_json_count(final), info.n_vocab);
     for (size_t v = 0; v < info.n_vocab; v++) {
         double d = fabs(logits[(n - 1) * info.n_vocab + v] - number_at(final, v));
         if (d > k->worst_logit) k->worst_logit = d;
@@ -178,7 +197,7 @@ static float *check_case(Gpt2 *g, const JsonValue *c, Checks *k) {
                      number_at(final, v));
     }
     if (n > 1) {
-        double want = member(c, "mean_nll")->u.number.value, mine = nll_sum / (double)(n - 1);
+        double want = gpt2_json_number(member(c, "mean_nll")), mine = nll_sum / (double)(n - 1);
         if (fabs(mine - want) > k->worst_mean_nll) k->worst_mean_nll = fabs(mine - want);
         if (fabs(mine - want) > k->mean_nll_tol) fail_msg("%s: mean nll %.7f, want %.7f", name, mine, want);
     }
@@ -211,28 +230,28 @@ static float *check_case(Gpt2 *g, const JsonValue *c, Checks *k) {
  * the same bits. */
 static void check_all_cases(const Fixture *f, const char *kernels, int threads, Checks *k, float ***first) {
     Gpt2 *g = open_model(f->model, kernels, threads);
-    const JsonValue *cases = member(&f->expected.root, "cases");
-    const size_t n_cases = cases->u.array.count, n_vocab = gpt2_info(g).n_vocab;
+    const JsonValue *cases = member(f->expected.root, "cases");
+    const size_t n_cases = gpt2_json_count(cases), n_vocab = gpt2_info(g).n_vocab;
     bool keep = *first == NULL;
     if (keep) *first = calloc(n_cases, sizeof **first);
     for (size_t i = 0; i < n_cases; i++) {
-        const JsonValue *c = &cases->u.array.items[i];
+        const JsonValue *c = gpt2_json_at(cases, i);
         float *logits = check_case(g, c, k);
-        size_t n = member(c, "ids")->u.array.count;
+        size_t n = gpt2_json_count(member(c, "ids"));
         if (keep) {
             (*first)[i] = logits;
             continue;
         }
         if (memcmp((*first)[i], logits, n * n_vocab * sizeof *logits) != 0)
             fail_msg("%s: the logits with %s kernels on %d threads differ from the first run's",
-                     member(c, "name")->u.string.bytes, kernels, threads);
+                     gpt2_json_string(member(c, "name"), NULL), kernels, threads);
         free(logits);
     }
     gpt2_close(g);
 }
 
 static void free_first(float **first, const Fixture *f) {
-    for (size_t i = 0; first && i < member(&f->expected.root, "cases")->u.array.count; i++) free(first[i]);
+    for (size_t i = 0; first && i < gpt2_json_count(member(f->expected.root, "cases")); i++) free(first[i]);
     free(first);
 }
 
@@ -297,12 +316,12 @@ static void check_quality(const char *shared, const QualityBar *bar) {
     Gpt2 *g = open_model(f->model, NULL, 2);
     assert_string_equal(gpt2_info(g).dtype, bar->dtype);
     const size_t n_vocab = gpt2_info(g).n_vocab;
-    const JsonValue *cases = member(&f->expected.root, "cases");
+    const JsonValue *cases = member(f->expected.root, "cases");
     size_t positions = 0, equal = 0;
     double worst = 0;
-    for (size_t i = 0; i < cases->u.array.count; i++) {
-        const JsonValue *c = &cases->u.array.items[i];
-        const char *name = member(c, "name")->u.string.bytes;
+    for (size_t i = 0; i < gpt2_json_count(cases); i++) {
+        const JsonValue *c = gpt2_json_at(cases, i);
+        const char *name = gpt2_json_string(member(c, "name"), NULL);
         size_t n;
         int32_t *ids = ids_of(member(c, "ids"), &n);
         float *logits = case_logits(g, name, ids, n);
@@ -315,7 +334,7 @@ static void check_quality(const char *shared, const QualityBar *bar) {
             if (t + 1 < n) nll += row_logsumexp(row, n_vocab, best) - row[ids[t + 1]];
         }
         if (n > 1) {
-            double d = fabs(nll / (double)(n - 1) - member(c, "mean_nll")->u.number.value);
+            double d = fabs(nll / (double)(n - 1) - gpt2_json_number(member(c, "mean_nll")));
             if (d > worst) worst = d;
         }
         free(logits);
@@ -392,18 +411,18 @@ static void test_reduced_precision_same_bits(void **state) {
         Model m;
         char err[256];
         if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
-        const JsonValue *cases = member(&f->expected.root, "cases");
+        const JsonValue *cases = member(f->expected.root, "cases");
         uint64_t *first[8] = {0};
-        assert_true(cases->u.array.count <= 8);
+        assert_true(gpt2_json_count(cases) <= 8);
         size_t compared = 0;
         for (size_t k = 0; k < nk; k++) {
             for (int threads = 1; threads <= 3; threads++) {
                 Transformer t;
                 if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(kernels[k]), 1, 128, threads, err, sizeof err))
                     fail_msg("%s", err);
-                for (size_t i = 0; i < cases->u.array.count; i++) {
+                for (size_t i = 0; i < gpt2_json_count(cases); i++) {
                     size_t n;
-                    int32_t *ids = ids_of(member(&cases->u.array.items[i], "ids"), &n);
+                    int32_t *ids = ids_of(member(gpt2_json_at(cases, i), "ids"), &n);
                     if (n > 64) { /* the shorter cases hold every tile shape; the time goes elsewhere */
                         free(ids);
                         continue;
@@ -417,7 +436,7 @@ static void test_reduced_precision_same_bits(void **state) {
                         for (size_t p = 0; p < n; p++)
                             if (hashes[p] != first[i][p])
                                 fail_msg("%s, %s: position %zu differs with %s kernels on %d threads", dtypes[d],
-                                         member(&cases->u.array.items[i], "name")->u.string.bytes, p, kernels[k],
+                                         gpt2_json_string(member(gpt2_json_at(cases, i), "name"), NULL), p, kernels[k],
                                          threads);
                         compared += n;
                         free(hashes);

@@ -148,21 +148,23 @@ static void read_case(const char *line, size_t len, size_t lineno, Case *c) {
     JsonDoc doc;
     char err[256];
     if (!gpt2_json_parse(&doc, line, len, err, sizeof err)) fail_msg("line %zu: %s", lineno, err);
-    const JsonValue *text = gpt2_json_get(&doc.root, "text");
-    const JsonValue *ids = gpt2_json_get(&doc.root, "ids");
+    const JsonValue *text = gpt2_json_get(doc.root, "text");
+    const JsonValue *ids = gpt2_json_get(doc.root, "ids");
     if (!text || text->type != JSON_STRING || !ids || ids->type != JSON_ARRAY) {
         fail_msg("line %zu: expected {\"text\": string, \"ids\": array}", lineno);
     }
-    c->len = text->u.string.len;
+    c->len = text->n;
     c->text = malloc(c->len + 1);
-    c->n_ids = ids->u.array.count;
+    c->n_ids = gpt2_json_count(ids);
     c->ids = malloc((c->n_ids ? c->n_ids : 1) * sizeof *c->ids);
     assert_non_null(c->text);
     assert_non_null(c->ids);
-    memcpy(c->text, text->u.string.bytes, c->len + 1);
+    memcpy(c->text, gpt2_json_string(text, NULL), c->len + 1);
+    JsonIter it = gpt2_json_iter(ids);
     for (size_t i = 0; i < c->n_ids; i++) {
         int64_t v;
-        if (!gpt2_json_as_int(&ids->u.array.items[i], 0, INT32_MAX, &v)) fail_msg("line %zu: bad id #%zu", lineno, i);
+        if (!gpt2_json_as_int(gpt2_json_next(&it, NULL), 0, INT32_MAX, &v))
+            fail_msg("line %zu: bad id #%zu", lineno, i);
         c->ids[i] = (int32_t)v;
     }
     gpt2_json_free(&doc);

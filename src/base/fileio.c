@@ -9,8 +9,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static bool too_big(const char *what, size_t max, char *err, size_t errsz) {
+    if (max >= (1u << 20)) snprintf(err, errsz, "%s: more than %zu MiB, the limit for this file", what, max >> 20);
+    else snprintf(err, errsz, "%s: more than %zu KiB, the limit for this file", what, max >> 10);
+    return false;
+}
+
 bool gpt2_fileio_read_stream(FILE *f, const char *what, StrBuf *out, char *err, size_t errsz) {
+    return gpt2_fileio_read_stream_max(f, what, SIZE_MAX, out, err, errsz);
+}
+
+bool gpt2_fileio_read_stream_max(FILE *f, const char *what, size_t max, StrBuf *out, char *err, size_t errsz) {
+    const size_t start = out->len;
     for (;;) {
+        if (out->len - start > max) return too_big(what, max, err, errsz);
         if (!gpt2_strbuf_reserve(out, 1 << 16)) {
             snprintf(err, errsz, "%s: out of memory", what);
             return false;
@@ -28,12 +40,21 @@ bool gpt2_fileio_read_stream(FILE *f, const char *what, StrBuf *out, char *err, 
 }
 
 bool gpt2_fileio_read_file(const char *path, StrBuf *out, char *err, size_t errsz) {
+    return gpt2_fileio_read_file_max(path, SIZE_MAX, out, err, errsz);
+}
+
+bool gpt2_fileio_read_file_max(const char *path, size_t max, StrBuf *out, char *err, size_t errsz) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errsz, "%s: %s", path, strerror(errno));
         return false;
     }
-    bool ok = gpt2_fileio_read_stream(f, path, out, err, errsz);
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max) {
+        fclose(f);
+        return too_big(path, max, err, errsz);
+    }
+    bool ok = gpt2_fileio_read_stream_max(f, path, max, out, err, errsz);
     fclose(f);
     return ok;
 }

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "strbuf.h"
@@ -19,6 +20,11 @@ bool gpt2_fileio_read_file(const char *path, StrBuf *out, char *err, size_t errs
 
 /* Appends everything left in f to out; what names f in the error message. */
 bool gpt2_fileio_read_stream(FILE *f, const char *what, StrBuf *out, char *err, size_t errsz);
+
+/* The same, refusing ("PATH: more than N MiB, the limit for this file") a
+ * file or stream of more than max bytes, a regular file before reading it. */
+bool gpt2_fileio_read_file_max(const char *path, size_t max, StrBuf *out, char *err, size_t errsz);
+bool gpt2_fileio_read_stream_max(FILE *f, const char *what, size_t max, StrBuf *out, char *err, size_t errsz);
 
 /* Maps the regular file at path read-only: *bytes, *n.  An empty file gives
  * n 0 and bytes pointing at "" (mmap refuses a length of 0).  A directory,

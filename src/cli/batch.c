@@ -62,18 +62,21 @@ static void set_error(Line *line, const char *fmt, ...) {
 /* "stop": a string or an array of strings, none empty.  The strings live
  * in doc, which outlives the generation. */
 static bool read_stops(Line *line, const JsonValue *v, Gpt2Params *p) {
-    const JsonValue *items = v->type == JSON_ARRAY ? v->u.array.items : v;
-    size_t n = v->type == JSON_ARRAY ? v->u.array.count : 1;
+    size_t n = v->type == JSON_ARRAY ? gpt2_json_count(v) : 1;
     if (n > CLI_MAX_STOPS) {
         set_error(line, "at most %d stop strings", CLI_MAX_STOPS);
         return false;
     }
+    JsonIter it = gpt2_json_iter(v);
     for (size_t i = 0; i < n; i++) {
-        if (items[i].type != JSON_STRING || items[i].u.string.len == 0) {
+        const JsonValue *item = v->type == JSON_ARRAY ? gpt2_json_next(&it, NULL) : v;
+        size_t len;
+        const char *bytes = gpt2_json_string(item, &len);
+        if (!bytes || len == 0) {
             set_error(line, "\"stop\" must be a non-empty string or an array of them");
             return false;
         }
-        line->stops[i] = (Gpt2Bytes){items[i].u.string.bytes, items[i].u.string.len};
+        line->stops[i] = (Gpt2Bytes){bytes, len};
     }
     p->stops = line->stops;
     p->n_stops = n;
@@ -81,19 +84,26 @@ static bool read_stops(Line *line, const JsonValue *v, Gpt2Params *p) {
 }
 
 /* One member of a request object; false (with the line's error set) when
- * it is unknown or its value is not acceptable. */
-static bool read_member(Line *line, const JsonMember *m, Gpt2Params *p) {
-    const JsonValue *v = &m->value;
-    if (strcmp(m->key, "prompt") == 0) {
+ * it is unknown or its value is not acceptable.  Members are read in order,
+ * so a later duplicate key replaces an earlier one. */
+static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2Params *p) {
+    size_t key_len;
+    const char *key = gpt2_json_string(k, &key_len);
+    if (strlen(key) != key_len) {
+        set_error(line, "a key contains a NUL character");
+        return false;
+    }
+    if (strcmp(key, "prompt") == 0) {
         if (v->type != JSON_STRING) {
             set_error(line, "\"prompt\" must be a string");
             return false;
         }
-        return gpt2_strbuf_append(&line->prompt, v->u.string.bytes, v->u.string.len) ||
+        gpt2_strbuf_clear(&line->prompt);
+        return gpt2_strbuf_append(&line->prompt, gpt2_json_string(v, NULL), v->n) ||
                (set_error(line, "out of memory"), false);
     }
-    if (strcmp(m->key, "stop") == 0) return read_stops(line, v, p);
-    if (strcmp(m->key, "ignore_eos") == 0) {
+    if (strcmp(key, "stop") == 0) return read_stops(line, v, p);
+    if (strcmp(key, "ignore_eos") == 0) {
         if (v->type != JSON_TRUE && v->type != JSON_FALSE) {
             set_error(line, "\"ignore_eos\" must be true or false");
             return false;
@@ -101,29 +111,29 @@ static bool read_member(Line *line, const JsonMember *m, Gpt2Params *p) {
         p->ignore_eos = v->type == JSON_TRUE;
         return true;
     }
-    if (strcmp(m->key, "seed") == 0) {
-        if (v->type != JSON_NUMBER || !gpt2_parse_u64(v->u.number.text, &p->sampling.seed)) {
+    if (strcmp(key, "seed") == 0) {
+        if (!gpt2_json_as_u64(v, &p->sampling.seed)) {
             set_error(line, "\"seed\" must be a whole number from 0 to 18446744073709551615");
             return false;
         }
         return true;
     }
-    const NumberRule *r = cli_number_rule(m->key);
+    const NumberRule *r = cli_number_rule(key);
     if (!r) {
         set_error(line,
                   "unknown key \"%.40s\" (known: prompt, n, temp, top_k, top_p, seed, stop, ignore_eos, "
                   "repeat_penalty, repeat_last_n)",
-                  m->key);
+                  key);
         return false;
     }
     int64_t whole;
     bool ok = v->type == JSON_NUMBER && (!r->integer || gpt2_json_as_int(v, INT64_MIN, INT64_MAX, &whole)) &&
-              cli_number_fits(r, v->u.number.value);
+              cli_number_fits(r, gpt2_json_number(v));
     if (!ok) {
         set_error(line, "\"%s\" must be %s", r->key, r->what);
         return false;
     }
-    cli_apply_number(r, v->u.number.value, p);
+    cli_apply_number(r, gpt2_json_number(v), p);
     return true;
 }
 
@@ -136,11 +146,15 @@ static bool read_request(Line *line, const char *text, size_t len, Gpt2Params *p
         set_error(line, "empty line (expected a JSON object like {\"prompt\": \"...\"})");
         return false;
     }
+    if (len > JSON_MAX_BATCH_LINE) {
+        set_error(line, "the line has %zu bytes, more than the limit of %u MiB", len, JSON_MAX_BATCH_LINE >> 20);
+        return false;
+    }
     if (!gpt2_json_parse(doc, text, len, why, sizeof why)) {
         set_error(line, "not valid JSON: %s", why);
         return false;
     }
-    const JsonValue *root = &doc->root;
+    const JsonValue *root = doc->root;
     if (root->type != JSON_OBJECT) {
         set_error(line, "expected a JSON object like {\"prompt\": \"...\"}");
         return false;
@@ -149,8 +163,10 @@ static bool read_request(Line *line, const char *text, size_t len, Gpt2Params *p
         set_error(line, "no \"prompt\"");
         return false;
     }
-    for (size_t i = 0; i < root->u.object.count; i++)
-        if (!read_member(line, &root->u.object.members[i], p)) return false;
+    JsonIter it = gpt2_json_iter(root);
+    const JsonValue *k, *v;
+    while ((v = gpt2_json_next(&it, &k)))
+        if (!read_member(line, k, v, p)) return false;
     return true;
 }
 

@@ -45,7 +45,7 @@ static bool config_supported(const JsonValue *root, const char *path, uint32_t n
     if (act && !gpt2_json_string_is(act, "gelu_new")) {
         char shown[UTF8_SHOWN];
         snprintf(err, errsz, "%s: activation_function \"%s\" is not supported; GPT-2 uses \"gelu_new\"", path,
-                 act->type == JSON_STRING ? gpt2_utf8_shown(act->u.string.bytes, act->u.string.len, shown, sizeof shown)
+                 act->type == JSON_STRING ? gpt2_utf8_shown(gpt2_json_string(act, NULL), act->n, shown, sizeof shown)
                                           : "(not a string)");
         return false;
     }
@@ -88,7 +88,7 @@ static bool config_eps(const JsonValue *root, const char *path, float *out, char
     *out = (float)HF_DEFAULT_LN_EPS;
     if (!eps) return true;
     /* Checked after narrowing: 1e-60 is positive as a double, 0 as a float. */
-    float f = eps->type == JSON_NUMBER ? (float)eps->u.number.value : 0.0f;
+    float f = eps->type == JSON_NUMBER ? (float)gpt2_json_number(eps) : 0.0f;
     if (!(f > 0 && f < 1)) {
         snprintf(err, errsz, "%s: layer_norm_epsilon must be a number in (0, 1)", path);
         return false;
@@ -129,7 +129,7 @@ bool gpt2_hf_config_read(const char *path, ModelConfig *c, char *err, size_t err
     StrBuf text = {0};
     JsonDoc doc;
     char why[256];
-    if (!gpt2_fileio_read_file(path, &text, err, errsz)) return false;
+    if (!gpt2_fileio_read_file_max(path, JSON_MAX_CONFIG, &text, err, errsz)) return false;
     bool ok = gpt2_json_parse(&doc, text.data, text.len, why, sizeof why);
     gpt2_strbuf_free(&text);
     if (!ok) {
@@ -137,7 +137,7 @@ bool gpt2_hf_config_read(const char *path, ModelConfig *c, char *err, size_t err
         return false;
     }
     ModelConfig parsed = *c;
-    ok = config_from_json(&doc.root, path, &parsed, err, errsz);
+    ok = config_from_json(doc.root, path, &parsed, err, errsz);
     gpt2_json_free(&doc);
     if (ok) *c = parsed;
     return ok;

@@ -80,41 +80,42 @@ static uint32_t index_find(const TokenIndex *ix, const uint8_t *b, size_t n) { r
 /* Lays the tokens of the object root out by id into v. */
 static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, char *err, size_t errsz) {
     char tok[48];
-    size_t n = root->u.object.count;
-    const JsonMember *mem = root->u.object.members;
+    size_t n = gpt2_json_count(root);
     if (n == 0 || n > INT32_MAX) {
         snprintf(err, errsz, "%s: %zu tokens; expected 1 to %d", name, n, INT32_MAX);
         return false;
     }
-    size_t *member_of = malloc(n * sizeof *member_of); /* [n] by id */
-    bool ok = member_of != NULL;
+    const JsonValue **key_of = calloc(n, sizeof *key_of); /* [n] by id: the key node */
+    bool ok = key_of != NULL;
     if (!ok) snprintf(err, errsz, "%s: out of memory", name);
-    for (size_t i = 0; ok && i < n; i++) member_of[i] = SIZE_MAX;
     size_t total = 0; /* bytes of the keys: at least those they stand for */
-    for (size_t m = 0; ok && m < n; m++) {
-        const JsonMember *e = &mem[m];
+    JsonIter it = gpt2_json_iter(root);
+    const JsonValue *key, *value;
+    while (ok && (value = gpt2_json_next(&it, &key))) {
+        size_t key_len;
+        const char *key_bytes = gpt2_json_string(key, &key_len);
         int64_t id;
-        if (e->key_len == 0) {
+        if (key_len == 0) {
             snprintf(err, errsz, "%s: the empty string is not a token", name);
             ok = false;
-        } else if (!gpt2_json_as_int(&e->value, 0, INT64_MAX, &id)) {
+        } else if (!gpt2_json_as_int(value, 0, INT64_MAX, &id)) {
             snprintf(err, errsz, "%s: token \"%s\": the id is not a non-negative integer", name,
-                     gpt2_utf8_shown(e->key, e->key_len, tok, sizeof tok));
+                     gpt2_utf8_shown(key_bytes, key_len, tok, sizeof tok));
             ok = false;
         } else if ((uint64_t)id >= n) {
             snprintf(err, errsz, "%s: token \"%s\" has id %lld; with %zu tokens the ids must be 0..%zu", name,
-                     gpt2_utf8_shown(e->key, e->key_len, tok, sizeof tok), (long long)id, n, n - 1);
+                     gpt2_utf8_shown(key_bytes, key_len, tok, sizeof tok), (long long)id, n, n - 1);
             ok = false;
-        } else if (member_of[id] != SIZE_MAX) {
+        } else if (key_of[id]) {
             char other[48];
-            const JsonMember *o = &mem[member_of[id]];
+            const JsonValue *o = key_of[id];
             snprintf(err, errsz, "%s: id %lld is given to both \"%s\" and \"%s\"", name, (long long)id,
-                     gpt2_utf8_shown(o->key, o->key_len, other, sizeof other),
-                     gpt2_utf8_shown(e->key, e->key_len, tok, sizeof tok));
+                     gpt2_utf8_shown(gpt2_json_string(o, NULL), o->n, other, sizeof other),
+                     gpt2_utf8_shown(key_bytes, key_len, tok, sizeof tok));
             ok = false;
         } else {
-            member_of[id] = m;
-            total += e->key_len;
+            key_of[id] = key;
+            total += key_len;
         }
     }
     if (ok && total > UINT32_MAX) {
@@ -131,13 +132,14 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
     }
     uint32_t at = 0;
     for (size_t id = 0; ok && id < n; id++) {
-        const JsonMember *e = &mem[member_of[id]];
+        size_t key_len;
+        const char *key_bytes = gpt2_json_string(key_of[id], &key_len);
         uint32_t bad = 0;
         v->offsets[id] = at;
-        size_t len = decode_token(e->key, e->key_len, v->bytes + at, &bad);
+        size_t len = decode_token(key_bytes, key_len, v->bytes + at, &bad);
         if (len == 0) {
             snprintf(err, errsz, "%s: token \"%s\": character U+%04X is not in GPT-2's byte map", name,
-                     gpt2_utf8_shown(e->key, e->key_len, tok, sizeof tok), (unsigned)bad);
+                     gpt2_utf8_shown(key_bytes, key_len, tok, sizeof tok), (unsigned)bad);
             ok = false;
         }
         at += (uint32_t)len;
@@ -146,7 +148,7 @@ static bool read_tokens(HfVocab *v, const JsonValue *root, const char *name, cha
         v->offsets[n] = at;
         v->data.n_vocab = (uint32_t)n;
     }
-    free(member_of);
+    free(key_of);
     return ok;
 }
 
@@ -158,9 +160,9 @@ static bool read_vocab(HfVocab *v, TokenIndex *ix, const char *text, size_t len,
         snprintf(err, errsz, "%s: %s", name, jerr);
         return false;
     }
-    bool ok = doc.root.type == JSON_OBJECT;
+    bool ok = doc.root->type == JSON_OBJECT;
     if (!ok) snprintf(err, errsz, "%s: expected a JSON object of token strings to ids", name);
-    ok = ok && read_tokens(v, &doc.root, name, err, errsz);
+    ok = ok && read_tokens(v, doc.root, name, err, errsz);
     gpt2_json_free(&doc);
     if (!ok) return false;
 
@@ -348,8 +350,8 @@ bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len,
 bool gpt2_hf_vocab_load(HfVocab *out, const char *vocab_json_path, const char *merges_path, char *err, size_t errsz) {
     memset(out, 0, sizeof *out);
     StrBuf vocab = {0}, merges = {0};
-    bool ok = gpt2_fileio_read_file(vocab_json_path, &vocab, err, errsz) &&
-              gpt2_fileio_read_file(merges_path, &merges, err, errsz) &&
+    bool ok = gpt2_fileio_read_file_max(vocab_json_path, JSON_MAX_VOCAB, &vocab, err, errsz) &&
+              gpt2_fileio_read_file_max(merges_path, JSON_MAX_VOCAB, &merges, err, errsz) &&
               gpt2_hf_vocab_parse(out, vocab.data, vocab.len, vocab_json_path, merges.data, merges.len, merges_path,
                                   err, errsz);
     gpt2_strbuf_free(&vocab);

@@ -37,15 +37,16 @@ static int name_cmp(const void *a, const void *b) {
 }
 
 /* Fills t from one header entry; data_len is the size of the data part. */
-static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Range *range, char *err, size_t errsz) {
-    const JsonValue *v = &m->value;
+static bool read_entry(const JsonValue *key, const JsonValue *v, StTensor *t, uint64_t data_len, Range *range,
+                       char *err, size_t errsz) {
     char name[UTF8_SHOWN];
-    gpt2_utf8_shown(m->key, m->key_len, name, sizeof name);
+    size_t key_len;
+    t->name = gpt2_json_string(key, &key_len);
+    gpt2_utf8_shown(t->name, key_len, name, sizeof name);
     const JsonValue *dtype = gpt2_json_get(v, "dtype"), *shape = gpt2_json_get(v, "shape"),
                     *offs = gpt2_json_get(v, "data_offsets");
-    t->name = m->key;
     if (v->type != JSON_OBJECT || !dtype || dtype->type != JSON_STRING || !shape || shape->type != JSON_ARRAY ||
-        !offs || offs->type != JSON_ARRAY || offs->u.array.count != 2) {
+        !offs || offs->type != JSON_ARRAY || gpt2_json_count(offs) != 2) {
         snprintf(err, errsz, "tensor \"%s\": needs dtype, shape and two data_offsets", name);
         return false;
     }
@@ -60,21 +61,22 @@ static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Rang
     if (!size) {
         char shown[24];
         snprintf(err, errsz, "tensor \"%s\": unknown dtype \"%s\"", name,
-                 gpt2_utf8_shown(dtype->u.string.bytes, dtype->u.string.len, shown, sizeof shown));
+                 gpt2_utf8_shown(gpt2_json_string(dtype, NULL), dtype->n, shown, sizeof shown));
         return false;
     }
-    if (shape->u.array.count > ST_MAX_DIMS) {
+    if (gpt2_json_count(shape) > ST_MAX_DIMS) {
         snprintf(err, errsz, "tensor \"%s\": more than %d dimensions", name, ST_MAX_DIMS);
         return false;
     }
-    t->n_dims = (int)shape->u.array.count;
+    t->n_dims = (int)gpt2_json_count(shape);
+    JsonIter dims = gpt2_json_iter(shape);
     /* The element count, saturated at UINT64_MAX (which then matches no
      * byte range); a zero dimension makes it 0 whatever the others are. */
     uint64_t n = 1;
     bool zero = false;
     for (int i = 0; i < t->n_dims; i++) {
         int64_t d;
-        if (!gpt2_json_as_int(&shape->u.array.items[i], 0, INT64_MAX, &d)) {
+        if (!gpt2_json_as_int(gpt2_json_next(&dims, NULL), 0, INT64_MAX, &d)) {
             snprintf(err, errsz, "tensor \"%s\": a dimension of its shape is not a non-negative integer", name);
             return false;
         }
@@ -84,8 +86,8 @@ static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Rang
     }
     if (zero) n = 0;
     int64_t begin, end;
-    if (!gpt2_json_as_int(&offs->u.array.items[0], 0, INT64_MAX, &begin) ||
-        !gpt2_json_as_int(&offs->u.array.items[1], 0, INT64_MAX, &end) || begin > end) {
+    if (!gpt2_json_as_int(gpt2_json_at(offs, 0), 0, INT64_MAX, &begin) ||
+        !gpt2_json_as_int(gpt2_json_at(offs, 1), 0, INT64_MAX, &end) || begin > end) {
         snprintf(err, errsz, "tensor \"%s\": data_offsets must be two integers, begin <= end", name);
         return false;
     }
@@ -110,7 +112,9 @@ static bool read_entry(const JsonMember *m, StTensor *t, uint64_t data_len, Rang
 /* The format allows only "__metadata__": an object of string values. */
 static bool check_metadata(const JsonValue *v, char *err, size_t errsz) {
     bool ok = v->type == JSON_OBJECT;
-    for (size_t i = 0; ok && i < v->u.object.count; i++) ok = v->u.object.members[i].value.type == JSON_STRING;
+    JsonIter it = gpt2_json_iter(v);
+    const JsonValue *m;
+    while (ok && (m = gpt2_json_next(&it, NULL))) ok = m->type == JSON_STRING;
     if (!ok) snprintf(err, errsz, "damaged safetensors header: __metadata__ is not an object of strings");
     return ok;
 }
@@ -162,12 +166,17 @@ bool gpt2_safetensors_parse(SafeTensors *st, const uint8_t *b, size_t n, char *e
                  (unsigned long long)hlen, ST_MAX_HEADER);
         return false;
     }
+    if (hlen > JSON_MAX_SAFETENSORS_HEADER) {
+        snprintf(err, errsz, "the safetensors header has %llu bytes, more than this reader's limit of %u MiB",
+                 (unsigned long long)hlen, JSON_MAX_SAFETENSORS_HEADER >> 20);
+        return false;
+    }
     char why[200];
     if (!gpt2_json_parse(&st->header, (const char *)b + 8, (size_t)hlen, why, sizeof why)) {
         snprintf(err, errsz, "damaged safetensors header: %s", why);
         return false;
     }
-    const JsonValue *root = &st->header.root;
+    const JsonValue *root = st->header.root;
     Range *ranges = NULL;
     if (root->type != JSON_OBJECT) {
         snprintf(err, errsz, "damaged safetensors header: not a JSON object");
@@ -177,26 +186,29 @@ bool gpt2_safetensors_parse(SafeTensors *st, const uint8_t *b, size_t n, char *e
     const uint64_t data_len = n - 8 - hlen;
     /* At most one entry per member, and the members exist: the allocation
      * is bounded by the header's real size. */
-    size_t count = root->u.object.count;
+    size_t count = gpt2_json_count(root);
     st->tensors = calloc(count ? count : 1, sizeof *st->tensors);
     ranges = calloc(count ? count : 1, sizeof *ranges);
     if (!st->tensors || !ranges) {
         snprintf(err, errsz, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < count; i++) {
-        const JsonMember *m = &root->u.object.members[i];
-        if (strlen(m->key) != m->key_len) {
+    JsonIter it = gpt2_json_iter(root);
+    const JsonValue *key, *value;
+    while ((value = gpt2_json_next(&it, &key))) {
+        size_t key_len;
+        const char *name = gpt2_json_string(key, &key_len);
+        if (strlen(name) != key_len) {
             snprintf(err, errsz, "damaged safetensors header: a tensor name contains NUL");
             goto fail;
         }
-        if (strcmp(m->key, "__metadata__") == 0) {
-            if (!check_metadata(&m->value, err, errsz)) goto fail;
+        if (strcmp(name, "__metadata__") == 0) {
+            if (!check_metadata(value, err, errsz)) goto fail;
             continue;
         }
         StTensor *t = &st->tensors[st->n_tensors++];
         Range r;
-        if (!read_entry(m, t, data_len, &r, err, errsz)) goto fail;
+        if (!read_entry(key, value, t, data_len, &r, err, errsz)) goto fail;
         t->data = data + r.begin;
     }
     /* Sorting by name (the order of the header does not matter to anyone)
