@@ -1,0 +1,108 @@
+/* report.c - the tables gpt2-bench prints at the end (bench.h). */
+#include "bench.h"
+
+/* ---- the report ------------------------------------------------------------- */
+
+const ModelResult *bench_find_dtype(const ModelResult *m, int n, DType t) {
+    for (int i = 0; i < n; i++)
+        if (m[i].dtype == t) return &m[i];
+    return NULL;
+}
+
+/* One line of the acceptance table.  `spread` is free text (the range
+ * over the rounds); a NULL target_text marks a line shown for information. */
+static void criterion(const char *what, const char *measured, const char *spread, const char *target_text, bool ok) {
+    printf("| %-72s | %10s | %-13s | %-10s | %-4s |\n", what, measured, spread, target_text ? target_text : "",
+           !target_text ? "info"
+           : ok         ? "PASS"
+                        : "FAIL");
+}
+
+static void paired_line(const char *what, const Paired *p, double target, const char *target_text) {
+    char measured[32], spread[48];
+    snprintf(measured, sizeof measured, "%.1f %%", 100 * p->median);
+    snprintf(spread, sizeof spread, "%.1f..%.1f %%", 100 * p->lo, 100 * p->hi);
+    criterion(what, measured, spread, target_text, 100 * p->median >= target);
+}
+
+void bench_print_acceptance(const Options *o, const PairedSet *ps, const ModelResult *m, int n_models,
+                            const BatchResult *br, int n_br) {
+    printf("## acceptance (%d threads; a ratio is the median of %d rounds, each against the limit measured\n"
+           "## just before and after it, the higher of the two; the rounds' range beside it)\n\n",
+           o->max_threads, o->reps);
+    printf("| %-72s | %10s | %-13s | %-10s | %-4s |\n", "criterion", "measured", "rounds", "target", "ok");
+    printf("| %.72s | %.9s: | %.13s | %.10s | %.4s |\n", DASHES, DASHES, DASHES, DASHES, DASHES);
+    char what[160], measured[32];
+    if (ps->decode_f32.ran) {
+        const Paired *p = &ps->decode_f32;
+        snprintf(what, sizeof what, "decode f32 tg%d: %.1f tok/s x %.1f MB = %.2f of %.2f GB/s read", o->n_gen, p->tps,
+                 (double)ps->f32_bytes / 1e6, p->tps * (double)ps->f32_bytes / 1e9, p->limit / 1e9);
+        paired_line(what, p, 90, ">= 90 %");
+    }
+    if (ps->decode_q8.ran) {
+        const Paired *p = &ps->decode_q8;
+        snprintf(what, sizeof what, "decode q8_0 tg%d: %.1f tok/s of the bound %.2f GB/s / %.1f MB = %.1f", o->n_gen,
+                 p->tps, p->limit / 1e9, (double)ps->q8_bytes / 1e6, p->limit / (double)ps->q8_bytes);
+        paired_line(what, p, 80, ">= 80 %");
+    }
+    if (ps->prefill_f32.ran) {
+        const Paired *p = &ps->prefill_f32;
+        snprintf(what, sizeof what, "prefill f32 pp%d: %.0f tok/s x %.1f MFLOP = %.1f of %.1f GFLOP/s FMA", o->n_prompt,
+                 p->tps, p->median * p->limit / p->tps / 1e6, p->median * p->limit / 1e9, p->limit / 1e9);
+        paired_line(what, p, 55, ">= 55 %");
+    }
+    for (int i = 0; i < n_br; i++) {
+        if (!br[i].ran) continue;
+        const double speedup = br[i].identical ? br[i].batched_tps / br[i].single_tps : 0;
+        snprintf(what, sizeof what, "batch %s %dx%d: %.1f tok/s with n_batch %d, %.1f in separate runs%s",
+                 gpt2_dtype_name(br[i].dtype), o->batch, o->batch_tokens, br[i].batched_tps, o->batch, br[i].single_tps,
+                 br[i].identical ? "" : " (TOKENS DIFFER)");
+        snprintf(measured, sizeof measured, "%.2f x", speedup);
+        /* The criterion is about sharing weight reads, which decoding f32
+         * is bound by; q8_0 decodes near its bandwidth bound one by one and
+         * batched is bound by arithmetic, so its line is information. */
+        criterion(what, measured, "", br[i].dtype == DTYPE_F32 ? ">= 8 x" : NULL, speedup >= 8);
+    }
+    const ModelResult *f32 = bench_find_dtype(m, n_models, DTYPE_F32);
+    if (f32 && f32->rss_bytes > 0) {
+        double limit = (double)f32->file_bytes + bench_kv_cache_bytes(&f32->config) + 64.0 * (1 << 20);
+        snprintf(what, sizeof what, "peak RSS f32, %d tokens: file %.1f + KV cache %.1f + 64 MiB = %.1f MiB",
+                 E2E_TOKENS, (double)f32->file_bytes / (1 << 20), bench_kv_cache_bytes(&f32->config) / (1 << 20),
+                 limit / (1 << 20));
+        snprintf(measured, sizeof measured, "%.1f MiB", f32->rss_bytes / (1 << 20));
+        criterion(what, measured, "", "<= limit", f32->rss_bytes <= limit);
+    }
+    double min_load = INFINITY, max_load = 0, min_size = INFINITY, max_size = 0;
+    for (int i = 0; i < n_models; i++) {
+        if (m[i].load_ms < 0) continue;
+        if (m[i].load_ms < min_load) min_load = m[i].load_ms;
+        if (m[i].load_ms > max_load) max_load = m[i].load_ms;
+        if ((double)m[i].file_bytes < min_size) min_size = (double)m[i].file_bytes;
+        if ((double)m[i].file_bytes > max_size) max_size = (double)m[i].file_bytes;
+    }
+    if (max_load > 0 && max_size > min_size) {
+        /* Load time must not follow the size: over files max_size/min_size
+         * apart, the slowest load may take at most 1.5 times the fastest
+         * (plus 1 ms of noise). */
+        snprintf(what, sizeof what, "load time over files of %.0f..%.0f MB (%.1fx): %.2f..%.2f ms", min_size / 1e6,
+                 max_size / 1e6, max_size / min_size, min_load, max_load);
+        snprintf(measured, sizeof measured, "%.2f x", max_load / min_load);
+        criterion(what, measured, "", "<= 1.5 x", max_load <= 1.5 * min_load + 1);
+    }
+    printf("\n");
+}
+
+void bench_print_fresh_runs(const ModelResult *m, int n_models, int threads) {
+    printf("## fresh process: open, %d tokens from a 5-token prompt, close (%d threads)\n\n", E2E_TOKENS, threads);
+    printf("| model            |       size | load ms | end-to-end s | peak RSS MiB |\n");
+    printf("| ---------------- | ---------: | ------: | -----------: | -----------: |\n");
+    for (int i = 0; i < n_models; i++) {
+        if (m[i].load_ms < 0) continue;
+        char name[64];
+        snprintf(name, sizeof name, "gpt2 %.0fM %s", (double)bench_params_of(&m[i].config) / 1e6,
+                 bench_dtype_label(m[i].dtype));
+        printf("| %-16s | %6.2f MiB | %7.2f | %12.3f | %12.1f |\n", name, (double)m[i].file_bytes / (1 << 20),
+               m[i].load_ms, m[i].e2e_s, m[i].rss_bytes / (1 << 20));
+    }
+    printf("\n");
+}
