@@ -91,15 +91,44 @@ typedef struct {
     size_t len;
 } Gpt2Bytes;
 
-/* Applied in this order: repetition penalty, then argmax if temperature is
- * 0, else temperature, top-k, softmax, top-p, and a draw. */
+/* A number added to one token's logit before sampling; -INFINITY bans the
+ * token. */
+typedef struct {
+    int32_t id;
+    float bias;
+} Gpt2LogitBias;
+
+/* Temperatures below this (NaN included) choose greedily, as 0 does. */
+#define GPT2_MIN_TEMPERATURE 1e-4f
+
+/* The sampling settings, applied in this order:
+ *   1. the logit bias;
+ *   2. the penalties: repetition (each distinct token among the last
+ *      repeat_last_n of prompt and completion), presence and frequency
+ *      (the completion's tokens only, as in OpenAI's API: logit -=
+ *      presence_penalty if the token occurred, and frequency_penalty times
+ *      its count), no-repeat n-gram (as in Hugging Face: a token that would
+ *      complete an n-gram already among the tokens in the context is
+ *      banned);
+ *   3. at temperature 0 (below GPT2_MIN_TEMPERATURE), the argmax;
+ *   4. otherwise temperature, top-k, softmax, top-p, min-p (drops tokens
+ *      less likely than min_p times the likeliest), and the draw.
+ * NaN and infinite logits (a damaged model) are never chosen.  When no
+ * token is left with a finite logit, the completion ends with
+ * GPT2_FINISH_ERROR. */
 typedef struct {
     float temperature;      /* 0: greedy */
     uint32_t top_k;         /* 0: off */
     float top_p;            /* 1: off */
     float repeat_penalty;   /* 1: off */
-    uint32_t repeat_last_n; /* tokens the penalty looks back over */
+    uint32_t repeat_last_n; /* tokens the penalty looks back over, at most the context length */
     uint64_t seed;
+    float min_p;                     /* 0: off */
+    float presence_penalty;          /* 0: off */
+    float frequency_penalty;         /* 0: off */
+    uint32_t no_repeat_ngram;        /* n-gram size; 0: off */
+    const Gpt2LogitBias *logit_bias; /* [n_logit_bias]; ids must be in the vocabulary */
+    size_t n_logit_bias;
 } Gpt2Sampling;
 
 typedef struct {
@@ -116,13 +145,14 @@ GPT2_API Gpt2Params gpt2_default_params(void);
 
 typedef enum {
     GPT2_FINISH_NONE,
-    GPT2_FINISH_LENGTH,   /* n_predict tokens */
-    GPT2_FINISH_EOS,      /* <|endoftext|> */
-    GPT2_FINISH_STOP,     /* a stop string */
-    GPT2_FINISH_CANCELLED /* *cancel was set, or on_text returned false */
+    GPT2_FINISH_LENGTH,    /* n_predict tokens */
+    GPT2_FINISH_EOS,       /* <|endoftext|> */
+    GPT2_FINISH_STOP,      /* a stop string */
+    GPT2_FINISH_CANCELLED, /* *cancel was set, or on_text returned false */
+    GPT2_FINISH_ERROR      /* the request could not go on: see the completion's error */
 } Gpt2Finish;
 
-GPT2_API const char *gpt2_finish_name(Gpt2Finish f); /* "length", "eos", "stop", "cancelled" */
+GPT2_API const char *gpt2_finish_name(Gpt2Finish f); /* "length", "eos", "stop", "cancelled", "error" */
 
 /* One completion: the request, then what became of it. */
 typedef struct {
@@ -137,6 +167,7 @@ typedef struct {
     char *text;      /* [text_len] their bytes, cut before a stop string; NUL-terminated; NULL if stream_only */
     size_t text_len;
     Gpt2Finish finish;
+    const char *error;    /* with GPT2_FINISH_ERROR: why, one line (a static string); else NULL */
     size_t n_prompt_used; /* prompt tokens kept (fewer than n_prompt when it overflowed the context) */
     double prompt_ms;     /* from the start until the first token was sampled */
     double gen_ms;        /* from then to the end */

@@ -23,6 +23,11 @@ enum {
     OPT_TOP_P,
     OPT_REPEAT_PENALTY,
     OPT_REPEAT_LAST_N,
+    OPT_MIN_P,
+    OPT_PRESENCE_PENALTY,
+    OPT_FREQUENCY_PENALTY,
+    OPT_NO_REPEAT_NGRAM,
+    OPT_LOGIT_BIAS,
     OPT_SEED,
     OPT_IGNORE_EOS,
     OPT_STOP,
@@ -65,11 +70,23 @@ static const OptionSpec option_specs[] = {
      "\"<|endoftext|>\" in text is the end-of-text token, not plain text;\n"
      "an empty prompt conditions on <|endoftext|>"},
     {"Generation", 'n', "n-predict", "N", "tokens to generate"},
-    {NULL, OPT_TEMP, "temp", "T", "temperature; 0 is greedy"},
+    {NULL, OPT_TEMP, "temp", "T", "temperature; 0 (or below 0.0001) is greedy"},
     {NULL, OPT_TOP_K, "top-k", "K", "sample from the K likeliest tokens; 0 is off"},
     {NULL, OPT_TOP_P, "top-p", "P", "sample from the smallest set of probability >= P; 1 is off"},
     {NULL, OPT_REPEAT_PENALTY, "repeat-penalty", "R", "penalise recent tokens; 1 is off, 1.2 stops greedy loops"},
-    {NULL, OPT_REPEAT_LAST_N, "repeat-last-n", "N", "tokens the penalty looks back over"},
+    {NULL, OPT_REPEAT_LAST_N, "repeat-last-n", "N", "tokens the penalty looks back over (at most the context)"},
+    {NULL, OPT_PRESENCE_PENALTY, "presence-penalty", "P",
+     "subtract P from the logit of every token already generated\n"
+     "(OpenAI's; the prompt does not count); 0 is off"},
+    {NULL, OPT_FREQUENCY_PENALTY, "frequency-penalty", "F",
+     "subtract F times the count of each token already generated; 0 is off"},
+    {NULL, OPT_NO_REPEAT_NGRAM, "no-repeat-ngram", "N",
+     "never repeat an N-gram of the tokens in the context\n"
+     "(Hugging Face's no_repeat_ngram_size); 0 is off"},
+    {NULL, OPT_LOGIT_BIAS, "logit-bias", "ID=BIAS",
+     "add BIAS (-1000 to 1000, or -inf to ban) to token ID's logit;\n"
+     "repeatable"},
+    {NULL, OPT_MIN_P, "min-p", "P", "drop tokens less likely than P times the likeliest; 0 is off"},
     {NULL, OPT_SEED, "seed", "S", "random seed"},
     {NULL, OPT_IGNORE_EOS, "ignore-eos", NULL, "go on past <|endoftext|> instead of stopping there"},
     {NULL, OPT_STOP, "stop", "STRING", "stop before STRING; repeatable"},
@@ -79,7 +96,9 @@ static const OptionSpec option_specs[] = {
     {"Batch", OPT_BATCH, "batch", "FILE",
      "JSON Lines ('-' is standard input): {\"prompt\": ...} with optional\n"
      "\"n\", \"temp\", \"top_k\", \"top_p\", \"seed\", \"stop\", \"ignore_eos\",\n"
-     "\"repeat_penalty\", \"repeat_last_n\"; options above are the defaults"},
+     "\"repeat_penalty\", \"repeat_last_n\", \"min_p\", \"presence_penalty\",\n"
+     "\"frequency_penalty\", \"no_repeat_ngram\", \"logit_bias\" ({\"ID\": BIAS});\n"
+     "options above are the defaults"},
     {NULL, OPT_BATCH_SIZE, "batch-size", "N", "completions computed together"},
     {"Scoring and tokens", OPT_SCORE, "score", NULL, "print each token's id, text and natural-log probability"},
     {NULL, OPT_PREPEND_EOS, "prepend-eos", NULL, "with --score, also score the first token, after <|endoftext|>"},
@@ -97,6 +116,7 @@ static void cli_defaults(CliOptions *o, const char *env_model) {
     o->model_path = env_model && *env_model ? env_model : CLI_DEFAULT_MODEL;
     o->params = gpt2_default_params();
     o->params.stops = o->stops;
+    o->params.sampling.logit_bias = o->logit_bias;
     o->batch_size = CLI_DEFAULT_BATCH_SIZE;
 }
 
@@ -120,6 +140,11 @@ static const char *option_default(int code, const CliOptions *d, char *buf, size
     case OPT_TOP_P: return real_text(s->top_p, buf, n);
     case OPT_REPEAT_PENALTY: return real_text(s->repeat_penalty, buf, n);
     case OPT_REPEAT_LAST_N: snprintf(buf, n, "%u", (unsigned)s->repeat_last_n); return buf;
+    case OPT_MIN_P: return real_text(s->min_p, buf, n);
+    case OPT_PRESENCE_PENALTY: return real_text(s->presence_penalty, buf, n);
+    case OPT_FREQUENCY_PENALTY: return real_text(s->frequency_penalty, buf, n);
+    case OPT_NO_REPEAT_NGRAM: snprintf(buf, n, "%u", (unsigned)s->no_repeat_ngram); return buf;
+    case OPT_LOGIT_BIAS: return "none";
     case OPT_SEED: return "from the clock; -v prints it";
     case OPT_STOP: return "none";
     case OPT_BATCH_SIZE: snprintf(buf, n, "%u", (unsigned)d->batch_size); return buf;
@@ -147,7 +172,9 @@ bool cli_print_usage(FILE *f) {
         if (o->code < 256) snprintf(head, sizeof head, "-%c, --%s", o->code, o->name);
         else snprintf(head, sizeof head, "    --%s", o->name);
         if (o->value) snprintf(head + strlen(head), sizeof head - strlen(head), " %s", o->value);
-        fprintf(f, "  %-*s", HELP_INDENT - 2, head);
+        if (strlen(head) >= HELP_INDENT - 3)
+            fprintf(f, "  %s\n%*s", head, HELP_INDENT, ""); /* too long to share a line */
+        else fprintf(f, "  %-*s", HELP_INDENT - 2, head);
         const char *line = o->help, *nl;
         while ((nl = strchr(line, '\n'))) {
             fprintf(f, "%.*s\n%*s", (int)(nl - line), line, HELP_INDENT, "");
@@ -193,6 +220,10 @@ static const NumberRule number_rules[] = {
     {OPT_TOP_P, "top_p", false, 0, 1, "a number from 0 to 1"},
     {OPT_REPEAT_PENALTY, "repeat_penalty", false, 0, 1e6, "a number above 0, at most 1000000"},
     {OPT_REPEAT_LAST_N, "repeat_last_n", true, 0, 4294967295.0, "a whole number from 0 to 4294967295"},
+    {OPT_MIN_P, "min_p", false, 0, 1, "a number from 0 to 1"},
+    {OPT_PRESENCE_PENALTY, "presence_penalty", false, -2, 2, "a number from -2 to 2"},
+    {OPT_FREQUENCY_PENALTY, "frequency_penalty", false, -2, 2, "a number from -2 to 2"},
+    {OPT_NO_REPEAT_NGRAM, "no_repeat_ngram", true, 0, 4294967295.0, "a whole number from 0 to 4294967295"},
     {'t', NULL, true, 1, 1024, "a whole number from 1 to 1024"},
     {OPT_BATCH_SIZE, NULL, true, 1, 256, "a whole number from 1 to 256"},
 };
@@ -223,8 +254,35 @@ void cli_apply_number(const NumberRule *r, double v, Gpt2Params *p) {
     case OPT_TOP_P: p->sampling.top_p = (float)v; break;
     case OPT_REPEAT_PENALTY: p->sampling.repeat_penalty = (float)v; break;
     case OPT_REPEAT_LAST_N: p->sampling.repeat_last_n = (uint32_t)v; break;
+    case OPT_MIN_P: p->sampling.min_p = (float)v; break;
+    case OPT_PRESENCE_PENALTY: p->sampling.presence_penalty = (float)v; break;
+    case OPT_FREQUENCY_PENALTY: p->sampling.frequency_penalty = (float)v; break;
+    case OPT_NO_REPEAT_NGRAM: p->sampling.no_repeat_ngram = (uint32_t)v; break;
     default: break; /* not a generation setting */
     }
+}
+
+static bool parse_bias_value(const char *text, float *bias) {
+    double v;
+    if (strcmp(text, "-inf") == 0) {
+        *bias = -INFINITY;
+        return true;
+    }
+    if (!gpt2_parse_double(text, -1000, 1000, &v)) return false;
+    *bias = (float)v;
+    return true;
+}
+
+bool cli_parse_logit_bias(const char *text, Gpt2LogitBias *out) {
+    const char *eq = strchr(text, '=');
+    char id_text[24];
+    int64_t id;
+    if (!eq || (size_t)(eq - text) >= sizeof id_text) return false;
+    memcpy(id_text, text, (size_t)(eq - text));
+    id_text[eq - text] = '\0';
+    if (!gpt2_parse_int(id_text, 0, INT32_MAX, &id) || !parse_bias_value(eq + 1, &out->bias)) return false;
+    out->id = (int32_t)id;
+    return true;
 }
 
 /* Parses the value of numeric option `code` into o; false with the
@@ -319,6 +377,13 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
                 return usage_error(err, errsz, "at most %d --stop strings", CLI_MAX_STOPS);
             o->stops[o->params.n_stops++] = (Gpt2Bytes){optarg, strlen(optarg)};
             break;
+        case OPT_LOGIT_BIAS:
+            if (o->params.sampling.n_logit_bias == CLI_MAX_LOGIT_BIAS)
+                return usage_error(err, errsz, "at most %d --logit-bias settings", CLI_MAX_LOGIT_BIAS);
+            if (!cli_parse_logit_bias(optarg, &o->logit_bias[o->params.sampling.n_logit_bias]))
+                return usage_error(err, errsz, "--logit-bias must be %s, not '%s'", CLI_LOGIT_BIAS_RULE, optarg);
+            o->params.sampling.n_logit_bias++;
+            break;
         case OPT_BATCH:
             o->batch_file = optarg;
             r = set_mode(o, MODE_BATCH, c, &mode_code, err, errsz);
@@ -333,6 +398,10 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
         case OPT_TOP_P:
         case OPT_REPEAT_PENALTY:
         case OPT_REPEAT_LAST_N:
+        case OPT_MIN_P:
+        case OPT_PRESENCE_PENALTY:
+        case OPT_FREQUENCY_PENALTY:
+        case OPT_NO_REPEAT_NGRAM:
         case OPT_BATCH_SIZE:
             if (!number_option(c, optarg, o, err, errsz)) return ARGS_USAGE_ERROR;
             break;

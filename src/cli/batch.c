@@ -29,7 +29,8 @@ typedef struct {
     int32_t *ids;  /* [n_ids] its tokens */
     size_t n_ids;
     Gpt2Bytes stops[CLI_MAX_STOPS];
-    size_t completion; /* index in the completions array */
+    Gpt2LogitBias *logit_bias; /* malloc'd, when the line has "logit_bias" */
+    size_t completion;         /* index in the completions array */
     bool done;
 } Line;
 
@@ -83,6 +84,48 @@ static bool read_stops(Line *line, const JsonValue *v, Gpt2Params *p) {
     return true;
 }
 
+/* "logit_bias": an object of token ids and biases, {"50256": -inf} written
+ * as {"50256": "-inf"} since JSON has no infinity. */
+static bool read_logit_bias(Line *line, const JsonValue *v, Gpt2Params *p) {
+    static const char rule[] = "\"logit_bias\" must be an object like {\"50256\": -100}: token ids, each with a "
+                               "number from -1000 to 1000 or \"-inf\"";
+    size_t n = gpt2_json_count(v);
+    if (v->type != JSON_OBJECT || n > CLI_MAX_LOGIT_BIAS) {
+        set_error(line, "%s, at most %d of them", rule, CLI_MAX_LOGIT_BIAS);
+        return false;
+    }
+    free(line->logit_bias);
+    line->logit_bias = malloc((n ? n : 1) * sizeof *line->logit_bias);
+    if (!line->logit_bias) {
+        set_error(line, "out of memory");
+        return false;
+    }
+    JsonIter it = gpt2_json_iter(v);
+    const JsonValue *key, *value;
+    for (size_t i = 0; (value = gpt2_json_next(&it, &key)); i++) {
+        Gpt2LogitBias *b = &line->logit_bias[i];
+        size_t key_len;
+        const char *id_text = gpt2_json_string(key, &key_len);
+        int64_t id;
+        bool ok = strlen(id_text) == key_len && gpt2_parse_int(id_text, 0, INT32_MAX, &id);
+        if (gpt2_json_string_is(value, "-inf")) {
+            b->bias = -INFINITY;
+        } else {
+            double bias = gpt2_json_number(value);
+            ok = ok && value->type == JSON_NUMBER && bias >= -1000 && bias <= 1000;
+            b->bias = (float)bias;
+        }
+        if (!ok) {
+            set_error(line, "%s", rule);
+            return false;
+        }
+        b->id = (int32_t)id;
+    }
+    p->sampling.logit_bias = line->logit_bias;
+    p->sampling.n_logit_bias = n;
+    return true;
+}
+
 /* One member of a request object; false (with the line's error set) when
  * it is unknown or its value is not acceptable.  Members are read in order,
  * so a later duplicate key replaces an earlier one. */
@@ -103,6 +146,7 @@ static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2
                (set_error(line, "out of memory"), false);
     }
     if (strcmp(key, "stop") == 0) return read_stops(line, v, p);
+    if (strcmp(key, "logit_bias") == 0) return read_logit_bias(line, v, p);
     if (strcmp(key, "ignore_eos") == 0) {
         if (v->type != JSON_TRUE && v->type != JSON_FALSE) {
             set_error(line, "\"ignore_eos\" must be true or false");
@@ -122,7 +166,8 @@ static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2
     if (!r) {
         set_error(line,
                   "unknown key \"%.40s\" (known: prompt, n, temp, top_k, top_p, seed, stop, ignore_eos, "
-                  "repeat_penalty, repeat_last_n)",
+                  "repeat_penalty, repeat_last_n, min_p, presence_penalty, frequency_penalty, no_repeat_ngram, "
+                  "logit_bias)",
                   key);
         return false;
     }
@@ -175,6 +220,8 @@ static bool read_request(Line *line, const char *text, size_t len, Gpt2Params *p
 static void print_line(BatchJob *b, Line *line) {
     StrBuf json = {0};
     bool ok;
+    const Gpt2Completion *failed = line->error ? NULL : &b->completions[line->completion];
+    if (failed && failed->finish == GPT2_FINISH_ERROR) set_error(line, "%s", failed->error);
     if (line->error) {
         ok = gpt2_strbuf_append_str(&json, "{\"error\":") &&
              gpt2_json_append_string(&json, line->error, strlen(line->error)) && gpt2_strbuf_append_char(&json, '}');
@@ -294,6 +341,7 @@ int cli_run_batch(Gpt2 *g, const CliOptions *o, Output *out, double load_ms, vol
     for (size_t i = 0; i < b.n_completions; i++) gpt2_completion_free(&b.completions[i]);
     for (size_t i = 0; i < b.n_lines; i++) {
         free(b.lines[i].error);
+        free(b.lines[i].logit_bias);
         free(b.lines[i].ids);
         gpt2_strbuf_free(&b.lines[i].prompt);
         gpt2_json_free(&docs[i]);

@@ -28,6 +28,7 @@ enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 #define CLI_DEFAULT_MODEL "models/gpt2-124M.bin"
 #define CLI_MAX_STOPS 64
 #define CLI_DEFAULT_BATCH_SIZE 16
+#define CLI_MAX_LOGIT_BIAS 1024
 
 typedef enum { MODE_GENERATE, MODE_BATCH, MODE_SCORE, MODE_TOKENIZE, MODE_DETOKENIZE } CliMode;
 
@@ -42,12 +43,13 @@ typedef struct {
     Gpt2Params params;       /* -n, --temp, --top-k, --top-p, --repeat-*, --seed, --ignore-eos, --stop */
     bool seed_given;
     Gpt2Bytes stops[CLI_MAX_STOPS];
-    bool echo;           /* --echo */
-    bool json;           /* --json */
-    bool prepend_eos;    /* --prepend-eos (scoring) */
-    int n_threads;       /* -t, 0: one per CPU */
-    uint32_t batch_size; /* --batch-size: completions run together */
-    bool verbose;        /* -v */
+    Gpt2LogitBias logit_bias[CLI_MAX_LOGIT_BIAS]; /* --logit-bias */
+    bool echo;                                    /* --echo */
+    bool json;                                    /* --json */
+    bool prepend_eos;                             /* --prepend-eos (scoring) */
+    int n_threads;                                /* -t, 0: one per CPU */
+    uint32_t batch_size;                          /* --batch-size: completions run together */
+    bool verbose;                                 /* -v */
 } CliOptions;
 
 typedef enum { ARGS_RUN, ARGS_HELP, ARGS_VERSION, ARGS_USAGE_ERROR } ArgsResult;
@@ -72,6 +74,11 @@ typedef struct {
 const NumberRule *cli_number_rule(const char *key); /* by batch key, or NULL */
 bool cli_number_fits(const NumberRule *r, double v);
 void cli_apply_number(const NumberRule *r, double v, Gpt2Params *p);
+
+/* A logit bias as --logit-bias gives it: "ID=BIAS", BIAS a number from
+ * -1000 to 1000 or -inf; false when it is not one. */
+bool cli_parse_logit_bias(const char *text, Gpt2LogitBias *out);
+#define CLI_LOGIT_BIAS_RULE "ID=BIAS, ID a token id and BIAS a number from -1000 to 1000 or -inf"
 
 /* ---- output ----------------------------------------------------------- */
 

@@ -282,6 +282,11 @@ static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output
     if (!out->failed && !gpt2_generate(g, &c, 1, &cb, err, sizeof err)) {
         fprintf(stderr, "gpt2: %s\n", err);
         status = EXIT_RUNTIME;
+    } else if (c.finish == GPT2_FINISH_ERROR) {
+        if (!o->json && stream.wrote && stream.last != '\n' && isatty(fileno(out->f))) out_write(out, "\n", 1);
+        out_flush(out);
+        fprintf(stderr, "gpt2: %s\n", c.error);
+        status = EXIT_RUNTIME;
     }
     if (status == 0 && o->json) { /* after Ctrl-C too: finish_reason says "cancelled" */
         int32_t eot = info.eot_id;

@@ -2,6 +2,7 @@
  * sequences with waiting completions, evaluate one batch, sample, repeat. */
 #include "generate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ static void clear_results(Gpt2Completion *c, Gpt2Finish finish) {
     c->text = NULL;
     c->n_tokens = c->text_len = 0;
     c->finish = finish;
+    c->error = NULL;
 }
 
 /* A running completion and the sequence it occupies. */
@@ -138,8 +140,18 @@ static void finish(Run *run, Slot *s, Gpt2Finish why) {
     if (run->cb->on_done) run->cb->on_done(run->cb->ctx, s->index);
 }
 
+/* Why the sampling settings cannot be used, or NULL. */
+static const char *bad_sampling(const Gpt2Sampling *p, uint32_t n_vocab) {
+    for (size_t i = 0; i < p->n_logit_bias; i++) {
+        const Gpt2LogitBias *b = &p->logit_bias[i];
+        if (b->id < 0 || (uint32_t)b->id >= n_vocab) return "a logit bias names a token id outside the vocabulary";
+        if (b->bias != b->bias || b->bias == INFINITY) return "a logit bias must be a number or -inf";
+    }
+    return NULL;
+}
+
 static bool start(Run *run, Slot *s, Gpt2Completion *c, size_t index, uint32_t seq) {
-    const uint32_t n_ctx = run->t->model->config.n_ctx;
+    const uint32_t n_ctx = run->t->model->config.n_ctx, n_vocab = run->t->model->config.n_vocab;
     memset(s, 0, sizeof *s);
     s->c = c;
     s->index = index;
@@ -151,16 +163,24 @@ static bool start(Run *run, Slot *s, Gpt2Completion *c, size_t index, uint32_t s
     const int32_t *prompt = c->n_prompt ? c->prompt : &eot;
     size_t n_prompt = c->n_prompt ? c->n_prompt : 1;
     size_t first = n_prompt > n_ctx ? n_prompt - n_ctx : 0;
-    size_t last_n = c->params.sampling.repeat_last_n;
+    Gpt2Sampling sampling = c->params.sampling;
+    if (sampling.repeat_last_n > n_ctx) sampling.repeat_last_n = n_ctx; /* more would only cost memory */
+    size_t last_n = sampling.repeat_last_n;
     size_t first_recent = n_prompt > last_n ? n_prompt - last_n : 0;
-    bool ok = gpt2_sampler_build(&s->sampler, &c->params.sampling, run->t->model->config.n_vocab);
+    bool ok = gpt2_sampler_build(&s->sampler, &sampling, n_vocab);
     for (size_t i = 0; ok && i < n_prompt; i++) {
         if (i >= first_recent) ok = gpt2_token_list_push(&s->recent, prompt[i]);
         if (ok && i >= first) ok = gpt2_token_list_push(&s->window, prompt[i]);
     }
     c->n_prompt_used = n_prompt - first;
     if (!ok) return false;
-    if (c->params.n_predict == 0) finish(run, s, GPT2_FINISH_LENGTH);
+    const char *why = bad_sampling(&sampling, n_vocab);
+    if (why) {
+        c->error = why;
+        finish(run, s, GPT2_FINISH_ERROR);
+    } else if (c->params.n_predict == 0) {
+        finish(run, s, GPT2_FINISH_LENGTH);
+    }
     return true;
 }
 
@@ -178,7 +198,7 @@ static void shift_if_full(Run *run, Slot *s, uint32_t seq) {
 /* Appends token to the penalty's history, dropping what it no longer needs
  * once the history is twice as long as that (so trimming is amortized). */
 static bool remember(Slot *s, int32_t token) {
-    size_t last_n = s->c->params.sampling.repeat_last_n;
+    size_t last_n = s->sampler.params.repeat_last_n;
     if (last_n == 0) return true;
     if (s->recent.n >= 2 * last_n) {
         memmove(s->recent.ids, s->recent.ids + s->recent.n - last_n, last_n * sizeof *s->recent.ids);
@@ -195,6 +215,7 @@ static bool accept(Run *run, Slot *s, uint32_t seq, int32_t token) {
         finish(run, s, GPT2_FINISH_EOS);
         return true;
     }
+    gpt2_sampler_accept(&s->sampler, token);
     size_t len = 0;
     const uint8_t *bytes = gpt2_tokenizer_token(run->tok, token, &len);
     if ((!c->stream_only && !gpt2_token_list_push(&s->tokens, token)) || !remember(s, token) ||
@@ -255,7 +276,13 @@ static bool step(Run *run, char *err, size_t errsz) {
         uint32_t q = run->row_seq[r];
         Slot *s = &run->slots[q];
         float *logits = run->logits + k++ * n_vocab;
-        int32_t token = gpt2_sampler_sample(&s->sampler, logits, s->recent.ids, s->recent.n);
+        SamplerHistory h = {s->recent.ids, s->recent.n, s->window.ids, s->window.n};
+        int32_t token = gpt2_sampler_sample(&s->sampler, logits, &h);
+        if (token == SAMPLER_NONE) {
+            s->c->error = "no token has a finite logit (every candidate is banned, or the model gives NaN)";
+            finish(run, s, GPT2_FINISH_ERROR);
+            continue;
+        }
         if (!accept(run, s, q, token)) {
             snprintf(err, errsz, "out of memory");
             return false;

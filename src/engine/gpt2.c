@@ -127,6 +127,7 @@ const char *gpt2_finish_name(Gpt2Finish f) {
     case GPT2_FINISH_EOS: return "eos";
     case GPT2_FINISH_STOP: return "stop";
     case GPT2_FINISH_CANCELLED: return "cancelled";
+    case GPT2_FINISH_ERROR: return "error";
     default: return "none";
     }
 }

@@ -1,6 +1,7 @@
 /* sampler.c - see sampler.h. */
 #include "sampler.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -34,7 +35,9 @@ bool gpt2_sampler_build(Sampler *s, const Gpt2Sampling *p, uint32_t n_vocab) {
     for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
     s->candidates = malloc(n_vocab * sizeof *s->candidates);
     s->seen = calloc(n_vocab, 1);
-    if (!s->candidates || !s->seen) {
+    s->counts = calloc(n_vocab, sizeof *s->counts);
+    s->occurred = malloc(n_vocab * sizeof *s->occurred);
+    if (!s->candidates || !s->seen || !s->counts || !s->occurred) {
         gpt2_sampler_free(s);
         return false;
     }
@@ -44,6 +47,8 @@ bool gpt2_sampler_build(Sampler *s, const Gpt2Sampling *p, uint32_t n_vocab) {
 void gpt2_sampler_free(Sampler *s) {
     free(s->candidates);
     free(s->seen);
+    free(s->counts);
+    free(s->occurred);
     memset(s, 0, sizeof *s);
 }
 
@@ -55,7 +60,25 @@ static int by_logit(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static void apply_penalty(Sampler *s, float *logits, const int32_t *history, size_t n_history) {
+void gpt2_sampler_accept(Sampler *s, int32_t token) {
+    if (token < 0 || (uint32_t)token >= s->n_vocab) return;
+    if (s->counts[token]++ == 0) s->occurred[s->n_occurred++] = token;
+}
+
+/* NaN and infinite logits (a damaged model) become -inf: never chosen.
+ * Written without branches, so that it vectorizes. */
+static void sanitize(float *logits, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) logits[i] = fabsf(logits[i]) <= FLT_MAX ? logits[i] : -INFINITY;
+}
+
+static void apply_bias(const Sampler *s, float *logits) {
+    for (size_t i = 0; i < s->params.n_logit_bias; i++) {
+        const Gpt2LogitBias *b = &s->params.logit_bias[i];
+        if (b->id >= 0 && (uint32_t)b->id < s->n_vocab) logits[b->id] += b->bias;
+    }
+}
+
+static void apply_repeat_penalty(Sampler *s, float *logits, const int32_t *history, size_t n_history) {
     const float penalty = s->params.repeat_penalty;
     if (penalty == 1.0f || s->params.repeat_last_n == 0) return;
     size_t n = n_history < s->params.repeat_last_n ? n_history : s->params.repeat_last_n;
@@ -68,6 +91,30 @@ static void apply_penalty(Sampler *s, float *logits, const int32_t *history, siz
     }
     for (size_t i = 0; i < n; i++)
         if (recent[i] >= 0 && (uint32_t)recent[i] < s->n_vocab) s->seen[recent[i]] = 0;
+}
+
+static void apply_presence_frequency(const Sampler *s, float *logits) {
+    const float presence = s->params.presence_penalty, frequency = s->params.frequency_penalty;
+    if (presence == 0 && frequency == 0) return;
+    for (size_t i = 0; i < s->n_occurred; i++) {
+        int32_t id = s->occurred[i];
+        logits[id] -= presence;
+        logits[id] -= frequency * (float)s->counts[id];
+    }
+}
+
+/* Bans every token that would complete an n-gram already in ctx[0..m):
+ * wherever the last n-1 tokens occurred before, the token that followed
+ * them then may not follow them now. */
+static void apply_no_repeat_ngram(const Sampler *s, float *logits, const int32_t *ctx, size_t m) {
+    const size_t n = s->params.no_repeat_ngram;
+    if (n == 0 || m + 1 < n) return;
+    const int32_t *tail = ctx + m - (n - 1);
+    for (size_t i = 0; i + n - 1 < m; i++) {
+        if (memcmp(ctx + i, tail, (n - 1) * sizeof *ctx) != 0) continue;
+        int32_t next = ctx[i + n - 1];
+        if (next >= 0 && (uint32_t)next < s->n_vocab) logits[next] = -INFINITY;
+    }
 }
 
 /* Scanning 50257 logits is most of a sampling step, so it goes by blocks:
@@ -176,10 +223,33 @@ static size_t nucleus(Candidate *c, size_t n, bool sorted, double target, double
     return m;
 }
 
-int32_t gpt2_sampler_sample(Sampler *s, float *logits, const int32_t *history, size_t n_history) {
+/* Keeps the candidates of c[0..n) whose weight is at least min_weight, in
+ * their order; returns how many, their total weight in *sum. */
+static size_t keep_at_least(Candidate *c, size_t n, double min_weight, double *sum) {
+    size_t m = 0;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(c[i].p >= min_weight)) continue;
+        total += c[i].p;
+        c[m++] = c[i];
+    }
+    *sum = total;
+    return m;
+}
+
+int32_t gpt2_sampler_sample(Sampler *s, float *logits, const SamplerHistory *h) {
+    static const SamplerHistory none = {0};
     const Gpt2Sampling *p = &s->params;
-    apply_penalty(s, logits, history, n_history);
-    if (p->temperature <= 0) return argmax(logits, s->n_vocab);
+    if (!h) h = &none;
+    sanitize(logits, s->n_vocab);
+    apply_bias(s, logits);
+    apply_repeat_penalty(s, logits, h->recent, h->n_recent);
+    apply_presence_frequency(s, logits);
+    apply_no_repeat_ngram(s, logits, h->context, h->n_context);
+    if (!(p->temperature >= GPT2_MIN_TEMPERATURE)) {
+        int32_t best = argmax(logits, s->n_vocab);
+        return logits[best] > -INFINITY ? best : SAMPLER_NONE;
+    }
 
     Candidate *c = s->candidates;
     size_t n = s->n_vocab;
@@ -189,18 +259,23 @@ int32_t gpt2_sampler_sample(Sampler *s, float *logits, const int32_t *history, s
         select_top_k(logits, s->n_vocab, n, c);
         for (size_t i = 0; i < n; i++) c[i].logit /= p->temperature;
     } else {
-        for (size_t i = 0; i < n; i++) c[i] = (Candidate){(int32_t)i, ranked(logits[i]) / p->temperature, 0};
+        for (size_t i = 0; i < n; i++) c[i] = (Candidate){(int32_t)i, logits[i] / p->temperature, 0};
     }
     float max = c[0].logit;
     for (size_t i = 1; i < n; i++)
         if (c[i].logit > max) max = c[i].logit;
+    if (!(max > -INFINITY)) return SAMPLER_NONE;
     double sum = 0;
     for (size_t i = 0; i < n; i++) sum += c[i].p = exp((double)c[i].logit - max);
     if (p->top_p < 1.0f) n = nucleus(c, n, sorted, p->top_p * sum, &sum);
+    if (p->min_p > 0) n = keep_at_least(c, n, (double)p->min_p, &sum); /* the likeliest has weight exp(0) = 1 */
     double r = gpt2_sampler_uniform(s) * sum, cum = 0;
+    size_t last = 0; /* the last candidate that can be drawn */
     for (size_t i = 0; i < n; i++) {
+        if (!(c[i].p > 0)) continue;
         cum += c[i].p;
+        last = i;
         if (r < cum) return c[i].id;
     }
-    return c[n - 1].id; /* rounding left r at the very top */
+    return c[last].id; /* rounding left r at the very top */
 }

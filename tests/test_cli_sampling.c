@@ -1,0 +1,440 @@
+/* test_cli_sampling.c - the gpt2 command line's sampler settings, token
+ * log-probabilities and samples, run on the tiny reference model.
+ *
+ * The settings (min-p, presence and frequency penalties, no-repeat
+ * n-grams, logit bias) are checked for what they must do to a greedy run
+ * that loops, and for giving the same tokens from a batch line as from the
+ * options; extreme values (a temperature of 1e-38, a model that gives NaN)
+ * end predictably.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "json.h"
+#include "test_util.h"
+
+typedef struct {
+    char dir[4096];
+    char tiny[4200];     /* the converted tiny fixture */
+    char nan_row[4200];  /* tiny, with NaN in the embedding (and head row) of LOOP_TOKEN */
+    char nan_bias[4200]; /* tiny, with NaN in the final LayerNorm's bias: every logit NaN */
+    char gpt2[4200];     /* the binary */
+    char shared[4096];
+} Env;
+
+static Env env;
+
+#define PROMPT "Hello, my dog is very cute"
+/* The greedy continuation of PROMPT on the tiny model settles on this token
+ * and repeats it (expected.json, text_7, then on). */
+#define LOOP_TOKEN 21333
+#define LOOP_TOKEN_TEXT "21333"
+
+#define MAX_ARGS 64
+
+/* Runs gpt2 with the NULL-terminated arguments that follow spec. */
+static void gpt2(RunResult *r, const RunSpec *spec, ...) {
+    const char *argv[MAX_ARGS + 2] = {env.gpt2};
+    va_list ap;
+    va_start(ap, spec);
+    size_t n = 1;
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        assert_true(n < MAX_ARGS);
+        argv[n++] = a;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    test_run(argv, spec, r);
+}
+
+static void expect_ok(const RunResult *r) {
+    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err.data);
+}
+
+static const JsonValue *parse_json(JsonDoc *doc, const char *text, size_t len) {
+    char err[256];
+    if (!gpt2_json_parse(doc, text, len, err, sizeof err)) fail_msg("bad JSON (%s): %.*s", err, (int)len, text);
+    return doc->root;
+}
+
+static const JsonValue *get(const JsonValue *obj, const char *key) {
+    const JsonValue *v = gpt2_json_get(obj, key);
+    if (!v) fail_msg("no \"%s\" in the output", key);
+    return v;
+}
+
+/* The ids of a JSON array of numbers. */
+static size_t ids_of(const JsonValue *array, uint32_t *ids, size_t max) {
+    assert_int_equal(array->type, JSON_ARRAY);
+    size_t n = gpt2_json_count(array);
+    assert_true(n <= max);
+    JsonIter it = gpt2_json_iter(array);
+    for (size_t i = 0; i < n; i++) ids[i] = (uint32_t)gpt2_json_number(gpt2_json_next(&it, NULL));
+    return n;
+}
+
+/* Runs gpt2 --json with args (NULL-terminated) and reads its completion
+ * tokens and, when prompt is not NULL, its prompt tokens. */
+static size_t run_ids(const char *const *args, uint32_t *ids, size_t max, uint32_t *prompt, size_t *n_prompt) {
+    const char *argv[MAX_ARGS + 2] = {env.gpt2};
+    size_t n = 1;
+    for (; *args; args++) argv[n++] = *args;
+    argv[n++] = "--json";
+    argv[n] = NULL;
+    RunResult r;
+    test_run(argv, NULL, &r);
+    expect_ok(&r);
+    JsonDoc doc;
+    const JsonValue *root = parse_json(&doc, r.out.data, r.out.len);
+    size_t count = ids_of(get(root, "completion_tokens"), ids, max);
+    if (prompt) *n_prompt = ids_of(get(root, "prompt_tokens"), prompt, max);
+    gpt2_json_free(&doc);
+    test_run_free(&r);
+    return count;
+}
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+/* Copies the tiny Hugging Face folder to dir/name, with `count` floats of
+ * `tensor` from float index `first` on set to NaN, and converts it to out. */
+static void make_damaged(const char *name, const char *tensor, size_t first, size_t count, const char *out) {
+    char src[4200], dst[4200], path[4300];
+    snprintf(src, sizeof src, "%s/reference/tiny", env.shared);
+    snprintf(dst, sizeof dst, "%s/%s", env.dir, name);
+    test_mkdtemp(path, sizeof path); /* only for a unique name; replaced below */
+    test_rmtree(path);
+    assert_int_equal(mkdir(dst, 0700), 0);
+    StrBuf config = {0}, weights = {0};
+    snprintf(path, sizeof path, "%s/config.json", src);
+    test_read_file(path, &config);
+    snprintf(path, sizeof path, "%s/config.json", dst);
+    test_write_file(path, config.data, config.len);
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    test_read_file(path, &weights);
+    uint64_t header = 0;
+    for (int i = 7; i >= 0; i--) header = header << 8 | (uint8_t)weights.data[i];
+    JsonDoc doc;
+    const JsonValue *entry = get(parse_json(&doc, weights.data + 8, (size_t)header), tensor);
+    const JsonValue *offsets = get(entry, "data_offsets");
+    size_t at = 8 + (size_t)header + (size_t)gpt2_json_number(gpt2_json_at(offsets, 0)) + first * 4;
+    gpt2_json_free(&doc);
+    const float nan = NAN;
+    for (size_t i = 0; i < count; i++) memcpy(weights.data + at + i * 4, &nan, 4);
+    snprintf(path, sizeof path, "%s/model.safetensors", dst);
+    test_write_file(path, weights.data, weights.len);
+    test_convert(dst, env.shared, "f32", out);
+    gpt2_strbuf_free(&config), gpt2_strbuf_free(&weights);
+}
+
+static int setup(void **state) {
+    (void)state;
+    const char *shared = test_shared_dir();
+    if (!shared) return 0; /* every test skips */
+    snprintf(env.shared, sizeof env.shared, "%s", shared);
+    test_mkdtemp(env.dir, sizeof env.dir);
+    snprintf(env.gpt2, sizeof env.gpt2, "%s/gpt2", test_build_dir());
+    snprintf(env.tiny, sizeof env.tiny, "%s/tiny.bin", env.dir);
+    snprintf(env.nan_row, sizeof env.nan_row, "%s/nan_row.bin", env.dir);
+    snprintf(env.nan_bias, sizeof env.nan_bias, "%s/nan_bias.bin", env.dir);
+    test_convert_reference(shared, "tiny", "f32", env.tiny);
+    make_damaged("nan_row", "wte.weight", (size_t)LOOP_TOKEN * 16, 16, env.nan_row);
+    make_damaged("nan_bias", "ln_f.bias", 3, 1, env.nan_bias);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (env.dir[0]) test_rmtree(env.dir);
+    return 0;
+}
+
+#define NEED_FIXTURE()                                                                                                 \
+    do {                                                                                                               \
+        if (!env.dir[0]) {                                                                                             \
+            skip();                                                                                                    \
+            return;                                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
+static size_t count_of(const uint32_t *ids, size_t n, uint32_t id) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ids[i] == id;
+    return k;
+}
+
+/* ---- sampler settings ------------------------------------------------------------ */
+
+enum { MAX_IDS = 512 };
+
+#define GREEDY "-m", env.tiny, "-p", PROMPT, "-n", "60", "--ignore-eos", "--temp", "0"
+
+static void test_logit_bias(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    uint32_t greedy[MAX_IDS], got[MAX_IDS];
+    const char *const g[] = {GREEDY, NULL};
+    size_t n = run_ids(g, greedy, MAX_IDS, NULL, NULL);
+    assert_int_equal(n, 60);
+    assert_true(count_of(greedy, n, LOOP_TOKEN) > 30);
+    /* Banned, the loop token never comes, greedy or sampled. */
+    const char *const banned[] = {GREEDY, "--logit-bias", LOOP_TOKEN_TEXT "=-inf", NULL};
+    n = run_ids(banned, got, MAX_IDS, NULL, NULL);
+    assert_int_equal(n, 60);
+    assert_int_equal(count_of(got, n, LOOP_TOKEN), 0);
+    for (int seed = 0; seed < 3; seed++) {
+        char s[16];
+        snprintf(s, sizeof s, "%d", seed);
+        const char *const sampled[] = {"-m",
+                                       env.tiny,
+                                       "-p",
+                                       PROMPT,
+                                       "-n",
+                                       "60",
+                                       "--ignore-eos",
+                                       "--top-k",
+                                       "2",
+                                       "--seed",
+                                       s,
+                                       "--logit-bias",
+                                       LOOP_TOKEN_TEXT "=-inf",
+                                       NULL};
+        n = run_ids(sampled, got, MAX_IDS, NULL, NULL);
+        assert_int_equal(count_of(got, n, LOOP_TOKEN), 0);
+    }
+    /* +100 yields the token at every step, even sampling at temperature 2. */
+    const char *const forced[] = {
+        "-m", env.tiny,       "-p",        PROMPT,   "-n", "40",           "--temp",       "2",        "--top-k",
+        "0",  "--logit-bias", "13025=100", "--seed", "4",  "--ignore-eos", "--logit-bias", "50256=-5", NULL};
+    n = run_ids(forced, got, MAX_IDS, NULL, NULL);
+    assert_int_equal(n, 40);
+    assert_int_equal(count_of(got, n, 13025), 40);
+    /* A token id outside the vocabulary ends the run with an error. */
+    RunResult r;
+    gpt2(&r, NULL, "-m", env.tiny, "-p", PROMPT, "--logit-bias", "50257=1", NULL);
+    test_expect_refusal(&r, 1, "gpt2: ", "outside the vocabulary");
+    test_run_free(&r);
+    static const char *const bad[] = {"5", "=1", "x=1", "5=", "5=inf", "5=nan", "5=1001", "-1=2", "5=1x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        gpt2(&r, NULL, "-m", env.tiny, "-p", PROMPT, "--logit-bias", bad[i], NULL);
+        test_expect_refusal(&r, 2, "gpt2: ", "--logit-bias");
+        test_run_free(&r);
+    }
+}
+
+/* The first position where a and b differ (n if none). */
+static size_t first_difference(const uint32_t *a, const uint32_t *b, size_t n) {
+    size_t i = 0;
+    while (i < n && a[i] == b[i]) i++;
+    return i;
+}
+
+/* Penalties that count the completion: a positive one first changes the
+ * greedy choice where greedy would repeat a token, and breaks the loop; a
+ * negative one first changes it to a token that already came. */
+static void test_presence_frequency_and_ngram_penalties(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    uint32_t greedy[MAX_IDS], got[MAX_IDS], prompt[MAX_IDS];
+    size_t n_prompt;
+    const char *const g[] = {GREEDY, NULL};
+    size_t n = run_ids(g, greedy, MAX_IDS, NULL, NULL);
+    size_t loops = count_of(greedy, n, LOOP_TOKEN);
+
+    const char *const presence[] = {GREEDY, "--presence-penalty", "2", NULL};
+    const char *const frequency[] = {GREEDY, "--frequency-penalty", "0.5", NULL};
+    const char *const negative[] = {GREEDY, "--presence-penalty", "-2", NULL};
+    const char *const *const runs[] = {presence, frequency, negative};
+    for (size_t k = 0; k < 3; k++) {
+        assert_int_equal(run_ids(runs[k], got, MAX_IDS, NULL, NULL), n);
+        size_t i = first_difference(got, greedy, n);
+        assert_true(i < n);
+        if (k < 2) {
+            assert_true(count_of(greedy, i, greedy[i]) > 0);
+            assert_true(count_of(got, n, LOOP_TOKEN) < loops / 2);
+            for (size_t j = 0; k == 1 && j < n; j++) assert_true(count_of(got, n, got[j]) <= 20);
+        } else {
+            assert_int_equal(count_of(greedy, i, greedy[i]), 0);
+            assert_true(count_of(got, i, got[i]) > 0);
+        }
+    }
+
+    /* No bigram of prompt and completion together occurs twice. */
+    const char *const ngram[] = {GREEDY, "--no-repeat-ngram", "2", NULL};
+    n = run_ids(ngram, got, MAX_IDS, prompt, &n_prompt);
+    assert_int_equal(n, 60);
+    uint32_t all[2 * MAX_IDS];
+    memcpy(all, prompt, n_prompt * sizeof *all);
+    memcpy(all + n_prompt, got, n * sizeof *all);
+    size_t m = n_prompt + n;
+    for (size_t i = 0; i + 1 < m; i++)
+        for (size_t j = i + 1; j + 1 < m; j++)
+            if (all[i] == all[j] && all[i + 1] == all[j + 1]) fail_msg("bigram at %zu repeats at %zu", i, j);
+}
+
+/* min-p 1 keeps only the likeliest token, so sampling is greedy; a
+ * temperature of 1e-38 is below the floor and greedy too. */
+static void test_min_p_and_tiny_temperature(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    uint32_t greedy[MAX_IDS], got[MAX_IDS], other[MAX_IDS];
+    const char *const g[] = {GREEDY, NULL};
+    size_t n = run_ids(g, greedy, MAX_IDS, NULL, NULL);
+    const char *const min_p[] = {"-m", env.tiny,  "-p", PROMPT,   "-n", "60", "--ignore-eos", "--temp", "3", "--top-k",
+                                 "0",  "--min-p", "1",  "--seed", "9",  NULL};
+    assert_int_equal(run_ids(min_p, got, MAX_IDS, NULL, NULL), n);
+    assert_memory_equal(got, greedy, n * sizeof *got);
+    const char *const no_min_p[] = {"-m",     env.tiny, "-p",      PROMPT, "-n",      "60", "--ignore-eos",
+                                    "--temp", "3",      "--top-k", "0",    "--min-p", "0",  "--seed",
+                                    "9",      NULL};
+    run_ids(no_min_p, other, MAX_IDS, NULL, NULL);
+    assert_memory_not_equal(other, greedy, n * sizeof *got);
+    const char *const tiny_temp[] = {"-m",           env.tiny, "-p",    PROMPT,   "-n", "60",
+                                     "--ignore-eos", "--temp", "1e-38", "--seed", "9",  NULL};
+    assert_int_equal(run_ids(tiny_temp, got, MAX_IDS, NULL, NULL), n);
+    assert_memory_equal(got, greedy, n * sizeof *got);
+}
+
+/* Every setting from a batch line gives what the option gives. */
+static void test_batch_keys_equal_options(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    const char *input = "{\"prompt\": \"" PROMPT "\", \"n\": 30, \"temp\": 0, \"ignore_eos\": true, "
+                        "\"presence_penalty\": 1.5}\n"
+                        "{\"prompt\": \"" PROMPT "\", \"n\": 30, \"temp\": 0, \"ignore_eos\": true, "
+                        "\"frequency_penalty\": 0.4}\n"
+                        "{\"prompt\": \"" PROMPT "\", \"n\": 30, \"temp\": 0, \"ignore_eos\": true, "
+                        "\"no_repeat_ngram\": 1}\n"
+                        "{\"prompt\": \"" PROMPT "\", \"n\": 30, \"seed\": 3, \"top_k\": 0, \"temp\": 2, "
+                        "\"ignore_eos\": true, \"min_p\": 0.2}\n"
+                        "{\"prompt\": \"" PROMPT "\", \"n\": 30, \"temp\": 0, \"ignore_eos\": true, "
+                        "\"logit_bias\": {\"" LOOP_TOKEN_TEXT "\": \"-inf\", \"13025\": -3.5}}\n"
+                        "{\"prompt\": \"x\", \"logit_bias\": {\"5\": \"inf\"}}\n"
+                        "{\"prompt\": \"x\", \"logit_bias\": [5]}\n"
+                        "{\"prompt\": \"x\", \"min_p\": 2}\n"
+                        "{\"prompt\": \"x\", \"temp\": 0, \"logit_bias\": {\"70000\": 1}}\n";
+    const char *const singles[][8] = {
+        {"--presence-penalty", "1.5"},
+        {"--frequency-penalty", "0.4"},
+        {"--no-repeat-ngram", "1"},
+        {"--seed", "3", "--top-k", "0", "--temp", "2", "--min-p", "0.2"},
+        {"--logit-bias", LOOP_TOKEN_TEXT "=-inf", "--logit-bias", "13025=-3.5"},
+    };
+    RunResult r;
+    RunSpec in = {.stdin_bytes = input, .stdin_len = strlen(input)};
+    gpt2(&r, &in, "-m", env.tiny, "--batch", "-", NULL);
+    expect_ok(&r);
+    const char *line = r.out.data;
+    for (size_t i = 0; i < 9; i++) {
+        const char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        JsonDoc doc;
+        const JsonValue *root = parse_json(&doc, line, (size_t)(nl - line));
+        if (i >= 5) {
+            assert_int_equal(get(root, "error")->type, JSON_STRING);
+            if (i == 8) assert_non_null(strstr(gpt2_json_string(get(root, "error"), NULL), "outside the vocabulary"));
+        } else {
+            uint32_t got[MAX_IDS], want[MAX_IDS];
+            size_t n = ids_of(get(root, "completion_tokens"), got, MAX_IDS);
+            const char *args[24] = {"-m", env.tiny, "-p", PROMPT, "-n", "30", "--ignore-eos"};
+            size_t k = 7;
+            if (i != 3) args[k++] = "--temp", args[k++] = "0";
+            for (size_t a = 0; a < 8 && singles[i][a]; a++) args[k++] = singles[i][a];
+            args[k] = NULL;
+            assert_int_equal(run_ids(args, want, MAX_IDS, NULL, NULL), n);
+            if (memcmp(got, want, n * sizeof *got) != 0) fail_msg("batch line %zu differs from its single run", i + 1);
+        }
+        gpt2_json_free(&doc);
+        line = nl + 1;
+    }
+    test_run_free(&r);
+}
+
+/* ---- extremes ------------------------------------------------------------------ */
+
+/* A NaN logit is never chosen, greedy or sampled, however it is biased;
+ * with no finite logit at all the completion ends with one line of error. */
+static void test_nan_logits(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    uint32_t got[MAX_IDS];
+    const char *const greedy[] = {"-m", env.nan_row, "-p", PROMPT, "-n", "60", "--ignore-eos", "--temp", "0", NULL};
+    size_t n = run_ids(greedy, got, MAX_IDS, NULL, NULL);
+    assert_int_equal(n, 60);
+    assert_int_equal(count_of(got, n, LOOP_TOKEN), 0);
+    const char *const forced[] = {"-m",
+                                  env.nan_row,
+                                  "-p",
+                                  PROMPT,
+                                  "-n",
+                                  "30",
+                                  "--ignore-eos",
+                                  "--top-k",
+                                  "0",
+                                  "--seed",
+                                  "1",
+                                  "--logit-bias",
+                                  LOOP_TOKEN_TEXT "=1000",
+                                  NULL};
+    n = run_ids(forced, got, MAX_IDS, NULL, NULL);
+    assert_int_equal(n, 30);
+    assert_int_equal(count_of(got, n, LOOP_TOKEN), 0);
+
+    RunResult r;
+    const char *temps[] = {"0", "1"};
+    for (int t = 0; t < 2; t++) {
+        gpt2(&r, NULL, "-m", env.nan_bias, "-p", PROMPT, "--temp", temps[t], NULL);
+        test_expect_refusal(&r, 1, "gpt2: ", "no token has a finite logit");
+        test_run_free(&r);
+        gpt2(&r, NULL, "-m", env.nan_bias, "-p", PROMPT, "--temp", temps[t], "--json", NULL);
+        test_expect_refusal(&r, 1, "gpt2: ", "no token has a finite logit");
+        test_run_free(&r);
+    }
+    const char *input = "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"n\": 0}\n";
+    RunSpec in = {.stdin_bytes = input, .stdin_len = strlen(input)};
+    gpt2(&r, &in, "-m", env.nan_bias, "--batch", "-", NULL);
+    expect_ok(&r);
+    const char *nl = strchr(r.out.data, '\n');
+    assert_non_null(nl);
+    JsonDoc doc;
+    const JsonValue *first = parse_json(&doc, r.out.data, (size_t)(nl - r.out.data));
+    assert_non_null(strstr(gpt2_json_string(get(first, "error"), NULL), "line 1: no token has a finite logit"));
+    gpt2_json_free(&doc);
+    const JsonValue *second = parse_json(&doc, nl + 1, strlen(nl + 1) - 1);
+    assert_true(gpt2_json_string_is(get(second, "finish_reason"), "length"));
+    gpt2_json_free(&doc);
+    test_run_free(&r);
+}
+
+/* The repetition penalty's window stops at the context length (160 on
+ * the tiny model): a longer one changes nothing, and costs no memory. */
+static void test_repeat_last_n_capped_at_context(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    uint32_t capped[MAX_IDS], huge[MAX_IDS];
+    const char *const a[] = {"-m",  env.tiny,          "-p",     PROMPT, "-n",
+                             "400", "--ignore-eos",    "--seed", "2",    "--repeat-penalty",
+                             "1.3", "--repeat-last-n", "160",    NULL};
+    const char *const b[] = {"-m",  env.tiny,          "-p",         PROMPT, "-n",
+                             "400", "--ignore-eos",    "--seed",     "2",    "--repeat-penalty",
+                             "1.3", "--repeat-last-n", "4294967295", NULL};
+    size_t n = run_ids(a, capped, MAX_IDS, NULL, NULL);
+    assert_int_equal(run_ids(b, huge, MAX_IDS, NULL, NULL), n);
+    assert_memory_equal(capped, huge, n * sizeof *capped);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_logit_bias),
+        cmocka_unit_test(test_presence_frequency_and_ngram_penalties),
+        cmocka_unit_test(test_min_p_and_tiny_temperature),
+        cmocka_unit_test(test_batch_keys_equal_options),
+        cmocka_unit_test(test_nan_logits),
+        cmocka_unit_test(test_repeat_last_n_capped_at_context),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
