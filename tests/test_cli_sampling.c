@@ -169,6 +169,33 @@ static size_t count_of(const uint32_t *ids, size_t n, uint32_t id) {
 
 /* ---- sampler settings ------------------------------------------------------------ */
 
+/* --help shows every option of this file with its default. */
+static void test_help_shows_the_settings(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult r;
+    gpt2(&r, NULL, "--help", NULL);
+    expect_ok(&r);
+    static const char *const want[] = {
+        "--min-p P", "--presence-penalty P", "--frequency-penalty F", "--no-repeat-ngram N", "--logit-bias ID=BIAS",
+        "min_p",     "presence_penalty",     "frequency_penalty",     "no_repeat_ngram",     "logit_bias"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!strstr(r.out.data, want[i])) fail_msg("--help does not mention %s", want[i]);
+    /* Each option's entry ends with its default. */
+    static const char *const defaults[][2] = {{"--min-p", "default: 0.0"},
+                                              {"--presence-penalty", "default: 0.0"},
+                                              {"--frequency-penalty", "default: 0.0"},
+                                              {"--no-repeat-ngram", "default: 0"},
+                                              {"--logit-bias", "default: none"}};
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
+        const char *at = strstr(r.out.data, defaults[i][0]);
+        const char *next = strstr(at + 2, "\n  -");
+        const char *d = strstr(at, defaults[i][1]);
+        if (!d || (next && d > next)) fail_msg("--help does not give %s's default", defaults[i][0]);
+    }
+    test_run_free(&r);
+}
+
 enum { MAX_IDS = 512 };
 
 #define GREEDY "-m", env.tiny, "-p", PROMPT, "-n", "60", "--ignore-eos", "--temp", "0"
@@ -429,6 +456,7 @@ static void test_repeat_last_n_capped_at_context(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_shows_the_settings),
         cmocka_unit_test(test_logit_bias),
         cmocka_unit_test(test_presence_frequency_and_ngram_penalties),
         cmocka_unit_test(test_min_p_and_tiny_temperature),
