@@ -679,16 +679,20 @@ static void test_refuses_missing_merges_and_bad_tokenizer_dir(void **state) {
     assert_non_null(strstr(err, "/nonexistent/tok: No such file or directory (the --tokenizer folder)"));
 }
 
-static void test_refuses_sharded_and_pickled_checkpoints(void **state) {
+/* Without model.safetensors the folder's other checkpoints are read, and
+ * refused when damaged. */
+static void test_refuses_damaged_sharded_and_pickled_checkpoints(void **state) {
     Fixture *fx = *state;
     char path[4300];
     remove_file(fx, "model.safetensors");
     fx_path(fx, "pytorch_model.bin", path, sizeof path);
     test_write_file(path, "PK", 2);
-    refused(fx, "only pytorch_model.bin");
+    refused(fx, "pytorch_model.bin: not a file torch.save writes");
     fx_path(fx, "model.safetensors.index.json", path, sizeof path);
     test_write_file(path, "{}", 2);
-    refused(fx, "sharded checkpoint");
+    refused(fx, "model.safetensors.index.json: no \"weight_map\"");
+    test_write_file(path, "{\"weight_map\":{\"wte.weight\":\"../x.safetensors\"}}", 48);
+    refused(fx, "weight_map entry \"wte.weight\" does not name a file in the same folder");
 }
 
 /* ---- refusals: the tensors -------------------------------------------------- */
@@ -762,7 +766,7 @@ static void test_refuses_unsupported_dtype(void **state) {
     HfTensor *t = find(&fx->model, "ln_f.bias");
     t->dtype = "I8", t->raw_bytes = bytes, t->raw_len = sizeof bytes;
     fx_write_model(fx, NULL);
-    refused(fx, "tensor \"ln_f.bias\" has dtype I8; only F32, F16 and BF16 are supported");
+    refused(fx, "tensor \"ln_f.bias\" has dtype I8; only F32, F16, BF16 and Q8_0 are supported");
 }
 
 /* ---- refusals: the safetensors structure ------------------------------------- */
@@ -1031,8 +1035,8 @@ static void test_cli_usage_errors(void **state) {
                 "--dtype must be f32, f16, bf16 or q8_0: f8");
     cli_refuses(fx, (const char *[]){fx->hf, fx->out, "--dtype=Q8_0x", NULL}, 2, "--dtype must be");
     cli_refuses(fx, (const char *[]){fx->hf, fx->out, "--dtype", NULL}, 2, "option needs a value: --dtype");
-    cli_refuses(fx, (const char *[]){fx->hf, NULL}, 2, "missing HF_DIR or OUT_FILE");
-    cli_refuses(fx, (const char *[]){NULL}, 2, "missing HF_DIR or OUT_FILE");
+    cli_refuses(fx, (const char *[]){fx->hf, NULL}, 2, "missing SOURCE or OUT_FILE");
+    cli_refuses(fx, (const char *[]){NULL}, 2, "missing SOURCE or OUT_FILE");
     cli_refuses(fx, (const char *[]){fx->hf, fx->out, "extra", NULL}, 2, "too many arguments");
     cli_refuses(fx, (const char *[]){"--random", "2x2", fx->out, NULL}, 2, "unknown shape: 2x2");
     cli_refuses(fx, (const char *[]){"--random", "2x2x16x", fx->out, NULL}, 2, "unknown shape");
@@ -1042,7 +1046,7 @@ static void test_cli_usage_errors(void **state) {
     RunResult r;
     run_convert((const char *[]){"--help", NULL}, &r);
     assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out.data, "usage: gpt2-convert HF_DIR OUT_FILE"));
+    assert_non_null(strstr(r.out.data, "usage: gpt2-convert SOURCE OUT_FILE"));
     assert_non_null(strstr(r.out.data, "--tokenizer DIR"));
     assert_int_equal(r.err.len, 0);
     test_run_free(&r);
@@ -1131,7 +1135,7 @@ int main(void) {
         T(test_published_configs),
         T(test_refuses_missing_files),
         T(test_refuses_missing_merges_and_bad_tokenizer_dir),
-        T(test_refuses_sharded_and_pickled_checkpoints),
+        T(test_refuses_damaged_sharded_and_pickled_checkpoints),
         T(test_refuses_missing_tensor),
         T(test_refuses_shape_that_disagrees_with_config),
         T(test_refuses_stray_tensors),

@@ -7,11 +7,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "fileio.h"
 #include "hf_vocab.h"
 #include "json.h"
 #include "model_writer.h"
 #include "safetensors.h"
+#include "shards.h"
+#include "torch_checkpoint.h"
 #include "utf8.h"
 
 /* ---- config.json ------------------------------------------------------- */
@@ -187,10 +190,10 @@ static void progress_abandon(const Progress *p) {
     if (p->f && p->tty && p->values_done > 0 && p->values_done < p->values_total) fputc('\n', p->f);
 }
 
-/* ---- tensors from a safetensors file ------------------------------------ */
+/* ---- tensors from a checkpoint ------------------------------------------ */
 
 typedef struct {
-    SafeTensors st;
+    Checkpoint ck;
     const char *prefix; /* "" or "transformer." */
     Progress progress;
 } HfSource;
@@ -208,12 +211,12 @@ static void shape_text(char *out, size_t n, const uint64_t *dims, int n_dims) {
 /* Finds the tensor for spec s and checks that it has the shape config.json
  * implies, as Hugging Face stores it (Conv1D weights [in, out]), and a
  * float dtype. */
-static bool find_tensor(const HfSource *src, const TensorSpec *s, const StTensor **out, char *err, size_t errsz) {
+static bool find_tensor(const HfSource *src, const TensorSpec *s, const CkTensor **out, char *err, size_t errsz) {
     char name[128];
     snprintf(name, sizeof name, "%s%s", src->prefix, s->name);
-    const StTensor *t = gpt2_safetensors_find(&src->st, name);
+    const CkTensor *t = gpt2_checkpoint_find(&src->ck, name);
     if (!t) {
-        snprintf(err, errsz, "model.safetensors has no tensor \"%s\"", name);
+        snprintf(err, errsz, "%s has no tensor \"%s\"", src->ck.label, name);
         return false;
     }
     uint64_t want[2] = {s->cols, 0};
@@ -227,35 +230,20 @@ static bool find_tensor(const HfSource *src, const TensorSpec *s, const StTensor
         snprintf(err, errsz, "tensor \"%s\" has shape [%s], but config.json implies [%s]", name, got, expect);
         return false;
     }
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
-        snprintf(err, errsz, "tensor \"%s\" has dtype %s; only F32, F16 and BF16 are supported", name, t->dtype_name);
+    if (t->dtype != CK_F32 && t->dtype != CK_F16 && t->dtype != CK_BF16 && t->dtype != CK_Q8_0) {
+        snprintf(err, errsz, "tensor \"%s\" has dtype %s; only F32, F16, BF16 and Q8_0 are supported", name,
+                 t->dtype_name);
         return false;
     }
     *out = t;
     return true;
 }
 
-static void transpose(const float *in, size_t rows, size_t cols, float *out) { /* out[c][r] = in[r][c] */
-    const size_t B = 32;                                                       /* blocks keep both sides in cache */
-    for (size_t r0 = 0; r0 < rows; r0 += B)
-        for (size_t c0 = 0; c0 < cols; c0 += B)
-            for (size_t r = r0; r < r0 + B && r < rows; r++)
-                for (size_t c = c0; c < c0 + B && c < cols; c++) out[c * rows + r] = in[r * cols + c];
-}
-
 static bool hf_tensor(void *ctx, const TensorSpec *s, float *out, char *err, size_t errsz) {
     HfSource *src = ctx;
-    const StTensor *t;
+    const CkTensor *t;
     if (!find_tensor(src, s, &t, err, errsz)) return false;
-    if (!s->hf_transposed) return gpt2_safetensors_read_f32(t, out);
-    float *tmp = malloc(t->n_elems * sizeof *tmp); /* rows * cols, checked against the file */
-    if (!tmp) {
-        snprintf(err, errsz, "out of memory for \"%s\"", t->name);
-        return false;
-    }
-    gpt2_safetensors_read_f32(t, tmp);
-    transpose(tmp, s->cols, s->rows, out);
-    free(tmp);
+    gpt2_checkpoint_read(t, s->hf_transposed, s->rows, s->cols, out);
     return true;
 }
 
@@ -303,61 +291,46 @@ static bool is_expected(const ModelConfig *c, const char *bare, bool *stray_laye
  * stray h.N tensor means config.json has fewer layers than the weights. */
 static bool check_leftovers(const HfSource *src, const ModelConfig *c, char *err, size_t errsz) {
     size_t plen = strlen(src->prefix);
-    for (size_t i = 0; i < src->st.n_tensors; i++) {
-        const char *name = src->st.tensors[i].name;
+    for (size_t i = 0; i < src->ck.n; i++) {
+        const char *name = src->ck.tensors[i].name;
         if (strcmp(name, "lm_head.weight") == 0) continue; /* checked by check_tied_head */
         bool stray_layer = false;
         if (strncmp(name, src->prefix, plen) == 0 && is_expected(c, name + plen, &stray_layer)) continue;
         char shown[UTF8_SHOWN];
         gpt2_utf8_shown(name, strlen(name), shown, sizeof shown);
         if (stray_layer)
-            snprintf(err, errsz, "model.safetensors has tensor \"%s\", but config.json says n_layer %u", shown,
+            snprintf(err, errsz, "%s has tensor \"%s\", but config.json says n_layer %u", src->ck.label, shown,
                      c->n_layer);
-        else snprintf(err, errsz, "model.safetensors has tensor \"%s\", which a GPT-2 does not have", shown);
+        else snprintf(err, errsz, "%s has tensor \"%s\", which a GPT-2 does not have", src->ck.label, shown);
         return false;
     }
     return true;
-}
-
-/* A copy of row r of a matrix tensor as float32 in out[cols]. */
-static void read_row(const StTensor *t, uint64_t r, uint64_t cols, float *out) {
-    StTensor row = *t;
-    uint64_t elem = t->n_bytes / t->n_elems;
-    row.data = t->data + r * cols * elem;
-    row.n_elems = cols;
-    row.n_bytes = cols * elem;
-    gpt2_safetensors_read_f32(&row, out);
 }
 
 /* GPT-2 ties its output head to wte, so a stored lm_head.weight is ignored;
  * but only when it really is the same matrix.  Anything else is a model
  * this engine would run wrongly. */
 static bool check_tied_head(const HfSource *src, const ModelConfig *c, char *err, size_t errsz) {
-    const StTensor *head = gpt2_safetensors_find(&src->st, "lm_head.weight");
+    const CkTensor *head = gpt2_checkpoint_find(&src->ck, "lm_head.weight");
     if (!head) return true;
     TensorSpec spec;
     gpt2_model_tensor_spec(c, TK_WTE, &spec);
-    const StTensor *wte;
+    const CkTensor *wte;
     if (!find_tensor(src, &spec, &wte, err, errsz)) return false;
     if (head->n_dims != 2 || head->shape[0] != wte->shape[0] || head->shape[1] != wte->shape[1] ||
-        (head->dtype != ST_F32 && head->dtype != ST_F16 && head->dtype != ST_BF16)) {
+        (head->dtype != CK_F32 && head->dtype != CK_F16 && head->dtype != CK_BF16 && head->dtype != CK_Q8_0)) {
         snprintf(err, errsz, "lm_head.weight is not a float matrix of wte.weight's shape; GPT-2 ties the two");
         return false;
     }
-    float *a = malloc(2 * (size_t)c->n_embd * sizeof *a); /* n_embd is bounded by gpt2_model_config_check */
-    if (!a) {
-        snprintf(err, errsz, "out of memory");
-        return false;
-    }
-    float *b = a + c->n_embd;
+    /* Compared as the values they stand for, bit for bit. */
     bool same = true;
     uint64_t r = 0;
     for (; r < c->n_vocab && same; r++) {
-        read_row(head, r, c->n_embd, a);
-        read_row(wte, r, c->n_embd, b);
-        same = memcmp(a, b, c->n_embd * sizeof *a) == 0;
+        for (uint64_t k = 0; k < c->n_embd && same; k++) {
+            float a = gpt2_checkpoint_get(head, r, k), b = gpt2_checkpoint_get(wte, r, k);
+            same = memcmp(&a, &b, sizeof a) == 0;
+        }
     }
-    free(a);
     if (!same)
         snprintf(err, errsz,
                  "lm_head.weight differs from wte.weight (row %llu): this checkpoint does not tie its output head "
@@ -370,12 +343,12 @@ static bool check_tied_head(const HfSource *src, const ModelConfig *c, char *err
  * that a bad file is refused before anything is allocated for its weights
  * or written. */
 static bool check_tensors(HfSource *src, const ModelConfig *c, char *err, size_t errsz) {
-    if (!gpt2_safetensors_find(&src->st, "wte.weight") && gpt2_safetensors_find(&src->st, "transformer.wte.weight"))
+    if (!gpt2_checkpoint_find(&src->ck, "wte.weight") && gpt2_checkpoint_find(&src->ck, "transformer.wte.weight"))
         src->prefix = "transformer.";
     size_t count = gpt2_model_tensor_count(c);
     for (size_t i = 0; i < count; i++) {
         TensorSpec s;
-        const StTensor *t;
+        const CkTensor *t;
         gpt2_model_tensor_spec(c, i, &s);
         if (!find_tensor(src, &s, &t, err, errsz)) return false;
     }
@@ -413,7 +386,7 @@ static bool need_file(const char *dir, const char *name, const char *hint, char 
 }
 
 /* The folder must exist before its files are looked for, so that a typo
- * in HF_DIR is reported as such. */
+ * in SOURCE is reported as such. */
 static bool need_dir(const char *dir, const char *what, char *err, size_t errsz) {
     struct stat sb;
     if (stat(dir, &sb) != 0) {
@@ -427,34 +400,111 @@ static bool need_dir(const char *dir, const char *what, char *err, size_t errsz)
     return true;
 }
 
-/* Why model.safetensors is missing, when the folder says. */
-static const char *weights_hint(const char *dir) {
-    char path[4096];
-    if (join(path, sizeof path, dir, "model.safetensors.index.json") && is_regular_file(path))
-        return "; this is a sharded checkpoint, which gpt2-convert does not read";
-    if (join(path, sizeof path, dir, "pytorch_model.bin") && is_regular_file(path))
-        return "; the folder has only pytorch_model.bin, which gpt2-convert does not read: download model.safetensors";
-    return "";
+/* ---- where the weights are ------------------------------------------------ */
+
+typedef enum { SRC_SAFETENSORS, SRC_SAFETENSORS_SHARDED, SRC_TORCH, SRC_TORCH_SHARDED } SourceKind;
+
+/* The checkpoint files a folder may hold, in the order they are preferred. */
+static const struct {
+    const char *name;
+    SourceKind kind;
+} folder_weights[] = {
+    {"model.safetensors", SRC_SAFETENSORS},
+    {"model.safetensors.index.json", SRC_SAFETENSORS_SHARDED},
+    {"pytorch_model.bin", SRC_TORCH},
+    {"pytorch_model.bin.index.json", SRC_TORCH_SHARDED},
+};
+
+static bool ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+/* What a single file given as SOURCE is, from its first bytes and name. */
+static SourceKind file_kind(const char *path) {
+    uint8_t head[16] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    if (gpt2_torch_is_torch(head, got)) return SRC_TORCH;
+    if (ends_with(path, ".index.json"))
+        return ends_with(path, ".bin.index.json") ? SRC_TORCH_SHARDED : SRC_SAFETENSORS_SHARDED;
+    return SRC_SAFETENSORS;
+}
+
+static bool load_checkpoint(Checkpoint *ck, SourceKind kind, const char *path, char *err, size_t errsz) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    snprintf(ck->label, sizeof ck->label, "%s", base);
+    bool ok;
+    switch (kind) {
+    case SRC_SAFETENSORS: ok = gpt2_shards_add_safetensors(ck, path, err, errsz); break;
+    case SRC_TORCH: ok = gpt2_torch_checkpoint_add(ck, path, err, errsz); break;
+    default: return gpt2_shards_add_index(ck, path, kind == SRC_TORCH_SHARDED, err, errsz);
+    }
+    return ok && gpt2_checkpoint_seal(ck, err, errsz);
+}
+
+/* The checkpoint in folder dir: its path and kind. */
+static bool find_weights(const char *dir, char *path, size_t pathsz, SourceKind *kind, char *err, size_t errsz) {
+    for (size_t i = 0; i < sizeof folder_weights / sizeof *folder_weights; i++) {
+        if (join(path, pathsz, dir, folder_weights[i].name) && is_regular_file(path)) {
+            *kind = folder_weights[i].kind;
+            return true;
+        }
+    }
+    return need_file(dir, "model.safetensors",
+                     "; the folder has none of model.safetensors, model.safetensors.index.json, pytorch_model.bin, "
+                     "pytorch_model.bin.index.json",
+                     path, pathsz, err, errsz);
 }
 
 bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
-    char config_path[4096], st_path[4096], vocab_path[4096], merges_path[4096];
-    const char *tok_dir = o->tokenizer_dir ? o->tokenizer_dir : o->hf_dir;
+    char dir[4096], config_path[4096], weights_path[4096], vocab_path[4096], merges_path[4096];
+    struct stat sb;
+    if (stat(o->source, &sb) != 0) {
+        snprintf(err, errsz, "%s: %s (SOURCE must be a Hugging Face GPT-2 folder or a checkpoint file)", o->source,
+                 strerror(errno));
+        return false;
+    }
+    bool single_file = !S_ISDIR(sb.st_mode);
+    SourceKind kind = SRC_SAFETENSORS;
+    Checkpoint ck = {0};
+    /* A file named on its own is read first: it is what the user pointed
+     * at, and it tells what else is needed.  A folder is first checked for
+     * the files it must hold. */
+    if (single_file) {
+        if (!S_ISREG(sb.st_mode)) {
+            snprintf(err, errsz, "%s: not a regular file or folder", o->source);
+            return false;
+        }
+        const char *slash = strrchr(o->source, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - o->source) : 1, slash ? o->source : ".");
+        if (slash == o->source) snprintf(dir, sizeof dir, "/");
+        snprintf(weights_path, sizeof weights_path, "%s", o->source);
+        kind = file_kind(o->source);
+        if (!load_checkpoint(&ck, kind, o->source, err, errsz)) {
+            gpt2_checkpoint_close(&ck);
+            return false;
+        }
+    } else {
+        snprintf(dir, sizeof dir, "%s", o->source);
+    }
+    const char *tok_dir = o->tokenizer_dir ? o->tokenizer_dir : dir;
     const char *tok_hint =
         o->tokenizer_dir ? "" : "; give the folder holding GPT-2's vocab.json and merges.txt with --tokenizer DIR";
-    if (!need_dir(o->hf_dir, "HF_DIR must be a Hugging Face GPT-2 folder", err, errsz) ||
-        (o->tokenizer_dir && !need_dir(o->tokenizer_dir, "the --tokenizer folder", err, errsz)) ||
-        !need_file(o->hf_dir, "config.json", "", config_path, sizeof config_path, err, errsz) ||
-        !need_file(o->hf_dir, "model.safetensors", weights_hint(o->hf_dir), st_path, sizeof st_path, err, errsz) ||
-        !need_file(tok_dir, "vocab.json", tok_hint, vocab_path, sizeof vocab_path, err, errsz) ||
-        !need_file(tok_dir, "merges.txt", tok_hint, merges_path, sizeof merges_path, err, errsz))
-        return false;
+    bool ok = (!o->tokenizer_dir || need_dir(o->tokenizer_dir, "the --tokenizer folder", err, errsz)) &&
+              need_file(dir, "config.json",
+                        single_file ? "; a checkpoint file needs its model's config.json in the same folder" : "",
+                        config_path, sizeof config_path, err, errsz) &&
+              (single_file || find_weights(dir, weights_path, sizeof weights_path, &kind, err, errsz)) &&
+              need_file(tok_dir, "vocab.json", tok_hint, vocab_path, sizeof vocab_path, err, errsz) &&
+              need_file(tok_dir, "merges.txt", tok_hint, merges_path, sizeof merges_path, err, errsz);
     ModelConfig c = {.dtype = o->dtype};
-    if (!gpt2_hf_config_read(config_path, &c, err, errsz)) return false;
-    HfSource src = {.prefix = "", .progress = progress_start(o->progress, &c)};
-    if (!gpt2_safetensors_open(&src.st, st_path, err, errsz)) return false;
+    ok = ok && gpt2_hf_config_read(config_path, &c, err, errsz);
+    if (ok && !single_file) ok = load_checkpoint(&ck, kind, weights_path, err, errsz);
+    HfSource src = {.ck = ck, .prefix = "", .progress = progress_start(o->progress, &c)};
     HfVocab vocab;
-    bool ok = gpt2_hf_vocab_load(&vocab, vocab_path, merges_path, err, errsz);
+    if (ok) ok = gpt2_hf_vocab_load(&vocab, vocab_path, merges_path, err, errsz);
     if (ok) {
         c.eot_id = vocab.data.eot_id;
         if (vocab.data.n_vocab != c.n_vocab) {
@@ -472,7 +522,7 @@ bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
         if (!ok) progress_abandon(&src.progress);
         gpt2_hf_vocab_free(&vocab);
     }
-    gpt2_safetensors_close(&src.st);
+    gpt2_checkpoint_close(&src.ck);
     return ok;
 }
 

@@ -20,8 +20,8 @@
 #include "model_format.h"
 
 typedef struct {
-    const char *hf_dir;        /* config.json and model.safetensors */
-    const char *tokenizer_dir; /* vocab.json and merges.txt; NULL: hf_dir */
+    const char *source;        /* a Hugging Face folder, or a checkpoint file */
+    const char *tokenizer_dir; /* vocab.json and merges.txt; NULL: the folder of source */
     const char *out_path;
     DType dtype;    /* of the weight matrices */
     FILE *progress; /* where to report progress, or NULL */

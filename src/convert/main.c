@@ -12,19 +12,24 @@
 #include "numparse.h"
 
 static const char usage[] =
-    "usage: gpt2-convert HF_DIR OUT_FILE [--dtype TYPE] [--tokenizer DIR] [-q]\n"
+    "usage: gpt2-convert SOURCE OUT_FILE [--dtype TYPE] [--tokenizer DIR] [-q]\n"
     "       gpt2-convert --random SHAPE OUT_FILE [--dtype TYPE] [--seed N] [--tokenizer DIR] [-q]\n"
     "\n"
-    "Converts a Hugging Face GPT-2 folder (config.json, model.safetensors with F32,\n"
-    "F16 or BF16 tensors, vocab.json, merges.txt) into one gpt2 model file, or\n"
-    "writes a model with random weights.  OUT_FILE is written under a temporary\n"
-    "name and replaces an existing file only once the conversion has succeeded.\n"
+    "Converts a GPT-2 checkpoint into one gpt2 model file, or writes a model with\n"
+    "random weights.  SOURCE is a Hugging Face folder (config.json, vocab.json,\n"
+    "merges.txt and one of model.safetensors, model.safetensors.index.json with\n"
+    "its shards, pytorch_model.bin or pytorch_model.bin.index.json with its\n"
+    "shards), or one of those files, with config.json, vocab.json and merges.txt\n"
+    "beside it.  Weights may be F32, F16 or BF16; PyTorch files are read by a\n"
+    "restricted unpickler that never runs anything.  OUT_FILE is written under a\n"
+    "temporary name and replaces an existing file only once the conversion has\n"
+    "succeeded.\n"
     "\n"
     "  --dtype TYPE      type of the weight matrices: f32 (default), f16, bf16 or\n"
     "                    q8_0; biases, LayerNorms and wpe stay f32, and q8_0 falls\n"
     "                    back to f16 for a matrix whose rows are not whole blocks\n"
     "                    of 32 values\n"
-    "  --tokenizer DIR   take vocab.json and merges.txt from DIR instead of HF_DIR\n"
+    "  --tokenizer DIR   take vocab.json and merges.txt from DIR instead of SOURCE\n"
     "  --random SHAPE    random weights of SHAPE: 124M, 355M, 774M, 1558M, distil,\n"
     "                    or LAYERSxHEADSxEMBD[xCTX] (n_ctx 1024 by default); the\n"
     "                    vocabulary is a synthetic one of 50257 tokens unless\n"
@@ -146,7 +151,7 @@ int main(int argc, char **argv) {
         if (!gpt2_convert_random(&c, seed, tokenizer_dir, out, progress, err, sizeof err)) return refuse(err);
         return 0;
     }
-    if (positional != 2) return usage_error(positional < 2 ? "missing HF_DIR or OUT_FILE" : "too many arguments", NULL);
+    if (positional != 2) return usage_error(positional < 2 ? "missing SOURCE or OUT_FILE" : "too many arguments", NULL);
     ConvertOptions o = {argv[optind], tokenizer_dir, argv[optind + 1], dtype, progress};
     if (!output_writable(o.out_path, err, sizeof err)) return refuse(err);
     clean_up_on_signals(o.out_path);

@@ -1,0 +1,241 @@
+/* test_formats.c - every checkpoint layout of ../shared/reference/formats.
+ *
+ * Each fixture is converted by the built gpt2-convert (with --dtype f32,
+ * which widens float16 exactly) and the engine is held to the bars of
+ * test_engine.c against the fixture's own float64 reference: logits and
+ * per-token NLL within 1e-3, mean NLL within 1e-4, argmax and greedy
+ * continuations exact where the reference's margin exceeds 1e-3.
+ *
+ * The hostile pickles must be refused with one line each, and running
+ * them must not create the file their globals would create.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "pickle.h"
+#include "test_reference.h"
+#include "test_util.h"
+#include "torch_checkpoint.h"
+#include "zip.h"
+
+/* Converts formats/SOURCE (a folder or file) with extra arguments and
+ * checks it against formats/EXPECTED (or reference/EXPECTED). */
+static void check_layout(const char *shared, const char *source, const char *dtype, const char *expected) {
+    char tmp[4096], out[4200], src[4096], exp[4096];
+    test_mkdtemp(tmp, sizeof tmp);
+    snprintf(out, sizeof out, "%s/model.bin", tmp);
+    snprintf(src, sizeof src, "%s/reference/formats/%s", shared, source);
+    snprintf(exp, sizeof exp, "%s/reference/%s", shared, expected);
+    char convert[4200];
+    snprintf(convert, sizeof convert, "%s/gpt2-convert", test_build_dir());
+    const char *argv[] = {convert, src, out, "--dtype", dtype, "-q", NULL};
+    RunResult r;
+    test_run(argv, NULL, &r);
+    if (r.status != 0) fail_msg("gpt2-convert %s: %s", source, r.err.data);
+    test_run_free(&r);
+    Checks k = {.logit_tol = 1e-3, .nll_tol = 1e-3, .mean_nll_tol = 1e-4, .margin_floor = 1e-3};
+    check_model_against(out, exp, &k);
+    printf("%s (%s): worst logit %.2g, nll %.2g, mean nll %.2g; argmax %zu/%zu, greedy %zu\n", source, dtype,
+           k.worst_logit, k.worst_nll, k.worst_mean_nll, k.argmax_equal, k.argmax_checked, k.greedy_checked);
+    assert_true(k.argmax_checked > 100);
+    assert_true(k.greedy_checked > 40);
+    test_rmtree(tmp);
+}
+
+static void test_torch_zip_f32(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    check_layout(shared, "tiny/torch-zip-f32", "f32", "tiny/expected.json");
+    check_layout(shared, "tiny/torch-zip-f32/pytorch_model.bin", "f32", "tiny/expected.json");
+}
+
+static void test_torch_zip_f16(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    check_layout(shared, "tiny/torch-zip-f16", "f32", "formats/tiny/expected_f16.json");
+    check_layout(shared, "small/torch-zip-f16", "f32", "formats/small/expected_f16.json");
+}
+
+static void test_torch_legacy(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    check_layout(shared, "tiny/torch-legacy-f32", "f32", "tiny/expected.json");
+}
+
+static void test_sharded(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    check_layout(shared, "tiny/torch-sharded", "f32", "tiny/expected.json");
+    check_layout(shared, "tiny/safetensors-sharded", "f32", "tiny/expected.json");
+    check_layout(shared, "tiny/safetensors-sharded/model.safetensors.index.json", "f32", "tiny/expected.json");
+}
+
+/* lm_head.weight and transformer.wte.weight are two views of one storage. */
+static void test_shared_storage(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/reference/formats/tiny/torch-zip-f32/pytorch_model.bin", shared);
+    Checkpoint ck = {0};
+    if (!gpt2_torch_checkpoint_add(&ck, path, err, sizeof err)) fail_msg("%s", err);
+    assert_true(gpt2_checkpoint_seal(&ck, err, sizeof err));
+    const CkTensor *head = gpt2_checkpoint_find(&ck, "lm_head.weight");
+    const CkTensor *wte = gpt2_checkpoint_find(&ck, "transformer.wte.weight");
+    assert_non_null(head);
+    assert_non_null(wte);
+    assert_ptr_equal(head->data, wte->data);
+    assert_int_equal(wte->shape[0], 50257);
+    assert_int_equal(wte->shape[1], 16);
+    assert_int_equal(wte->stride[0], 16);
+    const CkTensor *mask = gpt2_checkpoint_find(&ck, "transformer.h.0.attn.bias");
+    assert_non_null(mask);
+    assert_int_equal(mask->dtype, CK_BOOL);
+    gpt2_checkpoint_close(&ck);
+}
+
+/* Every hostile pickle: one line, status 1, and no file PWNED in the
+ * working directory of gpt2-convert (a temporary folder). */
+static void test_hostile_pickles(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    static const char *const names[] = {"global-os-system", "reduce-at-top", "builtins-eval", "missing-storage",
+                                        "legacy-truncated"};
+    static const char *const phrases[] = {"refused the global posix.system", "refused the global posix.system",
+                                          "refused the global builtins.eval", "not in the archive", "cut short"};
+    char tmp[4096], cwd[4096], convert[4200], pwned[4200];
+    test_mkdtemp(tmp, sizeof tmp);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    char build[4096];
+    assert_non_null(realpath(test_build_dir(), build));
+    snprintf(convert, sizeof convert, "%s/gpt2-convert", build);
+    snprintf(pwned, sizeof pwned, "%s/PWNED", tmp);
+    assert_int_equal(chdir(tmp), 0);
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char src[4096];
+        snprintf(src, sizeof src, "%s/reference/formats/tiny/hostile/%s/pytorch_model.bin", shared, names[i]);
+        const char *argv[] = {convert, src, "out.bin", "-q", NULL};
+        RunResult r;
+        test_run(argv, NULL, &r);
+        test_expect_refusal(&r, 1, "gpt2-convert: ", phrases[i]);
+        test_run_free(&r);
+        struct stat sb;
+        if (stat(pwned, &sb) == 0) fail_msg("%s created PWNED", names[i]);
+        if (stat("out.bin", &sb) == 0) fail_msg("%s left an output", names[i]);
+    }
+    assert_int_equal(chdir(cwd), 0);
+    test_rmtree(tmp);
+}
+
+/* Pickles made here: each refused with one line, none crashes. */
+static void test_pickle_refusals(void **state) {
+    (void)state;
+    static const struct {
+        const char *bytes;
+        size_t len;
+        const char *phrase;
+    } cases[] = {
+        {"\x80\x02}q\x00.", 6, NULL}, /* an empty state dict: fine */
+        {"\x80\x02"
+         "csubprocess\nPopen\n.",
+         24, "refused the global subprocess.Popen"},
+        {"\x80\x02(.", 4, "STOP with other than one value"},
+        {"\x80\x02h\x05.", 5, "memo entry read before it was written"},
+        {"\x80\x02}r\xff\xff\xff\x7f.", 9, "memo index beyond"},
+        {"\x80\x02}X\xff\xff\xff\xff", 8, "cut short"},
+        {"\x80\x02K\x01.", 5, "holds an integer, not a state dict"},
+        {"\x80\x02}X\x01\x00\x00\x00"
+         "aK\x01s.",
+         13, "is an integer, not a tensor"},
+        {"\x80\x02I1\n.", 6, "opcode 0x49"},
+        {"\x80\x02s.", 4, "stack underflow"},
+        {"\x80\x02", 2, "cut short"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        PickleStateDict sd;
+        size_t used;
+        char err[256] = "";
+        bool ok = gpt2_pickle_state_dict((const uint8_t *)cases[i].bytes, cases[i].len, &used, &sd, err, sizeof err);
+        if (!cases[i].phrase) {
+            if (!ok) fail_msg("case %zu: %s", i, err);
+            gpt2_pickle_state_dict_free(&sd);
+            continue;
+        }
+        if (ok) fail_msg("case %zu accepted", i);
+        if (!strstr(err, cases[i].phrase)) fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].phrase);
+        assert_null(strchr(err, '\n'));
+    }
+}
+
+/* A zip64 archive made here: the end records point through the zip64
+ * locator, and an entry's sizes and offset come from its zip64 extra. */
+static void put16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v & 0xFFFF), put16(p + 2, v >> 16); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v), put32(p + 4, (uint32_t)(v >> 32)); }
+
+static void test_zip64(void **state) {
+    (void)state;
+    uint8_t b[512] = {0};
+    const char *name = "a/data/0";
+    size_t nl = strlen(name), at = 0;
+    /* local header, then 4 bytes of data */
+    memcpy(b, "PK\3\4", 4);
+    put16(b + 26, (unsigned)nl);
+    memcpy(b + 30, name, nl);
+    at = 30 + nl;
+    memcpy(b + at, "abcd", 4);
+    at += 4;
+    size_t cd = at;
+    memcpy(b + at, "PK\1\2", 4);
+    put32(b + at + 20, 0xFFFFFFFF);
+    put32(b + at + 24, 0xFFFFFFFF);
+    put16(b + at + 28, (unsigned)nl);
+    put16(b + at + 30, 28);
+    put32(b + at + 42, 0xFFFFFFFF);
+    memcpy(b + at + 46, name, nl);
+    uint8_t *x = b + at + 46 + nl;
+    put16(x, 1), put16(x + 2, 24), put64(x + 4, 4), put64(x + 12, 4), put64(x + 20, 0);
+    at += 46 + nl + 28;
+    size_t cd_bytes = at - cd, eocd64 = at;
+    memcpy(b + at, "PK\6\6", 4);
+    put64(b + at + 4, 44);
+    put64(b + at + 24, 1), put64(b + at + 32, 1), put64(b + at + 40, cd_bytes), put64(b + at + 48, cd);
+    at += 56;
+    memcpy(b + at, "PK\6\7", 4);
+    put64(b + at + 8, eocd64);
+    put32(b + at + 16, 1);
+    at += 20;
+    memcpy(b + at, "PK\5\6", 4);
+    put16(b + at + 8, 0xFFFF), put16(b + at + 10, 0xFFFF);
+    put32(b + at + 12, 0xFFFFFFFF), put32(b + at + 16, 0xFFFFFFFF);
+    at += 22;
+    Zip z;
+    char err[256];
+    if (!gpt2_zip_parse(&z, b, at, err, sizeof err)) fail_msg("%s", err);
+    const ZipEntry *e = gpt2_zip_find(&z, "a/data/0");
+    assert_non_null(e);
+    assert_int_equal(e->size, 4);
+    assert_memory_equal(e->data, "abcd", 4);
+    gpt2_zip_free(&z);
+    /* Cut anywhere, it is refused, never read past its end. */
+    for (size_t n = 0; n < at; n++) {
+        uint8_t *copy = malloc(n + 1);
+        memcpy(copy, b, n);
+        if (gpt2_zip_parse(&z, copy, n, err, sizeof err)) gpt2_zip_free(&z);
+        free(copy);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_torch_zip_f32),   cmocka_unit_test(test_torch_zip_f16),
+        cmocka_unit_test(test_torch_legacy),    cmocka_unit_test(test_sharded),
+        cmocka_unit_test(test_shared_storage),  cmocka_unit_test(test_hostile_pickles),
+        cmocka_unit_test(test_pickle_refusals), cmocka_unit_test(test_zip64),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
