@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "hash.h"
 #include "json.h"
 #include "utf8.h"
 
@@ -53,14 +54,9 @@ static size_t decode_token(const char *s, size_t n, uint8_t *out, uint32_t *bad)
 typedef struct {
     uint32_t *slots; /* [mask + 1] token ids, NONE when empty */
     size_t mask;
+    HashKey key; /* random: a vocab.json cannot be made to collide */
     const HfVocab *v;
 } TokenIndex;
-
-static uint64_t fnv1a(const uint8_t *s, size_t n) {
-    uint64_t h = 0xCBF29CE484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001B3ull;
-    return h;
-}
 
 static bool same_token(const HfVocab *v, uint32_t id, const uint8_t *b, size_t n) {
     return v->offsets[id + 1] - v->offsets[id] == n && memcmp(v->bytes + v->offsets[id], b, n) == 0;
@@ -68,7 +64,7 @@ static bool same_token(const HfVocab *v, uint32_t id, const uint8_t *b, size_t n
 
 /* The slot of the token with bytes b[0..n), or the empty slot for it. */
 static size_t index_slot(const TokenIndex *ix, const uint8_t *b, size_t n) {
-    size_t i = (size_t)fnv1a(b, n) & ix->mask;
+    size_t i = (size_t)gpt2_hash_bytes(ix->key, b, n) & ix->mask;
     while (ix->slots[i] != NONE && !same_token(ix->v, ix->slots[i], b, n)) i = (i + 1) & ix->mask;
     return i;
 }
@@ -175,6 +171,7 @@ static bool read_vocab(HfVocab *v, TokenIndex *ix, const char *text, size_t len,
     }
     memset(ix->slots, 0xFF, cap * sizeof *ix->slots);
     ix->mask = cap - 1;
+    ix->key = gpt2_hash_new_key();
     ix->v = v;
     for (uint32_t id = 0; id < v->data.n_vocab; id++) {
         const uint8_t *b = v->bytes + v->offsets[id];

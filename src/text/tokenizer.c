@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "pretokenize.h"
 
 #define NONE UINT32_MAX /* no symbol / no node / no rank */
@@ -81,6 +82,7 @@ typedef struct {
 
 struct Tokenizer {
     TokenizerData data;    /* the caller's tables, checked by gpt2_tokenizer_build */
+    HashKey key;           /* of every hash table below: random, made at build */
     uint32_t byte_id[256]; /* the single-byte token of each byte value */
     PairSlot *pairs;       /* [pair_mask + 1] open addressing on (left, right) */
     size_t pair_mask;
@@ -129,25 +131,11 @@ void gpt2_token_list_free(TokenList *list) {
 
 /* ---- hashing ------------------------------------------------------------ */
 
-static uint64_t hash_bytes(const uint8_t *s, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 32;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
-    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
-    return h ^ (h >> 29);
-}
-
+/* Every table here is keyed with the tokenizer's own random key (hash.h):
+ * a vocabulary, merge table or text made to collide cannot know it. */
 static size_t pair_slot(const Tokenizer *t, uint32_t left, uint32_t right) {
     uint64_t key = (uint64_t)left << 32 | right;
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> t->pair_shift);
+    return (size_t)(gpt2_hash_u64(t->key, key) >> t->pair_shift);
 }
 
 /* Rank of the merge rule (left, right), or NONE. */
@@ -200,8 +188,10 @@ static bool check_tokens(const TokenizerData *d, char *err, size_t errsz) {
     return true;
 }
 
-/* Refuses two tokens with the same bytes, using a temporary hash set. */
-static bool check_unique(const TokenizerData *d, char *err, size_t errsz) {
+/* Refuses two tokens with the same bytes, using a temporary hash set.  The
+ * ids are visited in order, so the pair named does not depend on the key. */
+static bool check_unique(const Tokenizer *t, char *err, size_t errsz) {
+    const TokenizerData *d = &t->data;
     size_t cap = pow2_at_least((size_t)d->n_vocab * 2);
     uint32_t *set = malloc(cap * sizeof *set);
     if (!set) {
@@ -213,7 +203,7 @@ static bool check_unique(const TokenizerData *d, char *err, size_t errsz) {
     for (uint32_t id = 0; id < d->n_vocab && ok; id++) {
         const uint8_t *b = token_bytes(d, id);
         size_t n = token_len(d, id);
-        size_t i = (size_t)hash_bytes(b, n) & (cap - 1);
+        size_t i = (size_t)gpt2_hash_bytes(t->key, b, n) & (cap - 1);
         while (set[i] != NONE) {
             uint32_t other = set[i];
             if (token_len(d, other) == n && memcmp(token_bytes(d, other), b, n) == 0) {
@@ -328,8 +318,9 @@ bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err,
         return false;
     }
     t->data = *data;
+    t->key = gpt2_hash_new_key();
     t->small_piece_max = TOKENIZER_SMALL_PIECE_MAX;
-    if (!check_unique(data, err, errsz) || !find_byte_tokens(t, err, errsz) || !build_pair_table(t, err, errsz)) {
+    if (!check_unique(t, err, errsz) || !find_byte_tokens(t, err, errsz) || !build_pair_table(t, err, errsz)) {
         gpt2_tokenizer_free(t);
         return false;
     }
@@ -594,7 +585,7 @@ static bool encode_piece(Tokenizer *t, const uint8_t *p, size_t n, TokenList *ou
     if (n == 1) return gpt2_token_list_push(out, (int32_t)t->byte_id[p[0]]);
     uint64_t h = 0;
     if (n <= CACHE_MAX_PIECE) {
-        h = hash_bytes(p, n);
+        h = gpt2_hash_bytes(t->key, p, n);
         const CacheSlot *hit = cache_slot(&t->cache, h, p, n);
         if (hit->len != 0) {
             TOK_COUNT(t, cache_hits, 1);
