@@ -167,10 +167,12 @@ typedef struct {
     char *text;      /* [text_len] their bytes, cut before a stop string; NUL-terminated; NULL if stream_only */
     size_t text_len;
     Gpt2Finish finish;
-    const char *error;    /* with GPT2_FINISH_ERROR: why, one line (a static string); else NULL */
-    size_t n_prompt_used; /* prompt tokens kept (fewer than n_prompt when it overflowed the context) */
-    double prompt_ms;     /* from the start until the first token was sampled */
-    double gen_ms;        /* from then to the end */
+    const char *error;         /* with GPT2_FINISH_ERROR: why, one line (a static string); else NULL */
+    size_t n_prompt_used;      /* prompt tokens kept (fewer than n_prompt when it overflowed the context) */
+    size_t n_prompt_evaluated; /* prompt tokens this completion evaluated itself; the rest came from a shared
+                                  prefix or a prompt cache */
+    double prompt_ms;          /* from the start until the first token was sampled */
+    double gen_ms;             /* from then to the end */
 } Gpt2Completion;
 
 typedef struct {
@@ -188,7 +190,16 @@ typedef struct {
 
 /* Runs the completions c[0..n), up to n_batch at a time, each exactly as it
  * would run alone.  Past the context length a completion keeps its newest
- * n_ctx/2 tokens and goes on.  Returns false only on a failure that is not a
+ * n_ctx/2 tokens and goes on.
+ *
+ * Prompts are never computed twice where it can be helped: a completion
+ * starts from a copy of the keys and values of the longest prefix of its
+ * prompt that any sequence holds (a completion running beside it, one run
+ * before it, in this call or an earlier one), or waits for a running
+ * completion that is evaluating a longer one.  Identical prompts (samples
+ * of one prompt with different seeds) are evaluated once.  The copies are
+ * bit for bit, so results do not change; n_prompt_evaluated says what a
+ * completion evaluated itself.  Returns false only on a failure that is not a
  * completion's own (out of memory); release every completion with
  * gpt2_completion_free whatever the outcome. */
 GPT2_API bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz);

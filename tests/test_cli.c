@@ -658,8 +658,8 @@ static void test_output_text_json_echo_verbose(void **state) {
     assert_int_equal(gpt2_json_count(root), 5);
     const char *keys[] = {"prompt_tokens", "completion_tokens", "completion", "finish_reason", "timings"};
     for (size_t i = 0; i < 5; i++) get(root, keys[i]);
-    const char *timing_keys[] = {"load_ms", "prompt_tokens", "prompt_ms", "gen_tokens", "gen_ms"};
-    for (size_t i = 0; i < 5; i++) assert_int_equal(get(get(root, "timings"), timing_keys[i])->type, JSON_NUMBER);
+    const char *timing_keys[] = {"load_ms", "prompt_tokens", "prompt_evaluated", "prompt_ms", "gen_tokens", "gen_ms"};
+    for (size_t i = 0; i < 6; i++) assert_int_equal(get(get(root, "timings"), timing_keys[i])->type, JSON_NUMBER);
     assert_string_equal(gpt2_json_string(get(root, "finish_reason"), NULL), "length");
     assert_int_equal(gpt2_json_number(get(get(root, "timings"), "gen_tokens")), 25);
     /* The streamed text is the completion (valid UTF-8 here, so equal). */
@@ -780,6 +780,98 @@ static void test_batch_duplicate_and_nul_keys(void **state) {
         gpt2_json_free(&j.doc);
         line = nl + 1;
     }
+    test_run_free(&r);
+}
+
+/* Two JSON values are the same (numbers by their text). */
+static bool json_same(const JsonValue *a, const JsonValue *b) {
+    if (a->type != b->type) return false;
+    if (a->type == JSON_STRING) {
+        size_t na, nb;
+        const char *sa = gpt2_json_string(a, &na), *sb = gpt2_json_string(b, &nb);
+        return na == nb && memcmp(sa, sb, na) == 0;
+    }
+    if (a->type == JSON_NUMBER) {
+        char ta[64], tb[64];
+        return gpt2_json_number_text(a, ta, sizeof ta) && gpt2_json_number_text(b, tb, sizeof tb) &&
+               strcmp(ta, tb) == 0;
+    }
+    if (a->type == JSON_ARRAY || a->type == JSON_OBJECT) { /* objects in the same key order */
+        if (gpt2_json_count(a) != gpt2_json_count(b)) return false;
+        JsonIter ia = gpt2_json_iter(a), ib = gpt2_json_iter(b);
+        const JsonValue *va, *vb, *ka, *kb;
+        while ((va = gpt2_json_next(&ia, &ka)) && (vb = gpt2_json_next(&ib, &kb)))
+            if ((ka && !json_same(ka, kb)) || !json_same(va, vb)) return false;
+    }
+    return true;
+}
+
+/* The fields of a result that must equal a single run's: all but timings
+ * (and the batch's own "prompt"). */
+static void expect_same_result(const JsonValue *got, const JsonValue *want, size_t line) {
+    static const char *const keys[] = {"prompt_tokens", "completion_tokens", "completion", "finish_reason"};
+    for (size_t k = 0; k < 4; k++)
+        if (!json_same(get(got, keys[k]), get(want, keys[k])))
+            fail_msg("line %zu: %s differs from a single run", line, keys[k]);
+}
+
+/* Lines sharing a prefix, identical prompts and prompts given as token ids
+ * give what single runs give; the shared part is evaluated once. */
+static void test_batch_shares_prefixes(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    const char *input = "{\"prompt\": \"A long shared header for every question. Q: one\", \"n\": 8, \"seed\": 1}\n"
+                        "{\"prompt\": \"A long shared header for every question. Q: two\", \"n\": 8, \"seed\": 2}\n"
+                        "{\"prompt\": [15496, 995, 11, 616, 3290], \"n\": 8, \"seed\": 3}\n"
+                        "{\"prompt\": [15496, 995, 11, 616, 3290], \"n\": 8, \"seed\": 4}\n"
+                        "{\"prompt\": [50257]}\n"
+                        "{\"prompt\": [\"a\"]}\n"
+                        "{\"prompt\": [], \"n\": 4, \"seed\": 5}\n";
+    const char *const singles[][8] = {
+        {"-p", "A long shared header for every question. Q: one", "-n", "8", "--seed", "1"},
+        {"-p", "A long shared header for every question. Q: two", "-n", "8", "--seed", "2"},
+        {"--ids", "-p", "15496 995 11 616 3290", "-n", "8", "--seed", "3"},
+        {"--ids", "-p", "15496 995 11 616 3290", "-n", "8", "--seed", "4"},
+        {NULL},
+        {NULL},
+        {"-p", "", "-n", "4", "--seed", "5"},
+    };
+    const size_t n_lines = sizeof singles / sizeof *singles;
+    RunSpec in = with_stdin(input);
+    RunResult r;
+    gpt2(&r, &in, "-m", env.tiny, "--batch", "-", NULL);
+    expect_ok(&r);
+    assert_int_equal(count_lines(&r.out), n_lines);
+    const char *line = r.out.data;
+    double evaluated[8] = {0}, used[8] = {0};
+    for (size_t i = 0; i < n_lines; i++) {
+        const char *nl = strchr(line, '\n');
+        Json j;
+        const JsonValue *root = parse_json(&j, line, (size_t)(nl - line));
+        if (!singles[i][0]) {
+            assert_non_null(strstr(gpt2_json_string(get(root, "error"), NULL), "token id"));
+        } else {
+            const char *argv[16] = {env.gpt2, "-m", env.tiny, "--json"};
+            size_t k = 4;
+            for (size_t a = 0; a < 8 && singles[i][a]; a++) argv[k++] = singles[i][a];
+            argv[k] = NULL;
+            RunResult one;
+            test_run(argv, NULL, &one);
+            expect_ok(&one);
+            Json w;
+            expect_same_result(root, parse_json(&w, one.out.data, one.out.len), i + 1);
+            evaluated[i] = gpt2_json_number(get(get(root, "timings"), "prompt_evaluated"));
+            used[i] = gpt2_json_number(get(get(root, "timings"), "prompt_tokens"));
+            gpt2_json_free(&w.doc);
+            test_run_free(&one);
+        }
+        if (i == 2) assert_int_equal(get(root, "prompt")->type, JSON_ARRAY); /* the ids, as given */
+        gpt2_json_free(&j.doc);
+        line = nl + 1;
+    }
+    assert_true(evaluated[0] == used[0]);
+    assert_true(evaluated[1] < used[1] - 5); /* the header came from line 1 */
+    assert_true(evaluated[3] == 1);          /* all but the last token came from line 3 */
     test_run_free(&r);
 }
 
@@ -971,6 +1063,7 @@ int main(void) {
         cmocka_unit_test(test_long_generation_in_bounded_memory),
         cmocka_unit_test(test_output_text_json_echo_verbose),
         cmocka_unit_test(test_batch_equals_single_runs),
+        cmocka_unit_test(test_batch_shares_prefixes),
         cmocka_unit_test(test_batch_duplicate_and_nul_keys),
         cmocka_unit_test(test_score_text_and_json),
         cmocka_unit_test(test_score_long_text_with_sliding_windows),

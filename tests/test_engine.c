@@ -13,6 +13,9 @@
  * float64 reference, f16 keeps every case's mean NLL within 0.005 and the
  * argmax at 99% of positions; q8_0 within 0.05 and 95%.  They too give the
  * same bits on every kernel set and thread count.
+ *
+ * A sequence started from a copy of another's keys and values gives the
+ * bits of a whole evaluation.
  */
 #include <math.h>
 #include <stdio.h>
@@ -306,12 +309,79 @@ static void test_reduced_precision_same_bits(void **state) {
     }
 }
 
+/* Evaluates ids[from..n) of sequence seq as one batch, every row's logits
+ * into logits[n - from][n_vocab]. */
+static void forward_rows(Transformer *t, uint32_t seq, const int32_t *ids, size_t from, size_t n, float *logits) {
+    uint32_t pos[64], seqs[64];
+    bool want[64];
+    assert_true(n - from <= 64);
+    for (size_t i = from; i < n; i++) {
+        pos[i - from] = (uint32_t)i;
+        seqs[i - from] = seq;
+        want[i - from] = true;
+    }
+    char err[256];
+    Batch b = {n - from, ids + from, pos, seqs, want};
+    if (!gpt2_transformer_forward(t, &b, logits, err, sizeof err)) fail_msg("%s", err);
+}
+
+/* A sequence that starts from a copy of another's first k positions, then
+ * evaluates the rest, gives the bits a whole evaluation gives: at every
+ * cut, inside a 16-position key block and on its edge, and from a source
+ * that went on past the cut with other tokens. */
+static void test_copied_prefix_same_bits(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    Fixture *f = make_fixture(shared, "tiny", "f32");
+    Model m;
+    char err[256];
+    if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
+    Transformer t;
+    if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(NULL), 3, 64, 2, err, sizeof err)) fail_msg("%s", err);
+    const size_t n = 40, n_vocab = m.config.n_vocab;
+    int32_t ids[40], other[40];
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = (int32_t)((i * 7919 + 13) % n_vocab);
+        other[i] = (int32_t)((i * 104729 + 5) % n_vocab);
+    }
+    float *whole = malloc(n * n_vocab * sizeof *whole), *part = malloc(n * n_vocab * sizeof *part);
+    assert_true(whole && part);
+    forward_rows(&t, 0, ids, 0, n, whole);
+    assert_int_equal(gpt2_transformer_match(&t, 0, ids, n), n);
+    static const size_t cuts[] = {1, 15, 16, 17, 21, 32, 39};
+    for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
+        const size_t k = cuts[c];
+        /* The source holds ids[0..k) and then other tokens. */
+        int32_t src[40];
+        memcpy(src, ids, k * sizeof *src);
+        memcpy(src + k, other + k, (n - k) * sizeof *src);
+        gpt2_transformer_reset(&t, 1);
+        forward_rows(&t, 1, src, 0, n, part);
+        assert_int_equal(gpt2_transformer_match(&t, 1, ids, n), k);
+        assert_false(gpt2_transformer_copy_prefix(&t, 2, 1, (uint32_t)n + 1)); /* more than it holds */
+        assert_true(gpt2_transformer_copy_prefix(&t, 2, 1, (uint32_t)k));
+        assert_int_equal(t.caches[2].len, k);
+        assert_int_equal(gpt2_transformer_match(&t, 2, ids, n), k);
+        forward_rows(&t, 2, ids, k, n, part);
+        if (memcmp(part, whole + k * n_vocab, (n - k) * n_vocab * sizeof *part) != 0)
+            fail_msg("from a copy of %zu positions, the logits differ from a whole evaluation", k);
+        /* A copy onto itself keeps the prefix and forgets the rest. */
+        assert_true(gpt2_transformer_copy_prefix(&t, 1, 1, (uint32_t)k));
+        forward_rows(&t, 1, ids, k, n, part);
+        assert_memory_equal(part, whole + k * n_vocab, (n - k) * n_vocab * sizeof *part);
+    }
+    free(whole);
+    free(part);
+    gpt2_transformer_free(&t);
+    gpt2_model_close(&m);
+    free_fixture(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tiny_matches_reference),
-        cmocka_unit_test(test_small_matches_reference),
-        cmocka_unit_test(test_reduced_precision_quality),
-        cmocka_unit_test(test_reduced_precision_same_bits),
+        cmocka_unit_test(test_tiny_matches_reference),    cmocka_unit_test(test_small_matches_reference),
+        cmocka_unit_test(test_reduced_precision_quality), cmocka_unit_test(test_reduced_precision_same_bits),
+        cmocka_unit_test(test_copied_prefix_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

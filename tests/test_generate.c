@@ -3,7 +3,8 @@
  * What the command line cannot see: the chunks of streamed text (never
  * inside a UTF-8 character, never past a stop string), that a completion
  * comes out the same alone or in any batch, that stream_only keeps nothing
- * but streams everything, and how cancelling ends completions.
+ * but streams everything, how cancelling ends completions, and that shared
+ * prompt prefixes are evaluated once without changing a result.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,95 @@ static void test_zero_tokens_and_cancelling(void **state) {
     gpt2_close(g);
 }
 
+/* ---- shared prefixes ------------------------------------------------------------ */
+
+static size_t common_prefix(const Gpt2Completion *a, const Gpt2Completion *b) {
+    size_t i = 0;
+    while (i < a->n_prompt && i < b->n_prompt && a->prompt[i] == b->prompt[i]) i++;
+    return i;
+}
+
+/* Completions whose prompts share a prefix (a few-shot header, or the same
+ * prompt with other seeds) evaluate it once, in one batch or one after
+ * another, and come out exactly as they do alone. */
+static void test_shared_prefixes_change_nothing(void **state) {
+    (void)state;
+    enum { N = 7 };
+    static const char *const texts[N] = {
+        "Q: What is the capital of France? A: Paris. Q: What is two and two? A: four. Q: Who wrote Hamlet? A:",
+        "Q: What is the capital of France? A: Paris. Q: What is two and two? A: four. Q: What colour is the sky? A:",
+        "Q: What is the capital of France? A: Paris. Q: What is two and two? A: four.",
+        "Q: What is the capital of France? A: Paris. Q: What is two and two? A: four.",
+        "Q: What is the capital of France? A: Paris. Q: What is two and two? A: four.",
+        "An unrelated prompt",
+        "Q: What is the capital of France? A: Paris. Q: What is two and two? A: four. Q: Who wrote Hamlet? A:",
+    };
+    OPEN_OR_SKIP(tok, 1, 1);
+    int32_t *prompts[N];
+    Gpt2Completion alone[N], batched[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t n;
+        prompts[i] = tokenize(tok, texts[i], &n);
+        alone[i] = (Gpt2Completion){.prompt = prompts[i], .n_prompt = n, .params = gpt2_default_params()};
+        alone[i].params.n_predict = 12;
+        alone[i].params.sampling.seed = 40 + i;
+        alone[i].params.ignore_eos = true;
+    }
+    gpt2_close(tok);
+    char err[256];
+    for (size_t i = 0; i < N; i++) { /* each on a fresh model: nothing to share */
+        Gpt2 *g = open_tiny(1, 1);
+        assert_true(gpt2_generate(g, &alone[i], 1, NULL, err, sizeof err));
+        assert_int_equal(alone[i].n_prompt_evaluated, alone[i].n_prompt);
+        gpt2_close(g);
+    }
+    const uint32_t batches[] = {N, 3, 1};
+    for (size_t b = 0; b < sizeof batches / sizeof *batches; b++) {
+        Gpt2 *g = open_tiny(batches[b], 2);
+        for (size_t i = 0; i < N; i++)
+            batched[i] =
+                (Gpt2Completion){.prompt = alone[i].prompt, .n_prompt = alone[i].n_prompt, .params = alone[i].params};
+        assert_true(gpt2_generate(g, batched, N, NULL, err, sizeof err));
+        size_t evaluated = 0, total = 0;
+        for (size_t i = 0; i < N; i++) {
+            assert_int_equal(batched[i].n_tokens, alone[i].n_tokens);
+            assert_memory_equal(batched[i].tokens, alone[i].tokens, alone[i].n_tokens * sizeof(int32_t));
+            assert_int_equal(batched[i].text_len, alone[i].text_len);
+            assert_memory_equal(batched[i].text, alone[i].text, alone[i].text_len);
+            assert_int_equal(batched[i].finish, alone[i].finish);
+            evaluated += batched[i].n_prompt_evaluated;
+            total += batched[i].n_prompt;
+            if (batches[b] == N) { /* all start at once: each waits for the longest prefix started before it */
+                size_t shared = 0;
+                for (size_t j = 0; j < i; j++) {
+                    size_t len = common_prefix(&batched[i], &batched[j]);
+                    if (len > shared) shared = len;
+                }
+                if (shared == batched[i].n_prompt) shared--; /* the last token gives the logits */
+                assert_int_equal(batched[i].n_prompt_evaluated, batched[i].n_prompt - shared);
+            }
+        }
+        /* The identical prompts 3 and 4 follow 2 (and 6 follows 0): each
+         * evaluates its last token only. */
+        assert_int_equal(batched[3].n_prompt_evaluated, 1);
+        assert_int_equal(batched[4].n_prompt_evaluated, 1);
+        assert_true(evaluated < total - 3 * (size_t)(batched[2].n_prompt - 1));
+        printf("batch of %u: %zu of %zu prompt tokens evaluated\n", batches[b], evaluated, total);
+        for (size_t i = 0; i < N; i++) gpt2_completion_free(&batched[i]);
+        /* A later call finds the prefix still there. */
+        Gpt2Completion again = {.prompt = alone[6].prompt, .n_prompt = alone[6].n_prompt, .params = alone[6].params};
+        assert_true(gpt2_generate(g, &again, 1, NULL, err, sizeof err));
+        assert_int_equal(again.n_prompt_evaluated, 1);
+        assert_memory_equal(again.tokens, alone[6].tokens, alone[6].n_tokens * sizeof(int32_t));
+        gpt2_completion_free(&again);
+        gpt2_close(g);
+    }
+    for (size_t i = 0; i < N; i++) {
+        gpt2_completion_free(&alone[i]);
+        free(prompts[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_never_splits_a_character),
@@ -297,6 +387,7 @@ int main(void) {
         cmocka_unit_test(test_batch_composition_never_changes_a_result),
         cmocka_unit_test(test_stream_only_keeps_nothing_but_streams_everything),
         cmocka_unit_test(test_zero_tokens_and_cancelling),
+        cmocka_unit_test(test_shared_prefixes_change_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,10 +23,11 @@
 #include "numparse.h"
 
 typedef struct {
-    size_t lineno; /* 1-based */
-    char *error;   /* malloc'd message, or NULL for a request */
-    StrBuf prompt; /* the prompt text */
-    int32_t *ids;  /* [n_ids] its tokens */
+    size_t lineno;  /* 1-based */
+    char *error;    /* malloc'd message, or NULL for a request */
+    StrBuf prompt;  /* the prompt text */
+    bool ids_given; /* "prompt" was an array of token ids, not text */
+    int32_t *ids;   /* [n_ids] its tokens */
     size_t n_ids;
     Gpt2Bytes stops[CLI_MAX_STOPS];
     Gpt2LogitBias *logit_bias; /* malloc'd, when the line has "logit_bias" */
@@ -126,10 +127,33 @@ static bool read_logit_bias(Line *line, const JsonValue *v, Gpt2Params *p) {
     return true;
 }
 
+/* "prompt" as an array of token ids, each in [0, n_vocab). */
+static bool read_prompt_ids(Line *line, const JsonValue *v, uint32_t n_vocab) {
+    size_t n = gpt2_json_count(v);
+    line->ids = malloc((n ? n : 1) * sizeof *line->ids);
+    if (!line->ids) {
+        set_error(line, "out of memory");
+        return false;
+    }
+    JsonIter it = gpt2_json_iter(v);
+    const JsonValue *item;
+    for (size_t i = 0; (item = gpt2_json_next(&it, NULL)); i++) {
+        int64_t id;
+        if (!gpt2_json_as_int(item, 0, (int64_t)n_vocab - 1, &id)) {
+            set_error(line, "\"prompt\" item %zu is not a token id (a whole number from 0 to %u)", i + 1, n_vocab - 1);
+            return false;
+        }
+        line->ids[i] = (int32_t)id;
+    }
+    line->n_ids = n;
+    line->ids_given = true;
+    return true;
+}
+
 /* One member of a request object; false (with the line's error set) when
  * it is unknown or its value is not acceptable.  Members are read in order,
  * so a later duplicate key replaces an earlier one. */
-static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2Params *p) {
+static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2Params *p, uint32_t n_vocab) {
     size_t key_len;
     const char *key = gpt2_json_string(k, &key_len);
     if (strlen(key) != key_len) {
@@ -137,11 +161,16 @@ static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2
         return false;
     }
     if (strcmp(key, "prompt") == 0) {
+        gpt2_strbuf_clear(&line->prompt);
+        free(line->ids);
+        line->ids = NULL;
+        line->n_ids = 0;
+        line->ids_given = false;
+        if (v->type == JSON_ARRAY) return read_prompt_ids(line, v, n_vocab);
         if (v->type != JSON_STRING) {
-            set_error(line, "\"prompt\" must be a string");
+            set_error(line, "\"prompt\" must be a string or an array of token ids");
             return false;
         }
-        gpt2_strbuf_clear(&line->prompt);
         return gpt2_strbuf_append(&line->prompt, gpt2_json_string(v, NULL), v->n) ||
                (set_error(line, "out of memory"), false);
     }
@@ -183,7 +212,7 @@ static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2
 }
 
 /* Parses one line into a request with params p (preset to the defaults). */
-static bool read_request(Line *line, const char *text, size_t len, Gpt2Params *p, JsonDoc *doc) {
+static bool read_request(Line *line, const char *text, size_t len, Gpt2Params *p, JsonDoc *doc, uint32_t n_vocab) {
     char why[256];
     size_t blank = 0;
     while (blank < len && (text[blank] == ' ' || text[blank] == '\t')) blank++;
@@ -211,7 +240,7 @@ static bool read_request(Line *line, const char *text, size_t len, Gpt2Params *p
     JsonIter it = gpt2_json_iter(root);
     const JsonValue *k, *v;
     while ((v = gpt2_json_next(&it, &k)))
-        if (!read_member(line, k, v, p)) return false;
+        if (!read_member(line, k, v, p, n_vocab)) return false;
     return true;
 }
 
@@ -229,7 +258,7 @@ static void print_line(BatchJob *b, Line *line) {
         const Gpt2Completion *c = &b->completions[line->completion];
         Gpt2Bytes prompt = {line->prompt.data, line->prompt.len};
         ok = cli_completion_json(&json, c, line->n_ids ? line->ids : &b->eot, line->n_ids ? line->n_ids : 1, b->load_ms,
-                                 &prompt);
+                                 line->ids_given ? NULL : &prompt, line->ids_given ? line->ids : NULL, line->n_ids);
     }
     if (ok && gpt2_strbuf_append_char(&json, '\n')) {
         out_write(b->out, json.data, json.len);
@@ -287,10 +316,10 @@ static bool read_lines(Gpt2 *g, const CliOptions *o, const StrBuf *text, BatchJo
         line->lineno = b->n_lines + 1;
         Gpt2Params p = o->params;
         p.sampling.seed = o->seed_given ? o->params.sampling.seed : o->params.sampling.seed + b->n_lines;
-        if (read_request(line, s, len, &p, &(*docs)[b->n_lines])) {
+        if (read_request(line, s, len, &p, &(*docs)[b->n_lines], gpt2_info(g).n_vocab)) {
             char why[256];
-            if (!gpt2_tokenize(g, line->prompt.data ? line->prompt.data : "", line->prompt.len, o->special, &line->ids,
-                               &line->n_ids, why, sizeof why))
+            if (!line->ids_given && !gpt2_tokenize(g, line->prompt.data ? line->prompt.data : "", line->prompt.len,
+                                                   o->special, &line->ids, &line->n_ids, why, sizeof why))
                 return false;
             if (line->n_ids > n_ctx)
                 fprintf(stderr,

@@ -115,8 +115,9 @@ int cli_run_batch(Gpt2 *g, const CliOptions *o, Output *out, double load_ms, vol
 bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n);
 
 /* Appends the JSON object of a finished completion (the keys the man page lists;
- * prompt_text, when not NULL, adds "prompt"). */
+ * prompt_text, when not NULL, adds "prompt" as a string, else prompt_ids,
+ * when not NULL, as an array of n_prompt_ids ids). */
 bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt, double load_ms,
-                         const Gpt2Bytes *prompt_text);
+                         const Gpt2Bytes *prompt_text, const int32_t *prompt_ids, size_t n_prompt_ids);
 
 #endif

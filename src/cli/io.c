@@ -113,18 +113,21 @@ bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n) {
 }
 
 bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt, double load_ms,
-                         const Gpt2Bytes *prompt_text) {
+                         const Gpt2Bytes *prompt_text, const int32_t *prompt_ids, size_t n_prompt_ids) {
     bool ok = gpt2_strbuf_append_char(b, '{');
     if (ok && prompt_text)
         ok = gpt2_strbuf_append_str(b, "\"prompt\":") &&
              gpt2_json_append_string(b, prompt_text->bytes, prompt_text->len) && gpt2_strbuf_append_char(b, ',');
+    else if (ok && prompt_ids)
+        ok = gpt2_strbuf_append_str(b, "\"prompt\":") && cli_append_ids(b, prompt_ids, n_prompt_ids) &&
+             gpt2_strbuf_append_char(b, ',');
     ok = ok && gpt2_strbuf_append_str(b, "\"prompt_tokens\":") && cli_append_ids(b, prompt, n_prompt) &&
          gpt2_strbuf_append_str(b, ",\"completion_tokens\":") && cli_append_ids(b, c->tokens, c->n_tokens) &&
          gpt2_strbuf_append_str(b, ",\"completion\":") && gpt2_json_append_string(b, c->text, c->text_len) &&
          gpt2_strbuf_printf(b, ",\"finish_reason\":\"%s\"", gpt2_finish_name(c->finish)) &&
          gpt2_strbuf_printf(b,
-                            ",\"timings\":{\"load_ms\":%.3f,\"prompt_tokens\":%zu,\"prompt_ms\":%.3f,"
-                            "\"gen_tokens\":%zu,\"gen_ms\":%.3f}}",
-                            load_ms, c->n_prompt_used, c->prompt_ms, c->n_tokens, c->gen_ms);
+                            ",\"timings\":{\"load_ms\":%.3f,\"prompt_tokens\":%zu,\"prompt_evaluated\":%zu,"
+                            "\"prompt_ms\":%.3f,\"gen_tokens\":%zu,\"gen_ms\":%.3f}}",
+                            load_ms, c->n_prompt_used, c->n_prompt_evaluated, c->prompt_ms, c->n_tokens, c->gen_ms);
     return ok;
 }

@@ -291,7 +291,7 @@ static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output
     if (status == 0 && o->json) { /* after Ctrl-C too: finish_reason says "cancelled" */
         int32_t eot = info.eot_id;
         StrBuf json = {0};
-        if (cli_completion_json(&json, &c, n ? ids : &eot, n ? n : 1, load_ms, NULL) &&
+        if (cli_completion_json(&json, &c, n ? ids : &eot, n ? n : 1, load_ms, NULL, NULL, 0) &&
             gpt2_strbuf_append_char(&json, '\n'))
             out_write(out, json.data, json.len);
         else status = EXIT_RUNTIME, fprintf(stderr, "gpt2: out of memory\n");

@@ -34,6 +34,9 @@ typedef struct {
     Sampler sampler;
     double t_start, t_first;
     bool active;
+    bool waiting; /* for sequence donor to evaluate the first `shared` tokens of the window */
+    uint32_t donor;
+    size_t shared;
 } Slot;
 
 typedef struct {
@@ -150,6 +153,74 @@ static const char *bad_sampling(const Gpt2Sampling *p, uint32_t n_vocab) {
     return NULL;
 }
 
+/* Length of the common prefix of a[0..n) and b[0..m). */
+static size_t common_prefix(const int32_t *a, size_t n, const int32_t *b, size_t m) {
+    size_t i = 0;
+    while (i < n && i < m && a[i] == b[i]) i++;
+    return i;
+}
+
+/* The free sequence to run window[0..n) in: the one already holding the
+ * longest prefix of it (the first free one when none does). */
+static uint32_t pick_sequence(const Run *run, const int32_t *window, size_t n) {
+    uint32_t best = UINT32_MAX;
+    size_t best_len = 0;
+    for (uint32_t q = 0; q < run->t->n_seq; q++) {
+        if (run->slots[q].active) continue;
+        size_t len = gpt2_transformer_match(run->t, q, window, n);
+        if (best == UINT32_MAX || len > best_len) best = q, best_len = len;
+    }
+    return best;
+}
+
+/* The completion in s has its window: takes the longest prefix of it that
+ * any sequence holds now (copied into seq, or kept where it lies), and
+ * waits for a running completion that will evaluate a longer one.  The last
+ * token is always evaluated, for its logits. */
+static void share_prefix(Run *run, Slot *s, uint32_t seq) {
+    Transformer *t = run->t;
+    const size_t limit = s->window.n - 1;
+    uint32_t from = seq;
+    size_t now = gpt2_transformer_match(t, seq, s->window.ids, limit);
+    for (uint32_t q = 0; q < t->n_seq; q++) {
+        size_t len = gpt2_transformer_match(t, q, s->window.ids, limit);
+        if (len > now) now = len, from = q;
+    }
+    gpt2_transformer_copy_prefix(t, seq, from, (uint32_t)now);
+    s->n_evaluated = now;
+    for (uint32_t q = 0; q < t->n_seq; q++) {
+        const Slot *d = &run->slots[q];
+        if (q == seq || !d->active) continue;
+        size_t len = common_prefix(s->window.ids, limit, d->window.ids, d->window.n);
+        if (len > now && len > s->shared) {
+            s->waiting = true;
+            s->donor = q;
+            s->shared = len;
+        }
+    }
+    if (!s->waiting) s->c->n_prompt_evaluated = s->window.n - s->n_evaluated;
+}
+
+/* Copies the shared prefix into every waiting completion whose donor has
+ * evaluated it by now; a completion whose donor ended early (cancelled)
+ * evaluates its window itself. */
+static void resolve_waits(Run *run) {
+    Transformer *t = run->t;
+    for (uint32_t q = 0; q < t->n_seq; q++) {
+        Slot *s = &run->slots[q];
+        if (!s->active || !s->waiting) continue;
+        const Slot *d = &run->slots[s->donor];
+        if (gpt2_transformer_match(t, s->donor, s->window.ids, s->shared) == s->shared) {
+            gpt2_transformer_copy_prefix(t, q, s->donor, (uint32_t)s->shared);
+            s->n_evaluated = s->shared;
+        } else if (d->active) {
+            continue;
+        }
+        s->waiting = false;
+        s->c->n_prompt_evaluated = s->window.n - s->n_evaluated;
+    }
+}
+
 static bool start(Run *run, Slot *s, Gpt2Completion *c, size_t index, uint32_t seq) {
     const uint32_t n_ctx = run->t->model->config.n_ctx, n_vocab = run->t->model->config.n_vocab;
     memset(s, 0, sizeof *s);
@@ -158,7 +229,7 @@ static bool start(Run *run, Slot *s, Gpt2Completion *c, size_t index, uint32_t s
     s->t_start = now_ms();
     s->active = true;
     clear_results(c, GPT2_FINISH_NONE);
-    gpt2_transformer_reset(run->t, seq);
+    c->n_prompt_evaluated = 0;
     int32_t eot = gpt2_tokenizer_eot(run->tok);
     const int32_t *prompt = c->n_prompt ? c->prompt : &eot;
     size_t n_prompt = c->n_prompt ? c->n_prompt : 1;
@@ -180,6 +251,8 @@ static bool start(Run *run, Slot *s, Gpt2Completion *c, size_t index, uint32_t s
         finish(run, s, GPT2_FINISH_ERROR);
     } else if (c->params.n_predict == 0) {
         finish(run, s, GPT2_FINISH_LENGTH);
+    } else {
+        share_prefix(run, s, seq);
     }
     return true;
 }
@@ -251,7 +324,7 @@ static size_t assemble(Run *run) {
     size_t n = 0;
     for (uint32_t q = 0; q < t->n_seq && n < t->max_rows; q++) {
         Slot *s = &run->slots[q];
-        if (!s->active) continue;
+        if (!s->active || s->waiting) continue;
         while (s->n_evaluated < s->window.n && n < t->max_rows) {
             run->row_token[n] = s->window.ids[s->n_evaluated];
             run->row_pos[n] = (uint32_t)s->n_evaluated;
@@ -266,9 +339,11 @@ static size_t assemble(Run *run) {
 
 static bool step(Run *run, char *err, size_t errsz) {
     Transformer *t = run->t;
+    resolve_waits(run);
     size_t n = assemble(run);
     Batch b = {n, run->row_token, run->row_pos, run->row_seq, run->row_logits};
-    if (!gpt2_transformer_forward(t, &b, run->logits, err, errsz)) return false;
+    if (n > 0 && !gpt2_transformer_forward(t, &b, run->logits, err, errsz)) return false;
+    resolve_waits(run); /* before a completion that ends below leaves its sequence to another */
     const size_t n_vocab = t->model->config.n_vocab;
     size_t k = 0;
     for (size_t r = 0; r < n; r++) {
@@ -291,6 +366,19 @@ static bool step(Run *run, char *err, size_t errsz) {
     return true;
 }
 
+/* The tokens completion c starts at position 0 with: its prompt (or
+ * <|endoftext|>), the newest n_ctx of them. */
+static const int32_t *prompt_window(const Gpt2Completion *c, const Transformer *t, const int32_t *eot, size_t *n) {
+    const size_t n_ctx = t->model->config.n_ctx;
+    if (c->n_prompt == 0) {
+        *n = 1;
+        return eot;
+    }
+    size_t first = c->n_prompt > n_ctx ? c->n_prompt - n_ctx : 0;
+    *n = c->n_prompt - first;
+    return c->prompt + first;
+}
+
 bool gpt2_generate_run(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err,
                        size_t errsz) {
     static const Gpt2Callbacks no_callbacks = {0};
@@ -304,18 +392,18 @@ bool gpt2_generate_run(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t
     run.row_logits = malloc(t->max_rows * sizeof *run.row_logits);
     bool ok = run.slots && run.logits && run.row_token && run.row_pos && run.row_seq && run.row_logits;
     if (!ok) snprintf(err, errsz, "out of memory");
-    size_t next = 0;
+    size_t next = 0, n_window = 0;
+    const int32_t eot = gpt2_tokenizer_eot(tok);
     while (ok) {
-        bool any = false;
-        for (uint32_t q = 0; q < t->n_seq && ok; q++) {
-            Slot *s = &run.slots[q];
-            while (!s->active && next < n && !run.stopped) {
-                ok = start(&run, s, &c[next], next, q);
-                if (!ok) snprintf(err, errsz, "out of memory");
-                next++;
-            }
-            any |= s->active;
+        while (ok && next < n && !run.stopped) {
+            uint32_t q = pick_sequence(&run, prompt_window(&c[next], t, &eot, &n_window), n_window);
+            if (q == UINT32_MAX) break; /* every sequence is busy */
+            ok = start(&run, &run.slots[q], &c[next], next, q);
+            if (!ok) snprintf(err, errsz, "out of memory");
+            next++;
         }
+        bool any = false;
+        for (uint32_t q = 0; q < t->n_seq; q++) any |= run.slots[q].active;
         if (!ok || !any) break;
         if (run.stopped || (run.cb->cancel && *run.cb->cancel)) {
             run.stopped = true;

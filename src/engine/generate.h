@@ -12,6 +12,14 @@
  * row's result does not depend on the rest of its batch, each completion
  * comes out exactly as it would alone.
  *
+ * Shared prefixes.  The transformer records the tokens each sequence holds,
+ * and those records outlive a completion and a call.  A completion starts
+ * in the free sequence holding the longest prefix of its window, takes a
+ * longer prefix from any other sequence by copying its keys and values,
+ * and waits, evaluating nothing, while a running completion evaluates a
+ * still longer one (the same few-shot header, the same prompt with another
+ * seed).  Its last prompt token is always its own, for the logits.
+ *
  * Context.  When a completion's tokens fill the context, the newest half
  * is kept and evaluated again from position 0 (GPT-2's positions are
  * absolute, so cached keys cannot be shifted), and generation goes on.

@@ -59,7 +59,8 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
         KVCache *kv = &t->caches[i];
         kv->kt = calloc_pages(c->n_layer * per_layer_k, &kv->kt_block);
         kv->v = calloc_pages(c->n_layer * per_layer_v, &kv->v_block);
-        ok = kv->kt && kv->v;
+        kv->tokens = malloc(c->n_ctx * sizeof *kv->tokens);
+        ok = kv->kt && kv->v && kv->tokens;
     }
     if (!ok) {
         double mib = (double)n_seq * c->n_layer * (per_layer_k + per_layer_v) * 4 / (1 << 20);
@@ -75,6 +76,7 @@ void gpt2_transformer_free(Transformer *t) {
     for (size_t i = 0; t->caches && i < t->n_seq; i++) {
         free(t->caches[i].kt_block);
         free(t->caches[i].v_block);
+        free(t->caches[i].tokens);
     }
     free(t->caches);
     free(t->state.x);
@@ -95,6 +97,14 @@ void gpt2_transformer_reset(Transformer *t, size_t s) {
     if (s < t->n_seq) t->caches[s].len = 0;
 }
 
+size_t gpt2_transformer_match(const Transformer *t, size_t s, const int32_t *ids, size_t n) {
+    if (s >= t->n_seq) return 0;
+    const KVCache *kv = &t->caches[s];
+    size_t i = 0;
+    while (i < n && i < kv->len && kv->tokens[i] == ids[i]) i++;
+    return i;
+}
+
 bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32_t n_pos) {
     if (dst >= t->n_seq || src >= t->n_seq || n_pos > t->caches[src].len) return false;
     if (dst == src) {
@@ -113,6 +123,7 @@ bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32
         memcpy(to->kt + lh * t->n_ctx16 * hd, from->kt + lh * t->n_ctx16 * hd, k_bytes);
         memcpy(to->v + lh * c->n_ctx * hd, from->v + lh * c->n_ctx * hd, v_bytes);
     }
+    memcpy(to->tokens, from->tokens, n_pos * sizeof *to->tokens);
     to->len = n_pos;
     return true;
 }
@@ -354,7 +365,11 @@ bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, cha
         matmul(t, &lw->fc, lw->fc_b, s->xn, C, s->fc, 4 * C, n, EPI_GELU);
         matmul(t, &lw->mlp, lw->mlp_b, s->fc, 4 * C, s->x, C, n, EPI_ADD);
     }
-    for (size_t r = 0; r < n; r++) t->caches[b->seq[r]].len = b->pos[r] + 1;
+    for (size_t r = 0; r < n; r++) {
+        KVCache *kv = &t->caches[b->seq[r]];
+        kv->len = b->pos[r] + 1;
+        kv->tokens[b->pos[r]] = b->token[r];
+    }
 
     /* The output head, for the wanted rows only: gather them, normalise,
      * multiply by wte. */

@@ -42,6 +42,7 @@ typedef struct {
     float *kt;                /* [n_layer][n_head][n_ctx16 / 16][head_dim][16]: keys, 16 positions per block */
     float *v;                 /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
     uint32_t len;             /* positions 0 .. len-1 hold valid keys and values */
+    int32_t *tokens;          /* [n_ctx] the token at each of those positions */
     void *kt_block, *v_block; /* the allocations kt and v lie in */
 } KVCache;
 
@@ -90,8 +91,12 @@ bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, cha
 /* Forgets everything sequence s holds. */
 void gpt2_transformer_reset(Transformer *t, size_t s);
 
+/* How many of ids[0..n) sequence s holds at positions 0.. (the length of
+ * the common prefix of ids and the tokens it has evaluated). */
+size_t gpt2_transformer_match(const Transformer *t, size_t s, const int32_t *ids, size_t n);
+
 /* Makes sequence dst hold the first n_pos positions of sequence src, keys
- * and values copied bit for bit, so that evaluating dst from position n_pos
+ * and values copied bit for bit (and the record of their tokens), so that evaluating dst from position n_pos
  * on gives exactly what evaluating its whole prompt would.  This is how a
  * prompt evaluated once serves many completions (samples of one prompt, a
  * prefix shared by batch lines).  False when a sequence is out of range or
