@@ -219,6 +219,57 @@ GPT2_API bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot
  * empty context: logits[i * n_vocab + v]. */
 GPT2_API bool gpt2_logits(Gpt2 *g, const int32_t *ids, size_t n, float *logits, char *err, size_t errsz);
 
+/* ---- inspection -------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t top_k;            /* likeliest next tokens kept per position; 0 means 5 */
+    uint32_t attention_window; /* attention kept among the last this many positions; 0: all of them */
+    bool logit_lens;           /* also apply the output head to the residual after every layer */
+} Gpt2InspectOptions;
+
+typedef struct {
+    int32_t id;  /* -1 where fewer tokens than asked have a probability */
+    double prob; /* the model's own probability: no temperature or truncation */
+} Gpt2TokenProb;
+
+/* How the model processes a prompt, exactly as computed.  Arrays are
+ * row-major with the shapes given; free with gpt2_inspection_free. */
+typedef struct {
+    size_t n; /* positions: the prompt's tokens */
+    uint32_t n_layer, n_head, n_embd, n_vocab, n_ctx;
+    uint32_t top_k;  /* entries per position in top */
+    uint32_t window; /* w: the attention kept covers positions n-w .. n-1 */
+
+    /* Embeddings: L2 norms of wte[id], wpe[pos] and of their sum, [n]. */
+    double *norm_wte, *norm_wpe, *norm_sum;
+
+    /* Attention (softmax weights, 0 above the diagonal). */
+    float *attention;           /* [n_layer][n_head][w][w]: queries n-w+i over keys n-w+j */
+    float *attention_last;      /* [n_layer][n_head][n]: the last position over every key */
+    double *attention_distance; /* [n_layer][n_head]: mean over queries q of sum_k p(q,k) (q - k) */
+
+    /* The next-token distribution after each position. */
+    Gpt2TokenProb *top;   /* [n][top_k] likeliest first */
+    double *entropy_bits; /* [n] */
+    uint32_t *next_rank;  /* [n] rank of ids[i+1] after position i (1: likeliest); 0 at the last */
+    double *next_prob;    /* [n] its probability; NaN at the last */
+
+    /* The logit lens, NULL unless asked: the argmax of LN_f(residual after
+     * layer l) . wte^T at each position, its probability, and its logit
+     * minus the runner-up's. */
+    int32_t *lens_id;    /* [n_layer][n] */
+    double *lens_prob;   /* [n_layer][n] */
+    double *lens_margin; /* [n_layer][n] */
+} Gpt2Inspection;
+
+/* Evaluates ids[0..n), 1 <= n <= n_ctx, from an empty context and fills *x
+ * (NULL options: the defaults).  Costs one forward pass plus the head at
+ * every position (and at every layer with the logit lens).  On failure
+ * *x holds nothing to free. */
+GPT2_API bool gpt2_inspect(Gpt2 *g, const int32_t *ids, size_t n, const Gpt2InspectOptions *options, Gpt2Inspection *x,
+                           char *err, size_t errsz);
+GPT2_API void gpt2_inspection_free(Gpt2Inspection *x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,3 +51,15 @@ double gpt2_dist_entropy_bits(const float *logits, size_t n, double log_z) {
     }
     return h / log(2.0);
 }
+
+size_t gpt2_dist_rank(const float *logits, size_t n, int32_t id) {
+    float l = logits[id];
+    if (!(l > -INFINITY)) l = -INFINITY; /* NaN ranks with -inf */
+    size_t before = 0;
+    for (size_t v = 0; v < n; v++) {
+        float lv = logits[v];
+        if (!(lv > -INFINITY)) lv = -INFINITY;
+        before += (size_t)ranks_before(lv, (int32_t)v, l, id);
+    }
+    return before + 1;
+}

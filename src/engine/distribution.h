@@ -35,4 +35,8 @@ size_t gpt2_dist_top_k(const float *logits, size_t n, size_t k, double log_z, Di
 /* -sum p log2 p over the tokens, in bits. */
 double gpt2_dist_entropy_bits(const float *logits, size_t n, double log_z);
 
+/* The rank of token id among the n, 1 for the likeliest, in the order of
+ * gpt2_dist_top_k (higher logit first, then lower id). */
+size_t gpt2_dist_rank(const float *logits, size_t n, int32_t id);
+
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "generate.h"
+#include "inspect.h"
 #include "kernels.h"
 #include "model.h"
 #include "score.h"
@@ -175,3 +176,11 @@ bool gpt2_logits(Gpt2 *g, const int32_t *ids, size_t n, float *logits, char *err
     free(want);
     return ok;
 }
+
+bool gpt2_inspect(Gpt2 *g, const int32_t *ids, size_t n, const Gpt2InspectOptions *options, Gpt2Inspection *x,
+                  char *err, size_t errsz) {
+    static const Gpt2InspectOptions defaults = {0};
+    return gpt2_inspect_run(&g->tf, ids, n, options ? options : &defaults, x, err, errsz);
+}
+
+void gpt2_inspection_free(Gpt2Inspection *x) { gpt2_inspect_free(x); }

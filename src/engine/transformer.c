@@ -364,6 +364,7 @@ bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, cha
         layernorm_rows(t, s->xn, s->x, lw->ln2_w, lw->ln2_b, n);
         matmul(t, &lw->fc, lw->fc_b, s->xn, C, s->fc, 4 * C, n, EPI_GELU);
         matmul(t, &lw->mlp, lw->mlp_b, s->fc, 4 * C, s->x, C, n, EPI_ADD);
+        if (t->capture) gpt2_capture_layer(t, b, l);
     }
     for (size_t r = 0; r < n; r++) {
         KVCache *kv = &t->caches[b->seq[r]];
@@ -382,4 +383,10 @@ bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, cha
     layernorm_rows(t, s->xn, s->fc, w->lnf_w, w->lnf_b, n_out);
     matmul(t, &w->wte, NULL, s->xn, C, logits, c->n_vocab, n_out, EPI_STORE);
     return true;
+}
+
+void gpt2_transformer_head(Transformer *t, const float *x, size_t n, float *logits) {
+    const TransformerWeights *w = &t->model->weights;
+    layernorm_rows(t, t->state.xn, x, w->lnf_w, w->lnf_b, n);
+    matmul(t, &w->wte, NULL, t->state.xn, t->model->config.n_embd, logits, t->model->config.n_vocab, n, EPI_STORE);
 }

@@ -62,6 +62,20 @@ typedef struct {
     size_t n_groups;
 } RunState;
 
+/* What an inspection keeps of the rows of one sequence, filled after each
+ * layer while a Capture is set (see capture.c).  Only rows of sequence
+ * `seq` at positions below n are kept; a NULL array is not filled. */
+typedef struct {
+    uint32_t seq;
+    uint32_t n;       /* positions 0 .. n-1 */
+    uint32_t window;  /* w: 1 .. n */
+    float *residual;  /* [n_layer][n][C] the residual stream after each layer */
+    float *attention; /* [n_layer][n_head][w][w] weights among the last w positions, [query][key] */
+    float *last;      /* [n_layer][n_head][n] weights of query n-1 over every key */
+    float *distance;  /* [n_layer][n_head][n] sum over keys k of p(q, k) (q - k), for each query q */
+    double *scratch;  /* [threads][n_ctx] */
+} Capture;
+
 typedef struct {
     const Model *model;
     const KernelSet *kernels;
@@ -71,6 +85,7 @@ typedef struct {
     size_t n_ctx16;  /* n_ctx rounded up to 16 */
     KVCache *caches; /* [n_seq] */
     RunState state;
+    Capture *capture; /* NULL (always, but while inspecting): nothing is kept */
 } Transformer;
 
 /* Sets up a transformer over model for n_seq sequences and up to max_rows
@@ -87,6 +102,16 @@ void gpt2_transformer_free(Transformer *t);
  * sequence >= n_seq, a position >= n_ctx, or a position beyond what its
  * sequence holds. */
 bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, char *err, size_t errsz);
+
+/* The output head alone: logits[n][n_vocab] = LN_f(x[n][C]) . wte^T, for
+ * n <= max_rows rows of a residual stream (the logit lens). */
+void gpt2_transformer_head(Transformer *t, const float *x, size_t n, float *logits);
+
+/* Keeps what t->capture asks for of layer `layer` of batch b: called by
+ * gpt2_transformer_forward after each layer while a capture is set, when
+ * the layer's keys and values are cached and its queries are still in
+ * state.qkv. */
+void gpt2_capture_layer(Transformer *t, const Batch *b, size_t layer);
 
 /* Forgets everything sequence s holds. */
 void gpt2_transformer_reset(Transformer *t, size_t s);
