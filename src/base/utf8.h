@@ -41,4 +41,14 @@ bool gpt2_utf8_append_repaired(StrBuf *b, const uint8_t *s, size_t n);
 /* True when all of s[0..n) is well-formed UTF-8. */
 bool gpt2_utf8_valid(const uint8_t *s, size_t n);
 
+/* The cells a terminal gives code point cp: 2 for East Asian wide and
+ * fullwidth characters (emoji included), 1 for the rest, and -1 for those
+ * not to be shown as they are (controls, combining marks, zero-width and
+ * bidirectional controls): a display escapes them.  Errs towards 2. */
+int gpt2_utf8_cells(uint32_t cp);
+
+/* The cells s[0..n) takes on a terminal: gpt2_utf8_cells of each character
+ * (0 for those of -1), 1 for each ill-formed subpart. */
+size_t gpt2_utf8_width(const char *s, size_t n);
+
 #endif

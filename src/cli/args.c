@@ -41,6 +41,12 @@ enum {
     OPT_DETOKENIZE,
     OPT_SPECIAL,
     OPT_IDS,
+    OPT_INSPECT,
+    OPT_TOP,
+    OPT_LOGIT_LENS,
+    OPT_ATTENTION_JSON,
+    OPT_ATTENTION_MAP,
+    OPT_HEADS,
     OPT_VERSION
 };
 
@@ -104,6 +110,23 @@ static const OptionSpec option_specs[] = {
     {NULL, OPT_PREPEND_EOS, "prepend-eos", NULL, "with --score, also score the first token, after <|endoftext|>"},
     {NULL, OPT_TOKENIZE, "tokenize", NULL, "print the token ids of the text, separated by spaces"},
     {NULL, OPT_DETOKENIZE, "detokenize", NULL, "read token ids, write their bytes"},
+    {"Inspection", OPT_INSPECT, "inspect", NULL,
+     "show how the model reads the prompt: its tokens, embeddings,\n"
+     "attention and next-token predictions (one text report that\n"
+     "fits the terminal; with --json one JSON object)"},
+    {NULL, OPT_TOP, "top", "K", "with --inspect, the K likeliest next tokens per position"},
+    {NULL, OPT_LOGIT_LENS, "logit-lens", NULL,
+     "with --inspect, the token each layer's residual stream\n"
+     "predicts (final LayerNorm and head applied to it)"},
+    {NULL, OPT_ATTENTION_JSON, "attention-json", NULL,
+     "with --inspect --json, every attention weight:\n"
+     "\"attention\": [layer][head][query][key]"},
+    {NULL, OPT_ATTENTION_MAP, "attention-map", "FILE.svg",
+     "with --inspect, draw the attention of the last 64 tokens\n"
+     "as heatmaps, layers by heads, into one SVG file"},
+    {NULL, OPT_HEADS, "heads", "LIST",
+     "heads the map shows: comma-separated head numbers, 'all', or\n"
+     "'mean' (one map per layer, averaged over its heads)"},
     {"", 'h', "help", NULL, "show this help"},
     {NULL, OPT_VERSION, "version", NULL, "show the version"},
 };
@@ -118,6 +141,7 @@ static void cli_defaults(CliOptions *o, const char *env_model) {
     o->params.stops = o->stops;
     o->params.sampling.logit_bias = o->logit_bias;
     o->batch_size = CLI_DEFAULT_BATCH_SIZE;
+    o->inspect_top = CLI_DEFAULT_INSPECT_TOP;
 }
 
 /* A real number as --help shows it: "1.0", "0.95". */
@@ -148,6 +172,8 @@ static const char *option_default(int code, const CliOptions *d, char *buf, size
     case OPT_SEED: return "from the clock; -v prints it";
     case OPT_STOP: return "none";
     case OPT_BATCH_SIZE: snprintf(buf, n, "%u", (unsigned)d->batch_size); return buf;
+    case OPT_TOP: snprintf(buf, n, "%u", (unsigned)d->inspect_top); return buf;
+    case OPT_HEADS: return "all up to 144 heads, else mean";
     default: return NULL;
     }
 }
@@ -163,7 +189,8 @@ bool cli_print_usage(FILE *f) {
     fputs("usage: gpt2 [options]                 complete a prompt (-p, -f, or standard input)\n"
           "       gpt2 --batch FILE [options]    complete JSON Lines prompts, one JSON object per line\n"
           "       gpt2 --score [options]         log-probability of every token of a text\n"
-          "       gpt2 --tokenize | --detokenize text to token ids and back\n",
+          "       gpt2 --tokenize | --detokenize text to token ids and back\n"
+          "       gpt2 --inspect [options]       how the model reads a prompt, step by step\n",
           f);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const OptionSpec *o = &option_specs[i];
@@ -226,6 +253,7 @@ static const NumberRule number_rules[] = {
     {OPT_NO_REPEAT_NGRAM, "no_repeat_ngram", true, 0, 4294967295.0, "a whole number from 0 to 4294967295"},
     {'t', NULL, true, 1, 1024, "a whole number from 1 to 1024"},
     {OPT_BATCH_SIZE, NULL, true, 1, 256, "a whole number from 1 to 256"},
+    {OPT_TOP, NULL, true, 1, 64, "a whole number from 1 to 64"},
 };
 
 const NumberRule *cli_number_rule(const char *key) {
@@ -305,8 +333,29 @@ static bool number_option(int code, const char *arg, CliOptions *o, char *err, s
     }
     if (code == 't') o->n_threads = (int)v;
     else if (code == OPT_BATCH_SIZE) o->batch_size = (uint32_t)v;
+    else if (code == OPT_TOP) o->inspect_top = (uint32_t)v;
     else cli_apply_number(r, v, &o->params);
     return true;
+}
+
+/* --heads: "all", "mean", or head numbers such as "0,5,11". */
+static bool parse_heads(const char *arg, CliOptions *o) {
+    o->n_heads = 0;
+    if (strcmp(arg, "all") == 0) return (o->heads = HEADS_ALL), true;
+    if (strcmp(arg, "mean") == 0) return (o->heads = HEADS_MEAN), true;
+    o->heads = HEADS_LIST;
+    char item[32];
+    for (const char *p = arg;;) {
+        size_t len = strcspn(p, ",");
+        int64_t h;
+        if (len == 0 || len >= sizeof item || o->n_heads == CLI_MAX_HEADS) return false;
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (!gpt2_parse_int(item, 0, 9999, &h)) return false;
+        o->head_list[o->n_heads++] = (uint32_t)h;
+        if (!p[len]) return true;
+        p += len + 1;
+    }
 }
 
 static ArgsResult set_mode(CliOptions *o, CliMode mode, int code, int *mode_code, char *err, size_t errsz) {
@@ -333,6 +382,11 @@ static ArgsResult check_combinations(const CliOptions *o, int mode_code, char *e
     if (o->echo && o->mode != MODE_GENERATE) return usage_error(err, errsz, "--echo does not apply to %s", mode);
     if (o->echo && o->json) return usage_error(err, errsz, "--echo does not apply with --json (see prompt_tokens)");
     if (o->prepend_eos && o->mode != MODE_SCORE) return usage_error(err, errsz, "--prepend-eos needs --score");
+    if (o->mode != MODE_INSPECT && (o->inspect_given || o->attention_map))
+        return usage_error(err, errsz,
+                           "--top, --logit-lens, --attention-json, --attention-map and --heads need --inspect");
+    if (o->attention_json && !o->json) return usage_error(err, errsz, "--attention-json needs --json");
+    if (o->heads_given && !o->attention_map) return usage_error(err, errsz, "--heads needs --attention-map");
     if (o->prompt_file && o->batch_file && strcmp(o->prompt_file, "-") == 0 && strcmp(o->batch_file, "-") == 0)
         return usage_error(err, errsz, "standard input cannot be both the prompt and the batch");
     return ARGS_RUN;
@@ -365,6 +419,20 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
         case OPT_ECHO: o->echo = true; break;
         case OPT_JSON: o->json = true; break;
         case OPT_PREPEND_EOS: o->prepend_eos = true; break;
+        case OPT_INSPECT: r = set_mode(o, MODE_INSPECT, c, &mode_code, err, errsz); break;
+        case OPT_LOGIT_LENS: o->logit_lens = o->inspect_given = true; break;
+        case OPT_ATTENTION_JSON: o->attention_json = o->inspect_given = true; break;
+        case OPT_ATTENTION_MAP:
+            if (!*optarg) return usage_error(err, errsz, "--attention-map needs a file name");
+            o->attention_map = optarg;
+            break;
+        case OPT_HEADS:
+            if (!parse_heads(optarg, o))
+                return usage_error(err, errsz,
+                                   "--heads must be 'all', 'mean' or up to %d comma-separated head numbers, not '%s'",
+                                   CLI_MAX_HEADS, optarg);
+            o->heads_given = true;
+            break;
         case OPT_SEED:
             if (!gpt2_parse_u64(optarg, &o->params.sampling.seed))
                 return usage_error(err, errsz, "--seed must be a whole number from 0 to 18446744073709551615, not '%s'",
@@ -403,6 +471,8 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
         case OPT_FREQUENCY_PENALTY:
         case OPT_NO_REPEAT_NGRAM:
         case OPT_BATCH_SIZE:
+        case OPT_TOP:
+            if (c == OPT_TOP) o->inspect_given = true;
             if (!number_option(c, optarg, o, err, errsz)) return ARGS_USAGE_ERROR;
             break;
         case ':':

@@ -29,8 +29,13 @@ enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 #define CLI_MAX_STOPS 64
 #define CLI_DEFAULT_BATCH_SIZE 16
 #define CLI_MAX_LOGIT_BIAS 1024
+#define CLI_DEFAULT_INSPECT_TOP 5
+#define CLI_MAX_HEADS 64
 
-typedef enum { MODE_GENERATE, MODE_BATCH, MODE_SCORE, MODE_TOKENIZE, MODE_DETOKENIZE } CliMode;
+typedef enum { MODE_GENERATE, MODE_BATCH, MODE_SCORE, MODE_TOKENIZE, MODE_DETOKENIZE, MODE_INSPECT } CliMode;
+
+/* Which heads an attention map shows. */
+typedef enum { HEADS_AUTO, HEADS_ALL, HEADS_MEAN, HEADS_LIST } CliHeads;
 
 typedef struct {
     CliMode mode;
@@ -50,6 +55,15 @@ typedef struct {
     int n_threads;                                /* -t, 0: one per CPU */
     uint32_t batch_size;                          /* --batch-size: completions run together */
     bool verbose;                                 /* -v */
+    uint32_t inspect_top;                         /* --top */
+    bool logit_lens;                              /* --logit-lens */
+    bool attention_json;                          /* --attention-json */
+    const char *attention_map;                    /* --attention-map FILE, or NULL */
+    CliHeads heads;                               /* --heads */
+    uint32_t head_list[CLI_MAX_HEADS];
+    size_t n_heads;
+    bool inspect_given; /* an option that needs --inspect */
+    bool heads_given;
 } CliOptions;
 
 typedef enum { ARGS_RUN, ARGS_HELP, ARGS_VERSION, ARGS_USAGE_ERROR } ArgsResult;
@@ -110,6 +124,9 @@ bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids
 
 /* Runs the --batch mode; returns the exit status. */
 int cli_run_batch(Gpt2 *g, const CliOptions *o, Output *out, double load_ms, volatile sig_atomic_t *cancel);
+
+/* Runs --inspect on the prompt's ids; returns the exit status. */
+int cli_run_inspect(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_t n, Output *out);
 
 /* Appends ids as a JSON array: [1,2,3]. */
 bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n);

@@ -228,6 +228,17 @@ static int run_score(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *o
     return status;
 }
 
+/* ---- --inspect -------------------------------------------------------------- */
+
+static int run_inspect(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *out) {
+    int32_t *ids;
+    size_t n;
+    if (!prompt_tokens(g, o, text, &ids, &n)) return EXIT_RUNTIME;
+    int status = cli_run_inspect(g, o, ids, n, out);
+    free(ids);
+    return status;
+}
+
 /* ---- generation ------------------------------------------------------------- */
 
 typedef struct {
@@ -343,6 +354,7 @@ int main(int argc, char **argv) {
             case MODE_TOKENIZE: status = run_tokenize(g, &o, &text, &out); break;
             case MODE_DETOKENIZE: status = run_detokenize(g, &text, &out); break;
             case MODE_SCORE: status = run_score(g, &o, &text, &out); break;
+            case MODE_INSPECT: status = run_inspect(g, &o, &text, &out); break;
             default: status = run_generate(g, &o, &text, &out, load_ms); break;
             }
         }
