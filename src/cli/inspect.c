@@ -523,9 +523,9 @@ static bool svg_legend(StrBuf *b, double x, double y) {
         /* level k covers weights whose square root rounds to k / (LEVELS - 1) */
         double lo = k == 0 ? 0 : pow((k - 0.5) / (LEVELS - 1), 2);
         ok = gpt2_strbuf_printf(b,
-                                "<rect x=\"%.1f\" y=\"%.1f\" width=\"40\" height=\"16\" fill=\"%s\" stroke=\"#999\"/>"
+                                "<rect x=\"%.1f\" y=\"%.1f\" width=\"56\" height=\"16\" fill=\"%s\" stroke=\"#999\"/>"
                                 "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s%.3f</text>\n",
-                                x + k * 44.0, y, colour, x + k * 44.0, y + 28, k == 0 ? "&lt; " : "\xE2\x89\xA5 ",
+                                x + k * 62.0, y, colour, x + k * 62.0, y + 28, k == 0 ? "&lt; " : "\xE2\x89\xA5 ",
                                 k == 0 ? pow(0.5 / (LEVELS - 1), 2) : lo);
     }
     return ok && gpt2_strbuf_append_str(b, "</g>\n");
@@ -545,8 +545,9 @@ static bool svg_map(const Gpt2 *g, const CliOptions *o, const Gpt2Inspection *x,
     const bool means = heads[0] < 0;
     const size_t cols = means ? (L < 8 ? L : 8) : per_layer;
     const size_t rows = means ? (L + cols - 1) / cols : L;
-    const double gx = LABEL_PX + 20, gy = 110;
-    const double width = gx + (double)cols * (MAP_PX + MAP_GAP) + 20;
+    const double gx = LABEL_PX + 20, gy = 140;
+    double width = gx + (double)cols * (MAP_PX + MAP_GAP) + 20;
+    if (width < 760) width = 760; /* the title and the legend */
     const double height = gy + (double)rows * (MAP_PX + MAP_GAP) + LABEL_PX + 20;
     bool ok = gpt2_strbuf_printf(
         b,
@@ -556,14 +557,15 @@ static bool svg_map(const Gpt2 *g, const CliOptions *o, const Gpt2Inspection *x,
         "<style>.t{font-size:13px;font-weight:bold}.f{fill:#fff;stroke:#bbb}"
         "path{shape-rendering:crispEdges}</style>\n"
         "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n"
-        "<text x=\"20\" y=\"28\" font-size=\"18\">Attention, %zu layers x %u heads%s: row = query (the token "
-        "attending), column = key (the token attended to)</text>\n"
-        "<text x=\"20\" y=\"50\" font-size=\"13\">",
-        width, height, width, height, L, x->n_head, means ? " (each map the mean of a layer's heads)" : "");
+        "<text x=\"20\" y=\"28\" font-size=\"18\">Attention: %zu layers x %u heads%s</text>\n"
+        "<text x=\"20\" y=\"50\" font-size=\"13\">In each map a row is a query (the token attending), a column "
+        "a key (the token it takes from).</text>\n"
+        "<text x=\"20\" y=\"68\" font-size=\"13\">",
+        width, height, width, height, L, x->n_head, means ? ", each map the mean of a layer's heads" : "");
     if (m < n) ok = ok && gpt2_strbuf_printf(b, "The last %zu of the prompt's %zu tokens are shown; ", m, n);
     else ok = ok && gpt2_strbuf_printf(b, "All %zu tokens of the prompt are shown; ", n);
     ok = ok && gpt2_strbuf_append_str(b, "\xE2\x90\xA3 is a space, \\xNN one byte of a split character.</text>\n") &&
-         svg_legend(b, 20, 72);
+         svg_legend(b, 20, 92);
     float *mean = means ? calloc(m * m, sizeof *mean) : NULL;
     if (means && !mean) ok = false;
     for (size_t l = 0; ok && l < L; l++)
