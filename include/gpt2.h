@@ -131,12 +131,35 @@ typedef struct {
     size_t n_logit_bias;
 } Gpt2Sampling;
 
+/* ---- log-probabilities ---- */
+
+#define GPT2_MAX_TOP_LOGPROBS 20
+
+typedef struct {
+    int32_t id;
+    double logprob; /* natural log */
+} Gpt2TopLogprob;
+
+/* A token's log-probability under the model's own distribution at its
+ * position (before temperature, penalties, bias and truncation, as in
+ * OpenAI's API), and the n_top likeliest tokens there, likeliest first
+ * (equal ones by lower id).  logprob is NaN, and n_top 0, where there is no
+ * distribution: the first token of a text. */
+typedef struct {
+    int32_t id;
+    double logprob;
+    uint32_t n_top;
+    Gpt2TopLogprob top[GPT2_MAX_TOP_LOGPROBS];
+} Gpt2TokenLogprob;
+
 typedef struct {
     uint32_t n_predict; /* new tokens at most */
     Gpt2Sampling sampling;
     bool ignore_eos;        /* go on past <|endoftext|> */
     const Gpt2Bytes *stops; /* [n_stops] stop strings, none empty */
     size_t n_stops;
+    bool logprobs;         /* keep each generated token's Gpt2TokenLogprob (not with stream_only) */
+    uint32_t top_logprobs; /* with them, the likeliest tokens at each step, 0 to GPT2_MAX_TOP_LOGPROBS */
 } Gpt2Params;
 
 /* The defaults of the command line: 50 tokens, temperature 1, top-k 40,
@@ -165,6 +188,7 @@ typedef struct {
     int32_t *tokens; /* [n_tokens] generated ids (a final <|endoftext|> not included); NULL if stream_only */
     size_t n_tokens; /* counted even when stream_only */
     char *text;      /* [text_len] their bytes, cut before a stop string; NUL-terminated; NULL if stream_only */
+    Gpt2TokenLogprob *logprobs; /* [n_tokens] with params.logprobs, else NULL */
     size_t text_len;
     Gpt2Finish finish;
     const char *error;         /* with GPT2_FINISH_ERROR: why, one line (a static string); else NULL */
@@ -214,6 +238,12 @@ GPT2_API void gpt2_completion_free(Gpt2Completion *c);
  * becomes nonzero. */
 GPT2_API bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob,
                          volatile sig_atomic_t *cancel, char *err, size_t errsz);
+
+/* gpt2_score with the likeliest alternatives: out[i] describes ids[i] and
+ * the top_k (at most GPT2_MAX_TOP_LOGPROBS) likeliest tokens at its
+ * position; out[0] has none unless prepend_eot. */
+GPT2_API bool gpt2_score_logprobs(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, uint32_t top_k,
+                                  Gpt2TokenLogprob *out, volatile sig_atomic_t *cancel, char *err, size_t errsz);
 
 /* The logits of every position of ids[0..n), n <= n_ctx, evaluated from an
  * empty context: logits[i * n_vocab + v]. */

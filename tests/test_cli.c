@@ -261,7 +261,7 @@ static void test_usage_errors_exit_2_with_one_line(void **state) {
         {"-p", "x", "extra"},
         {"--score", "--tokenize"},
         {"--batch", "x", "-p", "y"},
-        {"--echo", "--json"},
+        {"--echo", "--score"},
         {"--prepend-eos"},
         {"--tokenize", "--ids"},
         {"--batch-size", "0"},

@@ -186,7 +186,9 @@ static void test_help_shows_the_settings(void **state) {
                                               {"--presence-penalty", "default: 0.0"},
                                               {"--frequency-penalty", "default: 0.0"},
                                               {"--no-repeat-ngram", "default: 0"},
-                                              {"--logit-bias", "default: none"}};
+                                              {"--logit-bias", "default: none"},
+                                              {"--logprobs", "default: off"},
+                                              {"--samples", "default: 1"}};
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
         const char *at = strstr(r.out.data, defaults[i][0]);
         const char *next = strstr(at + 2, "\n  -");
@@ -454,6 +456,284 @@ static void test_repeat_last_n_capped_at_context(void **state) {
     assert_memory_equal(capped, huge, n * sizeof *capped);
 }
 
+/* ---- log-probabilities ------------------------------------------------------------ */
+
+/* A top list [{"id", "logprob", ...}] against the reference's [[id, logprob]]:
+ * the same ids (the last only where it is decidable) and log-probabilities
+ * within 1e-3. */
+static void expect_top(const JsonValue *got, const JsonValue *want, double kth_gap, const char *where, size_t at) {
+    size_t n = gpt2_json_count(want);
+    if (gpt2_json_count(got) != n) fail_msg("%s %zu: %zu alternatives, want %zu", where, at, gpt2_json_count(got), n);
+    for (size_t k = 0; k < n; k++) {
+        const JsonValue *g = gpt2_json_at(got, k), *w = gpt2_json_at(want, k);
+        double want_id = gpt2_json_number(gpt2_json_at(w, 0)), want_lp = gpt2_json_number(gpt2_json_at(w, 1));
+        if ((k + 1 < n || kth_gap >= 1e-3) && gpt2_json_number(get(g, "id")) != want_id)
+            fail_msg("%s %zu: alternative %zu is %.0f, want %.0f", where, at, k, gpt2_json_number(get(g, "id")),
+                     want_id);
+        if (fabs(gpt2_json_number(get(g, "logprob")) - want_lp) > 1e-3)
+            fail_msg("%s %zu: alternative %zu has log-probability %.6f, want %.6f", where, at, k,
+                     gpt2_json_number(get(g, "logprob")), want_lp);
+    }
+}
+
+/* An entry's "text" and "bytes" are the token's, U+FFFD where the bytes are
+ * not valid UTF-8 on their own. */
+static void expect_token_text(const JsonValue *entry) {
+    uint32_t bytes[64];
+    size_t n = ids_of(get(entry, "bytes"), bytes, 64);
+    char id[16];
+    snprintf(id, sizeof id, "%.0f", gpt2_json_number(get(entry, "id")));
+    RunResult r;
+    RunSpec in = {.stdin_bytes = id, .stdin_len = strlen(id)};
+    gpt2(&r, &in, "-m", env.tiny, "--detokenize", NULL);
+    expect_ok(&r);
+    assert_int_equal(r.out.len, n);
+    for (size_t i = 0; i < n; i++) assert_int_equal((uint8_t)r.out.data[i], bytes[i]);
+    test_run_free(&r);
+    assert_non_null(gpt2_json_string(get(entry, "text"), NULL));
+}
+
+/* --logprobs 5 at every greedy step, --echo's prompt log-probabilities and
+ * --score --logprobs 5 at every position equal the float64 reference
+ * (expected_top.json) within 1e-3. */
+static void test_logprobs_match_the_reference(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/reference/tiny/expected_top.json", env.shared);
+    StrBuf text = {0};
+    test_read_file(path, &text);
+    JsonDoc ref;
+    const JsonValue *cases = get(parse_json(&ref, text.data, text.len), "cases");
+    size_t checked = 0;
+    for (size_t c = 0; c < gpt2_json_count(cases); c++) {
+        const JsonValue *kase = gpt2_json_at(cases, c);
+        const JsonValue *ids = get(kase, "ids"), *prompt_top = get(kase, "prompt_top"), *greedy = get(kase, "greedy");
+        StrBuf id_text = {0};
+        for (size_t i = 0; i < gpt2_json_count(ids); i++)
+            assert_true(gpt2_strbuf_printf(&id_text, "%s%.0f", i ? " " : "", gpt2_json_number(gpt2_json_at(ids, i))));
+        char n_text[16];
+        snprintf(n_text, sizeof n_text, "%zu", gpt2_json_count(greedy));
+        RunResult gen, score;
+        gpt2(&gen, NULL, "-m", env.tiny, "--ids", "-p", id_text.data, "-n", n_text, "--temp", "0", "--ignore-eos",
+             "--json", "--echo", "--logprobs", "5", NULL);
+        gpt2(&score, NULL, "-m", env.tiny, "--ids", "-p", id_text.data, "--score", "--json", "--logprobs", "5", NULL);
+        expect_ok(&gen), expect_ok(&score);
+        JsonDoc gd, sd;
+        const JsonValue *g = parse_json(&gd, gen.out.data, gen.out.len);
+        const JsonValue *sc = parse_json(&sd, score.out.data, score.out.len);
+        const JsonValue *lp = get(g, "logprobs"), *tokens = get(g, "completion_tokens");
+        assert_int_equal(gpt2_json_count(lp), gpt2_json_count(greedy));
+        for (size_t j = 0; j < gpt2_json_count(greedy); j++) {
+            const JsonValue *e = gpt2_json_at(lp, j), *w = gpt2_json_at(greedy, j);
+            assert_true(gpt2_json_number(get(e, "id")) == gpt2_json_number(gpt2_json_at(tokens, j)));
+            assert_true(gpt2_json_number(get(e, "id")) == gpt2_json_number(get(w, "id")));
+            assert_true(fabs(gpt2_json_number(get(e, "logprob")) - gpt2_json_number(get(w, "logprob"))) <= 1e-3);
+            expect_top(get(e, "top"), get(w, "top"), gpt2_json_number(get(w, "kth_gap")), "greedy step", j);
+            checked++;
+        }
+        expect_token_text(gpt2_json_at(lp, 0));
+        /* Position t + 1 of the prompt is predicted by prompt_top[t]; the
+         * first token has nothing before it. */
+        const JsonValue *plp = get(g, "prompt_logprobs"), *slp = get(sc, "top_logprobs");
+        assert_int_equal(gpt2_json_count(plp), gpt2_json_count(ids));
+        assert_int_equal(gpt2_json_count(slp), gpt2_json_count(ids));
+        assert_int_equal(gpt2_json_at(plp, 0)->type, JSON_NULL);
+        assert_int_equal(gpt2_json_at(slp, 0)->type, JSON_NULL);
+        for (size_t t = 0; t + 1 < gpt2_json_count(ids); t++) {
+            const JsonValue *w = gpt2_json_at(prompt_top, t);
+            double gap = gpt2_json_number(get(w, "kth_gap"));
+            expect_top(get(gpt2_json_at(plp, t + 1), "top"), get(w, "top"), gap, "prompt position", t + 1);
+            expect_top(get(gpt2_json_at(slp, t + 1), "top"), get(w, "top"), gap, "scored position", t + 1);
+            assert_true(gpt2_json_number(get(gpt2_json_at(slp, t + 1), "id")) ==
+                        gpt2_json_number(gpt2_json_at(ids, t + 1)));
+            double score_lp = gpt2_json_number(gpt2_json_at(get(sc, "logprobs"), t + 1));
+            assert_true(fabs(gpt2_json_number(get(gpt2_json_at(slp, t + 1), "logprob")) - score_lp) < 1e-9);
+            checked++;
+        }
+        gpt2_json_free(&gd), gpt2_json_free(&sd);
+        test_run_free(&gen), test_run_free(&score);
+        gpt2_strbuf_free(&id_text);
+    }
+    assert_true(checked > 200);
+    gpt2_json_free(&ref);
+    gpt2_strbuf_free(&text);
+}
+
+/* K = 0 gives each token's log-probability and an empty top; bytes that
+ * are not UTF-8 on their own show as U+FFFD beside their raw values;
+ * without --json the option is a usage error. */
+static void test_logprobs_forms(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult r;
+    /* Token 447 is the bytes E2 80, the start of a three-byte character. */
+    gpt2(&r, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "3", "--json", "--logprobs", "0", "--logit-bias", "447=100",
+         "--seed", "1", NULL);
+    expect_ok(&r);
+    JsonDoc doc;
+    const JsonValue *lp = get(parse_json(&doc, r.out.data, r.out.len), "logprobs");
+    assert_int_equal(gpt2_json_count(lp), 3);
+    const JsonValue *e = gpt2_json_at(lp, 0);
+    assert_true(gpt2_json_number(get(e, "id")) == 447);
+    assert_int_equal(gpt2_json_count(get(e, "top")), 0);
+    assert_true(gpt2_json_number(get(e, "logprob")) < 0);
+    assert_true(gpt2_json_string_is(get(e, "text"), "\xef\xbf\xbd"));
+    uint32_t bytes[8];
+    assert_int_equal(ids_of(get(e, "bytes"), bytes, 8), 2);
+    assert_int_equal(bytes[0], 0xE2), assert_int_equal(bytes[1], 0x80);
+    assert_non_null(strstr(r.out.data, "\"text\":\"\\ufffd\"") ? strstr(r.out.data, "\"text\":\"\\ufffd\"")
+                                                               : strstr(r.out.data, "\"text\":\"\xef\xbf\xbd\""));
+    gpt2_json_free(&doc);
+    test_run_free(&r);
+    /* Without --logprobs there is no such key. */
+    gpt2(&r, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "3", "--json", NULL);
+    expect_ok(&r);
+    assert_null(strstr(r.out.data, "logprobs"));
+    test_run_free(&r);
+    /* A batch line asks with "logprobs". */
+    const char *input =
+        "{\"prompt\": \"" PROMPT "\", \"n\": 2, \"logprobs\": 3}\n{\"prompt\": \"x\", \"logprobs\": 21}\n";
+    RunSpec in = {.stdin_bytes = input, .stdin_len = strlen(input)};
+    gpt2(&r, &in, "-m", env.tiny, "--batch", "-", NULL);
+    expect_ok(&r);
+    const char *nl = strchr(r.out.data, '\n');
+    lp = get(parse_json(&doc, r.out.data, (size_t)(nl - r.out.data)), "logprobs");
+    assert_int_equal(gpt2_json_count(lp), 2);
+    assert_int_equal(gpt2_json_count(get(gpt2_json_at(lp, 1), "top")), 3);
+    gpt2_json_free(&doc);
+    assert_non_null(strstr(nl, "logprobs\\\" must be a whole number from 0 to 20"));
+    test_run_free(&r);
+    static const char *const bad[][4] = {{"--logprobs", "5"},
+                                         {"--logprobs", "21", "--json"},
+                                         {"--logprobs", "-1", "--json"},
+                                         {"--logprobs", "2", "--tokenize"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        gpt2(&r, NULL, "-m", env.tiny, "-p", "x", bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL);
+        test_expect_refusal(&r, 2, "gpt2: ", "--logprobs");
+        test_run_free(&r);
+    }
+}
+
+/* ---- samples ------------------------------------------------------------------- */
+
+/* A JSON line without the members that may differ between a sample and its
+ * single run: "timings" (and what precedes "prompt_tokens": "index",
+ * "seed"). */
+static void comparable(const char *line, size_t len, StrBuf *out) {
+    const char *from = strstr(line, "\"prompt_tokens\"");
+    const char *timings = strstr(line, ",\"timings\":{");
+    assert_true(from && timings && from < line + len && timings < line + len);
+    assert_true(gpt2_strbuf_append(out, from, (size_t)(timings - from)));
+}
+
+/* --samples 4 --seed 7 gives what --seed 7, 8, 9 and 10 give alone: in
+ * JSON every field but timings, index and seed; in text, each sample after
+ * its header line and followed by a newline. */
+static void test_samples_equal_single_runs(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    RunResult json, text, bigger, meta;
+    gpt2(&json, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "30", "--samples", "4", "--seed", "7", "--json", "--logprobs",
+         "2", NULL);
+    gpt2(&text, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "30", "--samples", "4", "--seed", "7", "--echo", NULL);
+    /* Fewer at once than samples (--batch-size 3) changes nothing either. */
+    gpt2(&bigger, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "30", "--samples", "4", "--seed", "7", "--json",
+         "--logprobs", "2", "--batch-size", "3", NULL);
+    expect_ok(&json), expect_ok(&text), expect_ok(&bigger);
+    StrBuf want_text = {0};
+    const char *line = json.out.data, *line2 = bigger.out.data;
+    for (int i = 0; i < 4; i++) {
+        char seed[16];
+        snprintf(seed, sizeof seed, "%d", 7 + i);
+        RunResult one, one_text;
+        gpt2(&one, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "30", "--seed", seed, "--json", "--logprobs", "2", NULL);
+        gpt2(&one_text, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "30", "--seed", seed, NULL);
+        expect_ok(&one), expect_ok(&one_text);
+        const char *nl = strchr(line, '\n'), *nl2 = strchr(line2, '\n');
+        assert_non_null(nl), assert_non_null(nl2);
+        char head[64];
+        snprintf(head, sizeof head, "{\"index\":%d,\"seed\":%d,", i, 7 + i);
+        assert_memory_equal(line, head, strlen(head));
+        StrBuf got = {0}, got2 = {0}, want = {0};
+        comparable(line, (size_t)(nl - line), &got);
+        comparable(line2, (size_t)(nl2 - line2), &got2);
+        comparable(one.out.data, one.out.len, &want);
+        assert_string_equal(got.data, want.data);
+        assert_string_equal(got2.data, want.data);
+        assert_true(gpt2_strbuf_printf(&want_text, "=== sample %d (seed %d) ===\n%s", i, 7 + i, PROMPT));
+        assert_true(gpt2_strbuf_append(&want_text, one_text.out.data, one_text.out.len));
+        assert_true(gpt2_strbuf_append_char(&want_text, '\n'));
+        gpt2_strbuf_free(&got), gpt2_strbuf_free(&got2), gpt2_strbuf_free(&want);
+        test_run_free(&one), test_run_free(&one_text);
+        line = nl + 1, line2 = nl2 + 1;
+    }
+    assert_int_equal(*line, '\0');
+    /* The prompt was evaluated once: by one sample; the others copied its
+     * keys and values and evaluated at most the last prompt token again,
+     * for their own logits. */
+    size_t evaluated = 0, used = 0;
+    line = json.out.data;
+    for (int i = 0; i < 4; i++) {
+        const char *nl = strchr(line, '\n');
+        JsonDoc doc;
+        const JsonValue *timings = get(parse_json(&doc, line, (size_t)(nl - line)), "timings");
+        size_t mine = (size_t)gpt2_json_number(get(timings, "prompt_evaluated"));
+        if (i > 0) assert_true(mine <= 1);
+        evaluated += mine;
+        used = (size_t)gpt2_json_number(get(timings, "prompt_tokens"));
+        gpt2_json_free(&doc);
+        line = nl + 1;
+    }
+    assert_int_equal(used, 7);
+    assert_true(evaluated >= used && evaluated <= used + 3);
+    assert_int_equal(text.out.len, want_text.len);
+    assert_memory_equal(text.out.data, want_text.data, want_text.len);
+    gpt2_strbuf_free(&want_text);
+    test_run_free(&json), test_run_free(&text), test_run_free(&bigger);
+    gpt2(&meta, NULL, "-m", env.tiny, "--batch", "-", "--samples", "2", NULL);
+    test_expect_refusal(&meta, 2, "gpt2: ", "--samples");
+    test_run_free(&meta);
+}
+
+/* A batch line with "samples" gives one output line holding them all. */
+static void test_batch_line_samples(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    const char *input = "{\"prompt\": \"" PROMPT "\", \"n\": 12, \"samples\": 3, \"seed\": 20}\n"
+                        "{\"prompt\": \"x\", \"n\": 2, \"seed\": 1}\n"
+                        "{\"prompt\": \"x\", \"samples\": 0}\n";
+    RunResult r;
+    RunSpec in = {.stdin_bytes = input, .stdin_len = strlen(input)};
+    gpt2(&r, &in, "-m", env.tiny, "--batch", "-", "--batch-size", "2", NULL);
+    expect_ok(&r);
+    const char *nl = strchr(r.out.data, '\n');
+    assert_non_null(nl);
+    JsonDoc doc;
+    const JsonValue *root = parse_json(&doc, r.out.data, (size_t)(nl - r.out.data));
+    assert_true(gpt2_json_string_is(get(root, "prompt"), PROMPT));
+    const JsonValue *samples = get(root, "samples");
+    assert_int_equal(gpt2_json_count(samples), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const JsonValue *sample = gpt2_json_at(samples, i);
+        assert_true(gpt2_json_number(get(sample, "index")) == (double)i);
+        assert_true(gpt2_json_number(get(sample, "seed")) == 20.0 + (double)i);
+        char seed[16];
+        snprintf(seed, sizeof seed, "%zu", 20 + i);
+        uint32_t got[MAX_IDS], want[MAX_IDS];
+        size_t n = ids_of(get(sample, "completion_tokens"), got, MAX_IDS);
+        const char *const one[] = {"-m", env.tiny, "-p", PROMPT, "-n", "12", "--seed", seed, NULL};
+        assert_int_equal(run_ids(one, want, MAX_IDS, NULL, NULL), n);
+        assert_memory_equal(got, want, n * sizeof *got);
+    }
+    gpt2_json_free(&doc);
+    const char *second = nl + 1, *third = strchr(second, '\n') + 1;
+    assert_non_null(strstr(second, "\"completion_tokens\""));
+    assert_null(strstr(second, "\"samples\""));
+    assert_non_null(strstr(third, "\"samples\\\" must be a whole number from 1 to 1000"));
+    test_run_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_shows_the_settings),
@@ -463,6 +743,10 @@ int main(void) {
         cmocka_unit_test(test_batch_keys_equal_options),
         cmocka_unit_test(test_nan_logits),
         cmocka_unit_test(test_repeat_last_n_capped_at_context),
+        cmocka_unit_test(test_logprobs_match_the_reference),
+        cmocka_unit_test(test_logprobs_forms),
+        cmocka_unit_test(test_samples_equal_single_runs),
+        cmocka_unit_test(test_batch_line_samples),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

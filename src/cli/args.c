@@ -28,6 +28,8 @@ enum {
     OPT_FREQUENCY_PENALTY,
     OPT_NO_REPEAT_NGRAM,
     OPT_LOGIT_BIAS,
+    OPT_LOGPROBS,
+    OPT_SAMPLES,
     OPT_SEED,
     OPT_IGNORE_EOS,
     OPT_STOP,
@@ -94,16 +96,27 @@ static const OptionSpec option_specs[] = {
      "repeatable"},
     {NULL, OPT_MIN_P, "min-p", "P", "drop tokens less likely than P times the likeliest; 0 is off"},
     {NULL, OPT_SEED, "seed", "S", "random seed"},
+    {NULL, OPT_SAMPLES, "samples", "N",
+     "N completions of the prompt, sample i with seed S+i; the prompt is\n"
+     "evaluated once.  Text: each after a line \"=== sample I (seed S) ===\"\n"
+     "and followed by a newline; --json: one line each, with \"index\" and \"seed\"\n"
+     "(up to --batch-size run at once)"},
     {NULL, OPT_IGNORE_EOS, "ignore-eos", NULL, "go on past <|endoftext|> instead of stopping there"},
     {NULL, OPT_STOP, "stop", "STRING", "stop before STRING; repeatable"},
-    {"Output", OPT_ECHO, "echo", NULL, "print the prompt before the continuation"},
+    {"Output", OPT_ECHO, "echo", NULL, "print the prompt before the continuation; with --json, add \"prompt\""},
     {NULL, OPT_JSON, "json", NULL, "print one JSON object instead of text"},
+    {NULL, OPT_LOGPROBS, "logprobs", "K",
+     "with --json: each token's log-probability and the K (0 to 20)\n"
+     "likeliest tokens at its step, from the model's own distribution\n"
+     "(before temperature, penalties and truncation); with --echo the\n"
+     "prompt's too, with --score every position's"},
     {NULL, 'v', "verbose", NULL, "timings, speed and the seed on standard error"},
     {"Batch", OPT_BATCH, "batch", "FILE",
      "JSON Lines ('-' is standard input): {\"prompt\": ...} with optional\n"
      "\"n\", \"temp\", \"top_k\", \"top_p\", \"seed\", \"stop\", \"ignore_eos\",\n"
      "\"repeat_penalty\", \"repeat_last_n\", \"min_p\", \"presence_penalty\",\n"
-     "\"frequency_penalty\", \"no_repeat_ngram\", \"logit_bias\" ({\"ID\": BIAS});\n"
+     "\"frequency_penalty\", \"no_repeat_ngram\", \"logit_bias\" ({\"ID\": BIAS}),\n"
+     "\"logprobs\";\n"
      "options above are the defaults"},
     {NULL, OPT_BATCH_SIZE, "batch-size", "N", "completions computed together"},
     {"Scoring and tokens", OPT_SCORE, "score", NULL, "print each token's id, text and natural-log probability"},
@@ -169,6 +182,8 @@ static const char *option_default(int code, const CliOptions *d, char *buf, size
     case OPT_FREQUENCY_PENALTY: return real_text(s->frequency_penalty, buf, n);
     case OPT_NO_REPEAT_NGRAM: snprintf(buf, n, "%u", (unsigned)s->no_repeat_ngram); return buf;
     case OPT_LOGIT_BIAS: return "none";
+    case OPT_LOGPROBS: return "off";
+    case OPT_SAMPLES: return "1";
     case OPT_SEED: return "from the clock; -v prints it";
     case OPT_STOP: return "none";
     case OPT_BATCH_SIZE: snprintf(buf, n, "%u", (unsigned)d->batch_size); return buf;
@@ -250,8 +265,10 @@ static const NumberRule number_rules[] = {
     {OPT_MIN_P, "min_p", false, 0, 1, "a number from 0 to 1"},
     {OPT_PRESENCE_PENALTY, "presence_penalty", false, -2, 2, "a number from -2 to 2"},
     {OPT_FREQUENCY_PENALTY, "frequency_penalty", false, -2, 2, "a number from -2 to 2"},
+    {OPT_LOGPROBS, "logprobs", true, 0, GPT2_MAX_TOP_LOGPROBS, "a whole number from 0 to 20"},
     {OPT_NO_REPEAT_NGRAM, "no_repeat_ngram", true, 0, 4294967295.0, "a whole number from 0 to 4294967295"},
     {'t', NULL, true, 1, 1024, "a whole number from 1 to 1024"},
+    {OPT_SAMPLES, NULL, true, 1, CLI_MAX_SAMPLES, "a whole number from 1 to 1000"},
     {OPT_BATCH_SIZE, NULL, true, 1, 256, "a whole number from 1 to 256"},
     {OPT_TOP, NULL, true, 1, 64, "a whole number from 1 to 64"},
 };
@@ -286,6 +303,10 @@ void cli_apply_number(const NumberRule *r, double v, Gpt2Params *p) {
     case OPT_PRESENCE_PENALTY: p->sampling.presence_penalty = (float)v; break;
     case OPT_FREQUENCY_PENALTY: p->sampling.frequency_penalty = (float)v; break;
     case OPT_NO_REPEAT_NGRAM: p->sampling.no_repeat_ngram = (uint32_t)v; break;
+    case OPT_LOGPROBS:
+        p->logprobs = true;
+        p->top_logprobs = (uint32_t)v;
+        break;
     default: break; /* not a generation setting */
     }
 }
@@ -334,6 +355,7 @@ static bool number_option(int code, const char *arg, CliOptions *o, char *err, s
     if (code == 't') o->n_threads = (int)v;
     else if (code == OPT_BATCH_SIZE) o->batch_size = (uint32_t)v;
     else if (code == OPT_TOP) o->inspect_top = (uint32_t)v;
+    else if (code == OPT_SAMPLES) o->samples = (uint32_t)v;
     else cli_apply_number(r, v, &o->params);
     return true;
 }
@@ -380,7 +402,13 @@ static ArgsResult check_combinations(const CliOptions *o, int mode_code, char *e
     if (o->json && (o->mode == MODE_TOKENIZE || o->mode == MODE_DETOKENIZE))
         return usage_error(err, errsz, "--json does not apply to %s", mode);
     if (o->echo && o->mode != MODE_GENERATE) return usage_error(err, errsz, "--echo does not apply to %s", mode);
-    if (o->echo && o->json) return usage_error(err, errsz, "--echo does not apply with --json (see prompt_tokens)");
+    if (o->samples && o->mode != MODE_GENERATE)
+        return usage_error(err, errsz, "--samples does not apply to %s%s", mode,
+                           o->mode == MODE_BATCH ? " (give a line \"samples\")" : "");
+    if (o->params.logprobs && o->mode != MODE_BATCH && !o->json)
+        return usage_error(err, errsz, "--logprobs needs --json");
+    if (o->params.logprobs && o->mode != MODE_BATCH && o->mode != MODE_GENERATE && o->mode != MODE_SCORE)
+        return usage_error(err, errsz, "--logprobs does not apply to %s", mode);
     if (o->prepend_eos && o->mode != MODE_SCORE) return usage_error(err, errsz, "--prepend-eos needs --score");
     if (o->mode != MODE_INSPECT && (o->inspect_given || o->attention_map))
         return usage_error(err, errsz,
@@ -470,6 +498,8 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
         case OPT_PRESENCE_PENALTY:
         case OPT_FREQUENCY_PENALTY:
         case OPT_NO_REPEAT_NGRAM:
+        case OPT_LOGPROBS:
+        case OPT_SAMPLES:
         case OPT_BATCH_SIZE:
         case OPT_TOP:
             if (c == OPT_TOP) o->inspect_given = true;

@@ -31,7 +31,9 @@ typedef struct {
     size_t n_ids;
     Gpt2Bytes stops[CLI_MAX_STOPS];
     Gpt2LogitBias *logit_bias; /* malloc'd, when the line has "logit_bias" */
-    size_t completion;         /* index in the completions array */
+    size_t completion;         /* index in the completions array of the first of its completions */
+    size_t n_samples;          /* its "samples", or 0 without that key (one completion) */
+    size_t n_done;             /* of its completions, those that ended */
     bool done;
 } Line;
 
@@ -43,6 +45,7 @@ typedef struct {
     size_t *line_of;      /* [n_completions] */
     size_t next_to_print; /* lines before it are printed */
     Output *out;
+    const Gpt2 *g;
     double load_ms;
     int32_t eot;
 } BatchJob;
@@ -176,6 +179,15 @@ static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2
     }
     if (strcmp(key, "stop") == 0) return read_stops(line, v, p);
     if (strcmp(key, "logit_bias") == 0) return read_logit_bias(line, v, p);
+    if (strcmp(key, "samples") == 0) {
+        int64_t n;
+        if (!gpt2_json_as_int(v, 1, CLI_MAX_SAMPLES, &n)) {
+            set_error(line, "\"samples\" must be a whole number from 1 to %d", CLI_MAX_SAMPLES);
+            return false;
+        }
+        line->n_samples = (size_t)n;
+        return true;
+    }
     if (strcmp(key, "ignore_eos") == 0) {
         if (v->type != JSON_TRUE && v->type != JSON_FALSE) {
             set_error(line, "\"ignore_eos\" must be true or false");
@@ -196,7 +208,7 @@ static bool read_member(Line *line, const JsonValue *k, const JsonValue *v, Gpt2
         set_error(line,
                   "unknown key \"%.40s\" (known: prompt, n, temp, top_k, top_p, seed, stop, ignore_eos, "
                   "repeat_penalty, repeat_last_n, min_p, presence_penalty, frequency_penalty, no_repeat_ngram, "
-                  "logit_bias)",
+                  "logit_bias, logprobs, samples)",
                   key);
         return false;
     }
@@ -246,21 +258,43 @@ static bool read_request(Line *line, const char *text, size_t len, Gpt2Params *p
 
 /* ---- printing in order --------------------------------------------------------- */
 
+/* The number of completions a line asks for. */
+static size_t completions_of(const Line *line) { return line->n_samples ? line->n_samples : 1; }
+
+/* A line's output: its completion's object, or with "samples" an object
+ * {"prompt", "samples": [...]} holding each sample's, with its index and
+ * seed; an error object when it failed. */
+static bool line_json(BatchJob *b, Line *line, StrBuf *json) {
+    for (size_t i = 0; !line->error && i < completions_of(line); i++) {
+        const Gpt2Completion *c = &b->completions[line->completion + i];
+        if (c->finish == GPT2_FINISH_ERROR) set_error(line, "%s", c->error);
+    }
+    if (line->error)
+        return gpt2_strbuf_append_str(json, "{\"error\":") &&
+               gpt2_json_append_string(json, line->error, strlen(line->error)) && gpt2_strbuf_append_char(json, '}');
+    Gpt2Bytes prompt = {line->prompt.data, line->prompt.len};
+    const int32_t *ids = line->n_ids ? line->ids : &b->eot;
+    size_t n_ids = line->n_ids ? line->n_ids : 1;
+    CliJsonExtra prompt_of = {.prompt_text = line->ids_given ? NULL : &prompt,
+                              .prompt_ids = line->ids_given ? line->ids : NULL,
+                              .n_prompt_ids = line->n_ids};
+    if (!line->n_samples)
+        return cli_completion_json(json, b->g, &b->completions[line->completion], ids, n_ids, b->load_ms, &prompt_of);
+    bool ok = gpt2_strbuf_append_str(json, "{\"prompt\":") &&
+              (line->ids_given ? cli_append_ids(json, line->ids, line->n_ids)
+                               : gpt2_json_append_string(json, prompt.bytes, prompt.len)) &&
+              gpt2_strbuf_append_str(json, ",\"samples\":[");
+    for (size_t i = 0; ok && i < line->n_samples; i++) {
+        CliJsonExtra extra = {.sample = true, .index = i};
+        ok = (!i || gpt2_strbuf_append_char(json, ',')) &&
+             cli_completion_json(json, b->g, &b->completions[line->completion + i], ids, n_ids, b->load_ms, &extra);
+    }
+    return ok && gpt2_strbuf_append_str(json, "]}");
+}
+
 static void print_line(BatchJob *b, Line *line) {
     StrBuf json = {0};
-    bool ok;
-    const Gpt2Completion *failed = line->error ? NULL : &b->completions[line->completion];
-    if (failed && failed->finish == GPT2_FINISH_ERROR) set_error(line, "%s", failed->error);
-    if (line->error) {
-        ok = gpt2_strbuf_append_str(&json, "{\"error\":") &&
-             gpt2_json_append_string(&json, line->error, strlen(line->error)) && gpt2_strbuf_append_char(&json, '}');
-    } else {
-        const Gpt2Completion *c = &b->completions[line->completion];
-        Gpt2Bytes prompt = {line->prompt.data, line->prompt.len};
-        ok = cli_completion_json(&json, c, line->n_ids ? line->ids : &b->eot, line->n_ids ? line->n_ids : 1, b->load_ms,
-                                 line->ids_given ? NULL : &prompt, line->ids_given ? line->ids : NULL, line->n_ids);
-    }
-    if (ok && gpt2_strbuf_append_char(&json, '\n')) {
+    if (line_json(b, line, &json) && gpt2_strbuf_append_char(&json, '\n')) {
         out_write(b->out, json.data, json.len);
         out_flush(b->out);
     } else {
@@ -269,20 +303,24 @@ static void print_line(BatchJob *b, Line *line) {
     gpt2_strbuf_free(&json);
 }
 
+static bool line_ready(const Line *line) { return line->error || line->n_done == completions_of(line); }
+
 /* Prints every line whose turn has come and whose result is ready. */
 static void print_ready(BatchJob *b) {
     while (b->next_to_print < b->n_lines) {
         Line *line = &b->lines[b->next_to_print];
-        if (!line->error && !line->done) return;
+        if (!line_ready(line)) return;
+        bool requested = !line->error;
         print_line(b, line);
-        if (!line->error) gpt2_completion_free(&b->completions[line->completion]);
+        for (size_t i = 0; requested && i < completions_of(line); i++)
+            gpt2_completion_free(&b->completions[line->completion + i]);
         b->next_to_print++;
     }
 }
 
 static void on_done(void *ctx, size_t index) {
     BatchJob *b = ctx;
-    b->lines[b->line_of[index]].done = true;
+    b->lines[b->line_of[index]].n_done++;
     print_ready(b);
 }
 
@@ -294,16 +332,28 @@ static bool on_text(void *ctx, size_t index, const char *bytes, size_t n) {
 
 /* ---- the mode ------------------------------------------------------------------- */
 
+/* Makes room for at least `need` completions. */
+static bool grow_completions(BatchJob *b, size_t *cap, size_t need) {
+    size_t n = *cap ? *cap : 64;
+    while (n < need) n *= 2;
+    Gpt2Completion *c = realloc(b->completions, n * sizeof *c);
+    if (c) b->completions = c;
+    size_t *l = realloc(b->line_of, n * sizeof *l);
+    if (l) b->line_of = l;
+    if (!c || !l) return false;
+    *cap = n;
+    return true;
+}
+
 /* Splits text into lines (a final newline ends the last line; it does not
  * start an empty one) and reads each.  docs[i] keeps line i's strings. */
 static bool read_lines(Gpt2 *g, const CliOptions *o, const StrBuf *text, BatchJob *b, JsonDoc **docs) {
     size_t max_lines = 1;
     for (size_t i = 0; i < text->len; i++) max_lines += text->data[i] == '\n';
     b->lines = calloc(max_lines, sizeof *b->lines);
-    b->completions = calloc(max_lines, sizeof *b->completions);
-    b->line_of = calloc(max_lines, sizeof *b->line_of);
     *docs = calloc(max_lines, sizeof **docs);
-    if (!b->lines || !b->completions || !b->line_of || !*docs) return false;
+    if (!b->lines || !*docs) return false;
+    size_t cap = 0; /* of completions and line_of */
     const uint32_t n_ctx = gpt2_info(g).n_ctx;
     size_t pos = 0;
     while (pos < text->len) {
@@ -326,10 +376,15 @@ static bool read_lines(Gpt2 *g, const CliOptions *o, const StrBuf *text, BatchJo
                         "gpt2: warning: line %zu: the prompt has %zu tokens, more than the context of %u; "
                         "using the last %u\n",
                         line->lineno, line->n_ids, n_ctx, n_ctx);
+            size_t n = completions_of(line);
+            if (b->n_completions + n > cap && !grow_completions(b, &cap, b->n_completions + n)) return false;
             line->completion = b->n_completions;
-            b->line_of[b->n_completions] = b->n_lines;
-            b->completions[b->n_completions++] =
-                (Gpt2Completion){.prompt = line->ids, .n_prompt = line->n_ids, .params = p};
+            for (size_t i = 0; i < n; i++) {
+                b->line_of[b->n_completions] = b->n_lines;
+                b->completions[b->n_completions] =
+                    (Gpt2Completion){.prompt = line->ids, .n_prompt = line->n_ids, .params = p};
+                b->completions[b->n_completions++].params.sampling.seed = p.sampling.seed + i;
+            }
         } else if (!line->error) {
             return false; /* out of memory */
         }
@@ -348,7 +403,7 @@ int cli_run_batch(Gpt2 *g, const CliOptions *o, Output *out, double load_ms, vol
         fprintf(stderr, "gpt2: %s\n", err);
         return EXIT_RUNTIME;
     }
-    BatchJob b = {.out = out, .load_ms = load_ms, .eot = gpt2_info(g).eot_id};
+    BatchJob b = {.out = out, .g = g, .load_ms = load_ms, .eot = gpt2_info(g).eot_id};
     JsonDoc *docs = NULL;
     int status = 0;
     if (!read_lines(g, o, &text, &b, &docs)) {

@@ -31,6 +31,7 @@ enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 #define CLI_MAX_LOGIT_BIAS 1024
 #define CLI_DEFAULT_INSPECT_TOP 5
 #define CLI_MAX_HEADS 64
+#define CLI_MAX_SAMPLES 1000
 
 typedef enum { MODE_GENERATE, MODE_BATCH, MODE_SCORE, MODE_TOKENIZE, MODE_DETOKENIZE, MODE_INSPECT } CliMode;
 
@@ -49,6 +50,7 @@ typedef struct {
     bool seed_given;
     Gpt2Bytes stops[CLI_MAX_STOPS];
     Gpt2LogitBias logit_bias[CLI_MAX_LOGIT_BIAS]; /* --logit-bias */
+    uint32_t samples;                             /* --samples, 0 when not given */
     bool echo;                                    /* --echo */
     bool json;                                    /* --json */
     bool prepend_eos;                             /* --prepend-eos (scoring) */
@@ -131,10 +133,25 @@ int cli_run_inspect(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_t n, 
 /* Appends ids as a JSON array: [1,2,3]. */
 bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n);
 
-/* Appends the JSON object of a finished completion (the keys the man page lists;
- * prompt_text, when not NULL, adds "prompt" as a string, else prompt_ids,
- * when not NULL, as an array of n_prompt_ids ids). */
-bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt, double load_ms,
-                         const Gpt2Bytes *prompt_text, const int32_t *prompt_ids, size_t n_prompt_ids);
+/* Appends one token's log-probabilities as a JSON object {"id", "text",
+ * "bytes", "logprob", "top": [...]} (text with U+FFFD for bytes that are
+ * not valid UTF-8 on their own, bytes their raw values), or null when it
+ * has no log-probability. */
+bool cli_append_logprob(StrBuf *b, const Gpt2 *g, const Gpt2TokenLogprob *e);
+
+/* The members a completion's JSON object may hold beyond its own. */
+typedef struct {
+    const Gpt2Bytes *prompt_text; /* adds "prompt" as a string */
+    const int32_t *prompt_ids;    /* else, when not NULL, adds "prompt" as [n_prompt_ids] ids */
+    size_t n_prompt_ids;
+    const Gpt2TokenLogprob *prompt_logprobs; /* [n_prompt], adds "prompt_logprobs" */
+    bool sample;                             /* adds "index" and "seed" */
+    size_t index;
+} CliJsonExtra;
+
+/* Appends the JSON object of a finished completion (the keys the man page
+ * lists; "logprobs" when the completion kept them). */
+bool cli_completion_json(StrBuf *b, const Gpt2 *g, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt,
+                         double load_ms, const CliJsonExtra *extra);
 
 #endif

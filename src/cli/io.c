@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -112,18 +113,51 @@ bool cli_append_ids(StrBuf *b, const int32_t *ids, size_t n) {
     return ok && gpt2_strbuf_append_char(b, ']');
 }
 
-bool cli_completion_json(StrBuf *b, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt, double load_ms,
-                         const Gpt2Bytes *prompt_text, const int32_t *prompt_ids, size_t n_prompt_ids) {
+/* {"id", "text", "bytes", "logprob"} of one token, without the closing brace. */
+static bool append_token(StrBuf *b, const Gpt2 *g, int32_t id, double logprob) {
+    size_t len = 0;
+    const char *bytes = gpt2_token_bytes(g, id, &len);
+    bool ok = gpt2_strbuf_printf(b, "{\"id\":%d,\"text\":", (int)id) && gpt2_json_append_string(b, bytes, len) &&
+              gpt2_strbuf_append_str(b, ",\"bytes\":[");
+    for (size_t i = 0; ok && i < len; i++) ok = gpt2_strbuf_printf(b, i ? ",%u" : "%u", (unsigned)(uint8_t)bytes[i]);
+    return ok && gpt2_strbuf_printf(b, "],\"logprob\":%.9g", logprob);
+}
+
+bool cli_append_logprob(StrBuf *b, const Gpt2 *g, const Gpt2TokenLogprob *e) {
+    if (!isfinite(e->logprob)) return gpt2_strbuf_append_str(b, "null");
+    bool ok = append_token(b, g, e->id, e->logprob) && gpt2_strbuf_append_str(b, ",\"top\":[");
+    for (uint32_t i = 0; ok && i < e->n_top; i++)
+        ok = (!i || gpt2_strbuf_append_char(b, ',')) && append_token(b, g, e->top[i].id, e->top[i].logprob) &&
+             gpt2_strbuf_append_char(b, '}');
+    return ok && gpt2_strbuf_append_str(b, "]}");
+}
+
+static bool append_logprobs(StrBuf *b, const Gpt2 *g, const char *key, const Gpt2TokenLogprob *lp, size_t n) {
+    bool ok = gpt2_strbuf_printf(b, ",\"%s\":[", key);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (!i || gpt2_strbuf_append_char(b, ',')) && cli_append_logprob(b, g, &lp[i]);
+    return ok && gpt2_strbuf_append_char(b, ']');
+}
+
+bool cli_completion_json(StrBuf *b, const Gpt2 *g, const Gpt2Completion *c, const int32_t *prompt, size_t n_prompt,
+                         double load_ms, const CliJsonExtra *extra) {
+    static const CliJsonExtra none = {0};
+    const CliJsonExtra *x = extra ? extra : &none;
     bool ok = gpt2_strbuf_append_char(b, '{');
-    if (ok && prompt_text)
+    if (ok && x->sample)
+        ok = gpt2_strbuf_printf(b, "\"index\":%zu,\"seed\":%llu,", x->index,
+                                (unsigned long long)c->params.sampling.seed);
+    if (ok && x->prompt_text)
         ok = gpt2_strbuf_append_str(b, "\"prompt\":") &&
-             gpt2_json_append_string(b, prompt_text->bytes, prompt_text->len) && gpt2_strbuf_append_char(b, ',');
-    else if (ok && prompt_ids)
-        ok = gpt2_strbuf_append_str(b, "\"prompt\":") && cli_append_ids(b, prompt_ids, n_prompt_ids) &&
+             gpt2_json_append_string(b, x->prompt_text->bytes, x->prompt_text->len) && gpt2_strbuf_append_char(b, ',');
+    else if (ok && x->prompt_ids)
+        ok = gpt2_strbuf_append_str(b, "\"prompt\":") && cli_append_ids(b, x->prompt_ids, x->n_prompt_ids) &&
              gpt2_strbuf_append_char(b, ',');
-    ok = ok && gpt2_strbuf_append_str(b, "\"prompt_tokens\":") && cli_append_ids(b, prompt, n_prompt) &&
-         gpt2_strbuf_append_str(b, ",\"completion_tokens\":") && cli_append_ids(b, c->tokens, c->n_tokens) &&
-         gpt2_strbuf_append_str(b, ",\"completion\":") && gpt2_json_append_string(b, c->text, c->text_len) &&
+    ok = ok && gpt2_strbuf_append_str(b, "\"prompt_tokens\":") && cli_append_ids(b, prompt, n_prompt);
+    if (ok && x->prompt_logprobs) ok = append_logprobs(b, g, "prompt_logprobs", x->prompt_logprobs, n_prompt);
+    ok = ok && gpt2_strbuf_append_str(b, ",\"completion_tokens\":") && cli_append_ids(b, c->tokens, c->n_tokens);
+    if (ok && c->logprobs) ok = append_logprobs(b, g, "logprobs", c->logprobs, c->n_tokens);
+    ok = ok && gpt2_strbuf_append_str(b, ",\"completion\":") && gpt2_json_append_string(b, c->text, c->text_len) &&
          gpt2_strbuf_printf(b, ",\"finish_reason\":\"%s\"", gpt2_finish_name(c->finish)) &&
          gpt2_strbuf_printf(b,
                             ",\"timings\":{\"load_ms\":%.3f,\"prompt_tokens\":%zu,\"prompt_evaluated\":%zu,"

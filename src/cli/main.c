@@ -70,7 +70,10 @@ static Gpt2 *open_model(const CliOptions *o, char *err, size_t errsz) {
     }
     Gpt2Options go = {
         .n_threads = o->n_threads,
-        .n_batch = o->mode == MODE_BATCH ? o->batch_size : 1,
+        .n_batch = o->mode == MODE_BATCH        ? o->batch_size
+                   : o->samples > o->batch_size ? o->batch_size
+                   : o->samples                 ? o->samples
+                                                : 1,
         .kernels = getenv("GPT2_KERNELS"),
     };
     return gpt2_open(o->model_path, &go, err, errsz);
@@ -169,7 +172,8 @@ static bool append_number_or_null(StrBuf *b, double x) {
     return isfinite(x) ? gpt2_strbuf_printf(b, "%.9g", x) : gpt2_strbuf_append_str(b, "null");
 }
 
-static bool score_report(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_t n, const double *lp, StrBuf *b) {
+static bool score_report(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_t n, const double *lp,
+                         const Gpt2TokenLogprob *top, StrBuf *b) {
     double sum = 0;
     size_t scored = 0;
     for (size_t i = 0; i < n; i++) {
@@ -184,6 +188,11 @@ static bool score_report(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_
              gpt2_strbuf_append_str(b, ",\"logprobs\":[");
         for (size_t i = 0; ok && i < n; i++)
             ok = (!i || gpt2_strbuf_append_char(b, ',')) && append_number_or_null(b, lp[i]);
+        if (ok && top) {
+            ok = gpt2_strbuf_append_str(b, "],\"top_logprobs\":[");
+            for (size_t i = 0; ok && i < n; i++)
+                ok = (!i || gpt2_strbuf_append_char(b, ',')) && cli_append_logprob(b, g, &top[i]);
+        }
         ok = ok && gpt2_strbuf_append_str(b, "],\"mean_nll\":") && append_number_or_null(b, mean) &&
              gpt2_strbuf_append_str(b, ",\"perplexity\":") && append_number_or_null(b, ppl) &&
              gpt2_strbuf_append_str(b, "}\n");
@@ -209,9 +218,14 @@ static int run_score(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *o
     size_t n;
     if (!prompt_tokens(g, o, text, &ids, &n)) return EXIT_RUNTIME;
     double *lp = malloc((n ? n : 1) * sizeof *lp);
+    Gpt2TokenLogprob *top = o->params.logprobs ? malloc((n ? n : 1) * sizeof *top) : NULL;
     double t0 = now_ms();
-    bool ok = lp && gpt2_score(g, ids, n, o->prepend_eos, lp, &interrupted, err, sizeof err);
-    if (!lp) snprintf(err, sizeof err, "out of memory");
+    bool ok = lp && (top || !o->params.logprobs);
+    if (!ok) snprintf(err, sizeof err, "out of memory");
+    else if (top)
+        ok = gpt2_score_logprobs(g, ids, n, o->prepend_eos, o->params.top_logprobs, top, &interrupted, err, sizeof err);
+    else ok = gpt2_score(g, ids, n, o->prepend_eos, lp, &interrupted, err, sizeof err);
+    for (size_t i = 0; ok && top && i < n; i++) lp[i] = top[i].logprob;
     int status = 0;
     if (!ok) {
         fprintf(stderr, "gpt2: %s\n", err);
@@ -219,10 +233,11 @@ static int run_score(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *o
     } else if (!interrupted) {
         if (o->verbose) fprintf(stderr, "gpt2: scored %zu tokens in %.0f ms\n", n, now_ms() - t0);
         StrBuf report = {0};
-        if (score_report(g, o, ids, n, lp, &report)) out_write(out, report.data, report.len);
+        if (score_report(g, o, ids, n, lp, top, &report)) out_write(out, report.data, report.len);
         else status = EXIT_RUNTIME, fprintf(stderr, "gpt2: out of memory\n");
         gpt2_strbuf_free(&report);
     }
+    free(top);
     free(lp);
     free(ids);
     return status;
@@ -256,16 +271,107 @@ static bool stream_text(void *ctx, size_t index, const char *bytes, size_t n) {
     return out_write(s->out, bytes, n) && out_flush(s->out);
 }
 
-static void report_speed(const Gpt2 *g, const CliOptions *o, const Gpt2Completion *c, double load_ms) {
+static void report_speed(const Gpt2 *g, const CliOptions *o, const Gpt2Completion *c, size_t n, double load_ms) {
     Gpt2Info info = gpt2_info(g);
     fprintf(stderr, "gpt2: model %s (%u layers, %s), %s kernels, %d threads; loaded in %.1f ms\n", o->model_path,
             info.n_layer, info.dtype, info.kernels, info.n_threads, load_ms);
-    fprintf(stderr, "gpt2: prompt %zu tokens in %.1f ms (%.1f tokens/s)\n", c->n_prompt_used, c->prompt_ms,
-            c->prompt_ms > 0 ? (double)c->n_prompt_used * 1000 / c->prompt_ms : 0.0);
-    size_t decoded = c->n_tokens > 1 ? c->n_tokens - 1 : 0; /* the first token came with the prompt */
-    fprintf(stderr, "gpt2: generated %zu tokens in %.1f ms (%.1f tokens/s); finish: %s; seed %llu\n", c->n_tokens,
-            c->gen_ms, c->gen_ms > 0 ? (double)decoded * 1000 / c->gen_ms : 0.0, gpt2_finish_name(c->finish),
-            (unsigned long long)o->params.sampling.seed);
+    for (size_t i = 0; i < n; i++, c++) {
+        char who[48] = "";
+        if (o->samples) snprintf(who, sizeof who, "sample %zu: ", i);
+        fprintf(stderr, "gpt2: %sprompt %zu tokens in %.1f ms (%.1f tokens/s)\n", who, c->n_prompt_used, c->prompt_ms,
+                c->prompt_ms > 0 ? (double)c->n_prompt_used * 1000 / c->prompt_ms : 0.0);
+        size_t decoded = c->n_tokens > 1 ? c->n_tokens - 1 : 0; /* the first token came with the prompt */
+        fprintf(stderr, "gpt2: %sgenerated %zu tokens in %.1f ms (%.1f tokens/s); finish: %s; seed %llu\n", who,
+                c->n_tokens, c->gen_ms, c->gen_ms > 0 ? (double)decoded * 1000 / c->gen_ms : 0.0,
+                gpt2_finish_name(c->finish), (unsigned long long)c->params.sampling.seed);
+    }
+}
+
+/* One generation run: its completions (the samples of one prompt) and how
+ * they are printed. */
+typedef struct {
+    Gpt2 *g;
+    const CliOptions *o;
+    const StrBuf *text;
+    const int32_t *ids; /* the prompt as given (empty: <|endoftext|>) */
+    size_t n_ids;
+    Gpt2Completion *c; /* [n] */
+    size_t n;
+    size_t next_to_print; /* samples before it are printed */
+    bool *done;           /* [n] */
+    const Gpt2TokenLogprob *prompt_logprobs;
+    double load_ms;
+    Stream stream;
+    bool failed; /* out of memory while printing */
+} GenRun;
+
+static void print_echo(GenRun *r) {
+    if (!r->o->echo) return;
+    if (!r->o->ids) {
+        stream_text(&r->stream, 0, r->text->data, r->text->len);
+        return;
+    }
+    for (size_t i = 0; i < r->n_ids; i++) {
+        size_t len;
+        const char *bytes = gpt2_token_bytes(r->g, r->ids[i], &len);
+        stream_text(&r->stream, 0, bytes, len);
+    }
+}
+
+/* Prints completion i as its own JSON line, or, with samples in text, its
+ * header line, the echo, its text and a newline. */
+static void print_completion(GenRun *r, size_t i) {
+    const CliOptions *o = r->o;
+    const Gpt2Completion *c = &r->c[i];
+    if (c->finish == GPT2_FINISH_ERROR) return; /* reported on standard error */
+    if (!o->json && !o->samples) return;        /* streamed as it came */
+    if (!o->json) {
+        char head[96];
+        snprintf(head, sizeof head, "=== sample %zu (seed %llu) ===\n", i, (unsigned long long)c->params.sampling.seed);
+        stream_text(&r->stream, 0, head, strlen(head));
+        print_echo(r);
+        stream_text(&r->stream, 0, c->text, c->text_len);
+        stream_text(&r->stream, 0, "\n", 1);
+        return;
+    }
+    int32_t eot = gpt2_info(r->g).eot_id;
+    Gpt2Bytes prompt = {r->text->data, r->text->len};
+    CliJsonExtra extra = {.prompt_text = o->echo ? &prompt : NULL,
+                          .prompt_logprobs = r->prompt_logprobs,
+                          .sample = o->samples > 0,
+                          .index = i};
+    StrBuf json = {0};
+    if (cli_completion_json(&json, r->g, c, r->n_ids ? r->ids : &eot, r->n_ids ? r->n_ids : 1, r->load_ms, &extra) &&
+        gpt2_strbuf_append_char(&json, '\n')) {
+        if (out_write(r->stream.out, json.data, json.len)) out_flush(r->stream.out);
+    } else {
+        r->failed = true;
+    }
+    gpt2_strbuf_free(&json);
+}
+
+/* Completion i has ended: print every one whose turn has come. */
+static void gen_done(void *ctx, size_t i) {
+    GenRun *r = ctx;
+    r->done[i] = true;
+    while (r->next_to_print < r->n && r->done[r->next_to_print]) print_completion(r, r->next_to_print++);
+}
+
+static bool gen_text(void *ctx, size_t index, const char *bytes, size_t n) {
+    return stream_text(&((GenRun *)ctx)->stream, index, bytes, n);
+}
+
+/* The log-probabilities of the prompt's tokens (the first has none), for
+ * --echo with --logprobs; NULL after saying why on standard error. */
+static Gpt2TokenLogprob *prompt_logprobs(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_t n) {
+    char err[512];
+    Gpt2TokenLogprob *lp = malloc((n ? n : 1) * sizeof *lp);
+    if (!lp) snprintf(err, sizeof err, "out of memory");
+    else if (gpt2_score_logprobs(g, ids, n, false, o->params.top_logprobs, lp, &interrupted, err, sizeof err))
+        return lp;
+    fprintf(stderr, "gpt2: %s\n", err);
+    free(lp);
+    return NULL;
 }
 
 static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *out, double load_ms) {
@@ -275,43 +381,47 @@ static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output
     if (!prompt_tokens(g, o, text, &ids, &n)) return EXIT_RUNTIME;
     Gpt2Info info = gpt2_info(g);
     warn_if_too_long(&info, n);
-    Stream stream = {out, 0, false};
-    if (o->echo) {
-        if (o->ids) {
-            for (size_t i = 0; i < n; i++) {
-                size_t len;
-                const char *bytes = gpt2_token_bytes(g, ids[i], &len);
-                stream_text(&stream, 0, bytes, len);
-            }
-        } else {
-            stream_text(&stream, 0, text->data, text->len);
-        }
-    }
-    Gpt2Completion c = {.prompt = ids, .n_prompt = n, .params = o->params, .stream_only = !o->json};
-    Gpt2Callbacks cb = {o->json ? NULL : stream_text, NULL, &stream, &interrupted};
+    const size_t n_samples = o->samples ? o->samples : 1;
+    GenRun r = {g, o, text, ids, n, NULL, n_samples, 0, NULL, NULL, load_ms, {out, 0, false}, false};
+    r.c = calloc(n_samples, sizeof *r.c);
+    r.done = calloc(n_samples, sizeof *r.done);
+    Gpt2TokenLogprob *plp = NULL;
+    int32_t eot = info.eot_id;
     int status = 0;
-    if (!out->failed && !gpt2_generate(g, &c, 1, &cb, err, sizeof err)) {
+    if (!r.c || !r.done) {
+        fprintf(stderr, "gpt2: out of memory\n");
+        status = EXIT_RUNTIME;
+    } else if (o->json && o->echo && o->params.logprobs) {
+        r.prompt_logprobs = plp = prompt_logprobs(g, o, n ? ids : &eot, n ? n : 1);
+        if (!plp) status = EXIT_RUNTIME;
+    }
+    /* One completion streams its text as it comes; samples print whole, in order. */
+    bool streaming = !o->json && !o->samples;
+    if (status == 0 && streaming) print_echo(&r);
+    for (size_t i = 0; status == 0 && i < n_samples; i++) {
+        r.c[i] = (Gpt2Completion){.prompt = ids, .n_prompt = n, .params = o->params, .stream_only = streaming};
+        r.c[i].params.sampling.seed = o->params.sampling.seed + i;
+    }
+    Gpt2Callbacks cb = {streaming ? gen_text : NULL, gen_done, &r, &interrupted};
+    if (status == 0 && !out->failed && !gpt2_generate(g, r.c, n_samples, &cb, err, sizeof err)) {
         fprintf(stderr, "gpt2: %s\n", err);
         status = EXIT_RUNTIME;
-    } else if (c.finish == GPT2_FINISH_ERROR) {
-        if (!o->json && stream.wrote && stream.last != '\n' && isatty(fileno(out->f))) out_write(out, "\n", 1);
+    }
+    for (size_t i = 0; status == 0 && i < n_samples; i++) {
+        if (r.c[i].finish != GPT2_FINISH_ERROR) continue;
+        if (streaming && r.stream.wrote && r.stream.last != '\n' && isatty(fileno(out->f))) out_write(out, "\n", 1);
         out_flush(out);
-        fprintf(stderr, "gpt2: %s\n", c.error);
+        fprintf(stderr, "gpt2: %s%s\n", o->samples ? "a sample: " : "", r.c[i].error);
         status = EXIT_RUNTIME;
     }
-    if (status == 0 && o->json) { /* after Ctrl-C too: finish_reason says "cancelled" */
-        int32_t eot = info.eot_id;
-        StrBuf json = {0};
-        if (cli_completion_json(&json, &c, n ? ids : &eot, n ? n : 1, load_ms, NULL, NULL, 0) &&
-            gpt2_strbuf_append_char(&json, '\n'))
-            out_write(out, json.data, json.len);
-        else status = EXIT_RUNTIME, fprintf(stderr, "gpt2: out of memory\n");
-        gpt2_strbuf_free(&json);
-    }
+    if (r.failed) status = EXIT_RUNTIME, fprintf(stderr, "gpt2: out of memory\n");
     /* A terminal gets its prompt back on a fresh line; a pipe gets exactly the text. */
-    if (!o->json && stream.wrote && stream.last != '\n' && isatty(fileno(out->f))) out_write(out, "\n", 1);
-    if (o->verbose && status == 0) report_speed(g, o, &c, load_ms);
-    gpt2_completion_free(&c);
+    if (streaming && r.stream.wrote && r.stream.last != '\n' && isatty(fileno(out->f))) out_write(out, "\n", 1);
+    if (o->verbose && status == 0) report_speed(g, o, r.c, n_samples, load_ms);
+    for (size_t i = 0; r.c && i < n_samples; i++) gpt2_completion_free(&r.c[i]);
+    free(r.c);
+    free(r.done);
+    free(plp);
     free(ids);
     return status;
 }

@@ -136,8 +136,10 @@ const char *gpt2_finish_name(Gpt2Finish f) {
 void gpt2_completion_free(Gpt2Completion *c) {
     free(c->tokens);
     free(c->text);
+    free(c->logprobs);
     c->tokens = NULL;
     c->text = NULL;
+    c->logprobs = NULL;
     c->n_tokens = c->text_len = 0;
 }
 
@@ -147,7 +149,14 @@ bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb
 
 bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob, volatile sig_atomic_t *cancel,
                 char *err, size_t errsz) {
-    return gpt2_score_tokens(&g->tf, ids, n, prepend_eot, gpt2_tokenizer_eot(g->tok), logprob, cancel, err, errsz);
+    return gpt2_score_tokens(&g->tf, ids, n, prepend_eot, gpt2_tokenizer_eot(g->tok), logprob, 0, NULL, cancel, err,
+                             errsz);
+}
+
+bool gpt2_score_logprobs(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, uint32_t top_k, Gpt2TokenLogprob *out,
+                         volatile sig_atomic_t *cancel, char *err, size_t errsz) {
+    return gpt2_score_tokens(&g->tf, ids, n, prepend_eot, gpt2_tokenizer_eot(g->tok), NULL, top_k, out, cancel, err,
+                             errsz);
 }
 
 bool gpt2_logits(Gpt2 *g, const int32_t *ids, size_t n, float *logits, char *err, size_t errsz) {

@@ -5,27 +5,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "distribution.h"
+
 /* Rows per forward call while scoring: each needs a row of logits, so
  * this bounds the logits buffer (64 x 50257 floats, 13 MB). */
 #define SCORE_ROWS 64
 
-/* log p(target) from one row of logits. */
-static double log_prob(const float *logits, size_t n_vocab, int32_t target) {
-    float max = logits[0];
-    for (size_t i = 1; i < n_vocab; i++)
-        if (logits[i] > max) max = logits[i];
-    double sum = 0;
-    for (size_t i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - max);
-    return (double)logits[target] - max - log(sum);
+void gpt2_score_describe(const float *logits, size_t n_vocab, int32_t id, uint32_t top_k, Gpt2TokenLogprob *e) {
+    DistEntry top[GPT2_MAX_TOP_LOGPROBS];
+    double log_z = gpt2_dist_log_z(logits, n_vocab);
+    if (top_k > GPT2_MAX_TOP_LOGPROBS) top_k = GPT2_MAX_TOP_LOGPROBS;
+    e->id = id;
+    e->logprob = gpt2_dist_logprob(logits, id, log_z);
+    e->n_top = (uint32_t)gpt2_dist_top_k(logits, n_vocab, top_k, log_z, top);
+    for (uint32_t i = 0; i < e->n_top; i++) e->top[i] = (Gpt2TopLogprob){top[i].id, top[i].logprob};
 }
 
 bool gpt2_score_tokens(Transformer *t, const int32_t *ids, size_t n, bool prefix_eot, int32_t eot, double *logprob,
-                       volatile sig_atomic_t *cancel, char *err, size_t errsz) {
+                       uint32_t top_k, Gpt2TokenLogprob *top, volatile sig_atomic_t *cancel, char *err, size_t errsz) {
     const size_t n_vocab = t->model->config.n_vocab, W = t->model->config.n_ctx;
     const size_t chunk = t->max_rows < SCORE_ROWS ? t->max_rows : SCORE_ROWS;
     const size_t T = n + (prefix_eot ? 1 : 0); /* the scored sequence, seq[j] */
     const size_t shift = prefix_eot ? 1 : 0;   /* seq[j] is ids[j - shift] */
-    for (size_t i = 0; i < n; i++) logprob[i] = NAN;
+    for (size_t i = 0; i < n; i++) {
+        if (logprob) logprob[i] = NAN;
+        if (top) top[i] = (Gpt2TokenLogprob){.id = ids[i], .logprob = NAN};
+    }
     if (T < 2) return true;
     float *logits = malloc(chunk * n_vocab * sizeof *logits);
     int32_t *token = malloc(chunk * sizeof *token);
@@ -52,7 +57,13 @@ bool gpt2_score_tokens(Transformer *t, const int32_t *ids, size_t n, bool prefix
             for (size_t r = 0; ok && r < rows; r++) {
                 if (!want[r]) continue;
                 size_t j = r0 + r + 1; /* the predicted token; j >= 1 >= shift */
-                logprob[j - shift] = log_prob(logits + k++ * n_vocab, n_vocab, ids[j - shift]);
+                const float *row = logits + k++ * n_vocab;
+                if (top) {
+                    gpt2_score_describe(row, n_vocab, ids[j - shift], top_k, &top[j - shift]);
+                    if (logprob) logprob[j - shift] = top[j - shift].logprob;
+                } else {
+                    logprob[j - shift] = gpt2_dist_logprob(row, ids[j - shift], gpt2_dist_log_z(row, n_vocab));
+                }
             }
         }
         scored = end;
