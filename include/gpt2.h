@@ -229,6 +229,23 @@ typedef struct {
 GPT2_API bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz);
 GPT2_API void gpt2_completion_free(Gpt2Completion *c);
 
+/* Completions that arrive over time (lines of a pipe).  next() returns the
+ * next completion to run, or NULL: with wait false, "none ready yet" (the
+ * running ones go on, and next is asked again after a step); with wait true
+ * (nothing is running), "no more".  The completion must stay valid until its
+ * on_done.  The callbacks' index is the order in which next() returned it,
+ * from 0. */
+typedef struct {
+    Gpt2Completion *(*next)(void *ctx, bool wait);
+    void *ctx;
+} Gpt2Feed;
+
+/* Runs what feed gives, as gpt2_generate runs an array, until next(ctx,
+ * true) returns NULL or a cancel.  After a cancel, next is not asked
+ * again.  False only on a failure that is not a completion's own; then the
+ * completions handed over and not yet done have no results. */
+GPT2_API bool gpt2_generate_feed(Gpt2 *g, const Gpt2Feed *feed, const Gpt2Callbacks *cb, char *err, size_t errsz);
+
 /* ---- scoring and logits -------------------------------------------------- */
 
 /* logprob[i] = ln p(ids[i] | ids[0..i)), for i < n.  logprob[0] is NaN unless

@@ -112,7 +112,8 @@ static const OptionSpec option_specs[] = {
      "prompt's too, with --score every position's"},
     {NULL, 'v', "verbose", NULL, "timings, speed and the seed on standard error"},
     {"Batch", OPT_BATCH, "batch", "FILE",
-     "JSON Lines ('-' is standard input): {\"prompt\": ...} with optional\n"
+     "JSON Lines ('-' is standard input), answered line by line as they\n"
+     "come: {\"prompt\": TEXT or [token ids]} with optional\n"
      "\"n\", \"temp\", \"top_k\", \"top_p\", \"seed\", \"stop\", \"ignore_eos\",\n"
      "\"repeat_penalty\", \"repeat_last_n\", \"min_p\", \"presence_penalty\",\n"
      "\"frequency_penalty\", \"no_repeat_ngram\", \"logit_bias\" ({\"ID\": BIAS}),\n"

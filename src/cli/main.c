@@ -6,6 +6,9 @@
  * standard output; diagnostics go to standard error only.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -438,6 +441,14 @@ int main(int argc, char **argv) {
     case ARGS_RUN: break;
     }
     signal(SIGPIPE, SIG_IGN); /* a closed pipe becomes EPIPE, see cli_io.c */
+#ifdef __GLIBC__
+    /* Blocks of 128 KiB and more (a completion's sampler tables) always get
+     * pages of their own, returned when freed.  glibc would otherwise raise
+     * the threshold after the first free and serve them from the heap, where
+     * each calloc touches every page: a long batch would hold many more
+     * pages than a short one. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
     if (!o.seed_given) o.params.sampling.seed = clock_seed();
 
     double t0 = now_ms();

@@ -408,7 +408,19 @@ static const int32_t *prompt_window(const Gpt2Completion *c, const Transformer *
     return c->prompt + first;
 }
 
-bool gpt2_generate_run(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err,
+static bool any_active(const Run *run) {
+    for (uint32_t q = 0; q < run->t->n_seq; q++)
+        if (run->slots[q].active) return true;
+    return false;
+}
+
+static bool any_free(const Run *run) {
+    for (uint32_t q = 0; q < run->t->n_seq; q++)
+        if (!run->slots[q].active) return true;
+    return false;
+}
+
+bool gpt2_generate_run(Transformer *t, Tokenizer *tok, const Gpt2Feed *feed, const Gpt2Callbacks *cb, char *err,
                        size_t errsz) {
     static const Gpt2Callbacks no_callbacks = {0};
     Run run = {t, tok, cb ? cb : &no_callbacks, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false};
@@ -423,18 +435,27 @@ bool gpt2_generate_run(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t
     bool ok = run.slots && run.logits && run.raw && run.row_token && run.row_pos && run.row_seq && run.row_logits;
     if (!ok) snprintf(err, errsz, "out of memory");
     size_t next = 0, n_window = 0;
+    bool ended = false; /* the feed has no more */
     const int32_t eot = gpt2_tokenizer_eot(tok);
     while (ok) {
-        while (ok && next < n && !run.stopped) {
-            uint32_t q = pick_sequence(&run, prompt_window(&c[next], t, &eot, &n_window), n_window);
-            if (q == UINT32_MAX) break; /* every sequence is busy */
-            ok = start(&run, &run.slots[q], &c[next], next, q);
+        if (run.cb->cancel && *run.cb->cancel) run.stopped = true;
+        /* Take what the feed has while a sequence is free; wait for it
+         * only when nothing runs. */
+        while (ok && !ended && !run.stopped && any_free(&run)) {
+            bool idle = !any_active(&run);
+            Gpt2Completion *c = feed->next(feed->ctx, idle);
+            if (!c) {
+                ended = idle;
+                break;
+            }
+            uint32_t q = pick_sequence(&run, prompt_window(c, t, &eot, &n_window), n_window);
+            ok = start(&run, &run.slots[q], c, next++, q);
             if (!ok) snprintf(err, errsz, "out of memory");
-            next++;
         }
-        bool any = false;
-        for (uint32_t q = 0; q < t->n_seq; q++) any |= run.slots[q].active;
-        if (!ok || !any) break;
+        if (!ok || !any_active(&run)) {
+            if (!ok || ended || run.stopped) break;
+            continue;
+        }
         if (run.stopped || (run.cb->cancel && *run.cb->cancel)) {
             run.stopped = true;
             for (uint32_t q = 0; q < t->n_seq; q++)
@@ -445,7 +466,6 @@ bool gpt2_generate_run(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t
     }
     for (uint32_t q = 0; run.slots && q < t->n_seq; q++) /* after a failure */
         if (run.slots[q].active) free_slot(&run.slots[q]);
-    for (; next < n; next++) clear_results(&c[next], GPT2_FINISH_CANCELLED); /* never started */
     free(run.slots);
     free(run.logits);
     free(run.raw);
@@ -453,5 +473,25 @@ bool gpt2_generate_run(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t
     free(run.row_pos);
     free(run.row_seq);
     free(run.row_logits);
+    return ok;
+}
+
+typedef struct {
+    Gpt2Completion *c;
+    size_t n, next;
+} ListFeed;
+
+static Gpt2Completion *list_next(void *ctx, bool wait) {
+    (void)wait;
+    ListFeed *f = ctx;
+    return f->next < f->n ? &f->c[f->next++] : NULL;
+}
+
+bool gpt2_generate_list(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err,
+                        size_t errsz) {
+    ListFeed list = {c, n, 0};
+    Gpt2Feed feed = {list_next, &list};
+    bool ok = gpt2_generate_run(t, tok, &feed, cb, err, errsz);
+    for (size_t i = list.next; i < n; i++) clear_results(&c[i], GPT2_FINISH_CANCELLED); /* never started */
     return ok;
 }

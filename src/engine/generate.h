@@ -39,9 +39,13 @@
 #include "tokenizer.h"
 #include "transformer.h"
 
-/* Runs completions c[0..n), as many at once as t has sequences (see
- * gpt2_generate). */
-bool gpt2_generate_run(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err,
+/* Runs the completions feed gives, as many at once as t has sequences (see
+ * gpt2_generate_feed). */
+bool gpt2_generate_run(Transformer *t, Tokenizer *tok, const Gpt2Feed *feed, const Gpt2Callbacks *cb, char *err,
                        size_t errsz);
+
+/* Runs completions c[0..n) (see gpt2_generate). */
+bool gpt2_generate_list(Transformer *t, Tokenizer *tok, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err,
+                        size_t errsz);
 
 #endif

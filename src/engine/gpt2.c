@@ -144,7 +144,11 @@ void gpt2_completion_free(Gpt2Completion *c) {
 }
 
 bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz) {
-    return gpt2_generate_run(&g->tf, g->tok, c, n, cb, err, errsz);
+    return gpt2_generate_list(&g->tf, g->tok, c, n, cb, err, errsz);
+}
+
+bool gpt2_generate_feed(Gpt2 *g, const Gpt2Feed *feed, const Gpt2Callbacks *cb, char *err, size_t errsz) {
+    return gpt2_generate_run(&g->tf, g->tok, feed, cb, err, errsz);
 }
 
 bool gpt2_score(Gpt2 *g, const int32_t *ids, size_t n, bool prepend_eot, double *logprob, volatile sig_atomic_t *cancel,
