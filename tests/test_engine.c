@@ -377,11 +377,100 @@ static void test_copied_prefix_same_bits(void **state) {
     free_fixture(f);
 }
 
+/* Every matrix-product tile gives each row what a product of that row alone
+ * gives, to the bit, on every kernel set and however the panels are split
+ * between threads: 1 to 40 input rows (the one-row, wide and many-row
+ * tiles, each with every number of rows left over) against every dtype,
+ * with each epilogue, on a matrix whose last panel is partial. */
+static void test_matmul_tiles_same_bits(void **state) {
+    (void)state;
+    enum { ROWS = 200, COLS = 96, MAX_X = 40 };
+    static const DType dtypes[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0};
+    static const Epilogue epilogues[] = {EPI_STORE, EPI_GELU, EPI_ADD};
+    const char *names[3];
+    const size_t nk = available_kernels(names);
+    float *w = malloc(ROWS * COLS * sizeof *w), *bias = malloc(ROWS * sizeof *bias);
+    float *x = malloc(MAX_X * COLS * sizeof *x), *xt = malloc(16 * COLS * sizeof *xt);
+    float *y = malloc(MAX_X * ROWS * sizeof *y);
+    float *want = malloc(MAX_X * ROWS * sizeof *want);
+    uint8_t *xq = malloc(MAX_X * 2 * COLS);
+    float *xd = malloc(MAX_X * 2 * (COLS / Q8_BLOCK) * sizeof *xd);
+    assert_true(w && bias && x && xt && y && want && xq && xd);
+    uint32_t seed = 12345;
+    for (size_t i = 0; i < ROWS * COLS; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        w[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
+    }
+    for (size_t i = 0; i < ROWS; i++) bias[i] = 0.01f * (float)(i % 7) - 0.03f;
+    for (size_t i = 0; i < MAX_X * COLS; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 16777216.0f * 4.0f - 2.0f;
+    }
+    size_t checked = 0;
+    for (size_t d = 0; d < sizeof dtypes / sizeof *dtypes; d++) {
+        const uint64_t bytes = gpt2_panel_matrix_bytes(dtypes[d], ROWS, COLS);
+        void *panels = malloc(bytes);
+        assert_non_null(panels);
+        gpt2_panel_pack(dtypes[d], w, ROWS, COLS, panels);
+        const Matrix m = {dtypes[d], ROWS, COLS, panels};
+        const size_t n_panels = (ROWS + PANEL_ROWS - 1) / PANEL_ROWS;
+        for (size_t e = 0; e < sizeof epilogues / sizeof *epilogues; e++) {
+            /* The reference: the portable set, one row at a time. */
+            const KernelSet *portable = gpt2_kernels_select("portable");
+            for (size_t r = 0; r < MAX_X; r++) {
+                for (size_t i = 0; i < ROWS; i++) want[r * ROWS + i] = 0.5f * (float)i;
+                MatmulArgs a = {&m, bias, x + r * COLS, COLS, want + r * ROWS, ROWS, 1, epilogues[e], NULL, NULL, NULL};
+                if (dtypes[d] == DTYPE_Q8_0) {
+                    portable->quantize(xq, xd, x + r * COLS, COLS);
+                    a.xq = xq;
+                    a.xd = xd;
+                }
+                portable->matmul(&a, 0, n_panels);
+            }
+            for (size_t k = 0; k < nk; k++) {
+                const KernelSet *ks = gpt2_kernels_select(names[k]);
+                for (size_t n_x = 1; n_x <= MAX_X; n_x++) {
+                    for (size_t i = 0; i < n_x * ROWS; i++) y[i] = 0.5f * (float)(i % ROWS);
+                    MatmulArgs a = {&m, bias, x, COLS, y, ROWS, n_x, epilogues[e], NULL, NULL, NULL};
+                    if (dtypes[d] == DTYPE_Q8_0) {
+                        for (size_t r = 0; r < n_x; r++)
+                            ks->quantize(xq + r * 2 * COLS, xd + r * 2 * (COLS / Q8_BLOCK), x + r * COLS, COLS);
+                        a.xq = xq;
+                        a.xd = xd;
+                    } else if (n_x >= 2 && n_x <= ks->wide_rows) {
+                        ks->transpose(xt, x, COLS, n_x, 0, COLS);
+                        a.xt = xt;
+                    }
+                    /* Chunks as the thread pool cuts them: whole tiles, then a short one. */
+                    const size_t chunk = ks->tile_panels * (1 + n_x % 3);
+                    for (size_t p = 0; p < n_panels; p += chunk)
+                        ks->matmul(&a, p, p + chunk < n_panels ? p + chunk : n_panels);
+                    if (memcmp(y, want, n_x * ROWS * sizeof *y) != 0)
+                        fail_msg("%s weights, epilogue %d, %zu rows: the %s kernels differ from one row at a time",
+                                 gpt2_dtype_name(dtypes[d]), (int)epilogues[e], n_x, names[k]);
+                    checked++;
+                }
+            }
+        }
+        free(panels);
+    }
+    printf("matrix products: %zu shapes x dtypes x epilogues x kernel sets, all the same bits as one row at a time\n",
+           checked);
+    free(w);
+    free(bias);
+    free(x);
+    free(xt);
+    free(y);
+    free(want);
+    free(xq);
+    free(xd);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_matches_reference),    cmocka_unit_test(test_small_matches_reference),
         cmocka_unit_test(test_reduced_precision_quality), cmocka_unit_test(test_reduced_precision_same_bits),
-        cmocka_unit_test(test_copied_prefix_same_bits),
+        cmocka_unit_test(test_copied_prefix_same_bits),   cmocka_unit_test(test_matmul_tiles_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

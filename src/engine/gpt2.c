@@ -17,6 +17,7 @@
 #include "inspect.h"
 #include "kernels.h"
 #include "model.h"
+#include "prefault.h"
 #include "score.h"
 #include "threadpool.h"
 #include "tokenizer.h"
@@ -31,6 +32,7 @@ struct Gpt2 {
     Model model;
     Tokenizer *tok;
     Transformer tf;
+    Prefault *prefault; /* the weights' pages mapped in the background */
 };
 
 const char *gpt2_version(void) { return GPT2_VERSION; }
@@ -62,6 +64,7 @@ Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t 
         free(g);
         return NULL;
     }
+    g->prefault = gpt2_prefault_start(&g->model);
     if (!gpt2_tokenizer_build(&g->tok, &g->model.vocab, why, sizeof why)) {
         snprintf(err, errsz, "%s: damaged model file: %s", path, why);
         gpt2_close(g);
@@ -81,6 +84,7 @@ Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t 
 
 void gpt2_close(Gpt2 *g) {
     if (!g) return;
+    gpt2_prefault_stop(g->prefault);
     if (g->tf.model) gpt2_transformer_free(&g->tf);
     gpt2_tokenizer_free(g->tok);
     gpt2_model_close(&g->model);

@@ -20,6 +20,8 @@
 #define MM_NP 4
 #define MM_NP1 4
 #define MM_WIDE 16
+#define MM_WR 8
+#define MM_WNP 2
 #define MM_MR_Q8 4
 #define MM_NP_Q8 2
 /* One row of q8_0 reads one panel at a time: a single stream, prefetched
