@@ -98,18 +98,33 @@ bool cli_parse_logit_bias(const char *text, Gpt2LogitBias *out);
 
 /* ---- output ----------------------------------------------------------- */
 
-/* stdout, written with every error noticed.  After the first failure every
- * write is refused; closed_pipe tells a reader that went away (EPIPE: end
- * quietly) from a real failure (report it, exit 1). */
+/* stdout, written with write(2) from a buffer of its own, every error
+ * noticed.  After the first failure every write is refused; closed_pipe
+ * tells a reader that went away (EPIPE: end quietly) from a real failure
+ * (report it, exit 1).  A signal that interrupts a blocked write (EINTR)
+ * stops the output when *cancel is set (interrupted: the run then exits
+ * 130 or 143), and is retried when it is not. */
 typedef struct {
-    FILE *f;
+    FILE *f; /* stdout: only its descriptor is used */
     bool failed;
     bool closed_pipe;
-    int error; /* errno of the failure */
+    bool interrupted;
+    int error;                     /* errno of the failure */
+    volatile sig_atomic_t *cancel; /* the signal that asked to stop, or 0 */
+    size_t len;                    /* bytes waiting in buf */
+    char buf[1 << 16];
 } Output;
 
+void out_init(Output *o, FILE *f, volatile sig_atomic_t *cancel);
 bool out_write(Output *o, const void *bytes, size_t n);
 bool out_flush(Output *o);
+
+/* Appends all of file descriptor fd to text, what naming it in messages.
+ * A signal that interrupts a blocked read stops the reading when *cancel
+ * (may be NULL) is set: false with *interrupted true and no message;
+ * otherwise the read is retried.  More than max bytes is refused. */
+bool cli_read_fd(int fd, const char *what, size_t max, StrBuf *text, volatile sig_atomic_t *cancel, bool *interrupted,
+                 char *err, size_t errsz);
 
 /* ---- input ------------------------------------------------------------ */
 

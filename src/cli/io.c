@@ -7,6 +7,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,38 +18,94 @@
 #include "json.h"
 #include "numparse.h"
 
-static void note_failure(Output *o) {
-    o->failed = true;
-    o->error = errno ? errno : EIO;
-    o->closed_pipe = o->error == EPIPE;
+static bool stop_asked(volatile sig_atomic_t *cancel) { return cancel && *cancel; }
+
+void out_init(Output *o, FILE *f, volatile sig_atomic_t *cancel) {
+    memset(o, 0, offsetof(Output, buf));
+    o->f = f;
+    o->cancel = cancel;
+}
+
+/* A signal during a blocked write ends it early: with EINTR when nothing
+ * was written, with a short count otherwise.  Either way the write stops
+ * there when the signal asked to stop, and goes on when it did not.  (A
+ * write after Ctrl-C that is not interrupted, such as the final JSON
+ * object, still goes out.) */
+static bool write_all(Output *o, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fileno(o->f), p, n);
+        if (w <= 0 && !(w < 0 && errno == EINTR)) {
+            o->failed = true;
+            o->error = w < 0 ? errno : EIO;
+            o->closed_pipe = o->error == EPIPE;
+            return false;
+        }
+        bool cut = w < 0 || (size_t)w < n;
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        }
+        if (cut && stop_asked(o->cancel)) {
+            o->failed = o->interrupted = true;
+            return false;
+        }
+    }
+    return true;
 }
 
 bool out_write(Output *o, const void *bytes, size_t n) {
     if (o->failed) return false;
-    if (n == 0) return true;
-    errno = 0;
-    if (fwrite(bytes, 1, n, o->f) != n) {
-        note_failure(o);
-        return false;
+    if (n > sizeof o->buf - o->len) {
+        if (!out_flush(o)) return false;
+        if (n >= sizeof o->buf) return write_all(o, bytes, n);
     }
+    memcpy(o->buf + o->len, bytes, n);
+    o->len += n;
     return true;
 }
 
 bool out_flush(Output *o) {
     if (o->failed) return false;
-    errno = 0;
-    if (fflush(o->f) != 0) {
-        note_failure(o);
-        return false;
+    size_t n = o->len;
+    o->len = 0;
+    return write_all(o, o->buf, n);
+}
+
+bool cli_read_fd(int fd, const char *what, size_t max, StrBuf *text, volatile sig_atomic_t *cancel, bool *interrupted,
+                 char *err, size_t errsz) {
+    const size_t start = text->len;
+    *interrupted = false;
+    for (;;) {
+        if (text->len - start > max) {
+            snprintf(err, errsz, "%s: more than %zu MiB, the limit", what, max >> 20);
+            return false;
+        }
+        if (stop_asked(cancel)) {
+            *interrupted = true;
+            return false;
+        }
+        if (!gpt2_strbuf_reserve(text, 1 << 16)) {
+            snprintf(err, errsz, "%s: out of memory", what);
+            return false;
+        }
+        ssize_t got = read(fd, text->data + text->len, text->cap - text->len - 1);
+        if (got == 0) return true;
+        if (got < 0) {
+            if (errno == EINTR) continue; /* the loop checks cancel */
+            snprintf(err, errsz, "%s: read error: %s", what, strerror(errno));
+            return false;
+        }
+        text->len += (size_t)got;
+        text->data[text->len] = '\0';
     }
-    return true;
 }
 
 /* Appends the whole of FILE or standard input ("-"). */
 static bool read_source(const char *path, StrBuf *out, char *err, size_t errsz) {
     if (strcmp(path, "-") != 0) return gpt2_fileio_read_file(path, out, err, errsz);
     if (isatty(STDIN_FILENO)) fprintf(stderr, "gpt2: reading the prompt from the terminal; end it with Ctrl-D\n");
-    return gpt2_fileio_read_stream(stdin, "standard input", out, err, errsz);
+    bool interrupted;
+    return cli_read_fd(STDIN_FILENO, "standard input", SIZE_MAX, out, NULL, &interrupted, err, errsz);
 }
 
 bool cli_read_prompt(const CliOptions *o, StrBuf *text, char *err, size_t errsz) {

@@ -54,6 +54,7 @@ static uint64_t clock_seed(void) {
 /* The status a run ends with, given how standard output fared. */
 static int finish_status(Output *out, int status) {
     if (!out->failed) out_flush(out);
+    if (out->interrupted) return 128 + interrupted;
     if (out->failed && !out->closed_pipe) {
         fprintf(stderr, "gpt2: error writing standard output: %s\n", strerror(out->error));
         return EXIT_RUNTIME;
@@ -459,7 +460,8 @@ int main(int argc, char **argv) {
     }
     double load_ms = now_ms() - t0;
 
-    Output out = {stdout, false, false, 0};
+    static Output out; /* its buffer is large */
+    out_init(&out, stdout, &interrupted);
     int status = 0;
     if (o.mode == MODE_BATCH) {
         catch_interrupts();

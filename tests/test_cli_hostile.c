@@ -1,0 +1,210 @@
+/* test_cli_hostile.c - the gpt2 program under hostile conditions: signals
+ * that interrupt blocked I/O, a model file that shrinks while in use, a
+ * context too large for the machine, and huge inputs under a small address
+ * space.
+ *
+ * These drive the program with a harness of their own (not test_run) so
+ * that they can wait until the child really is blocked, as the kernel
+ * reports it in /proc, before acting: no test here depends on timing.
+ */
+#define _GNU_SOURCE /* F_GETPIPE_SZ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "test_util.h"
+
+typedef struct {
+    char dir[4096];
+    char model[4200]; /* a small random model with a synthetic vocabulary */
+    char gpt2[4200];  /* the binary */
+    char stderr_path[4200];
+} Env;
+
+static Env env;
+
+static int setup(void **state) {
+    (void)state;
+    test_mkdtemp(env.dir, sizeof env.dir);
+    snprintf(env.gpt2, sizeof env.gpt2, "%s/gpt2", test_build_dir());
+    test_path(env.model, sizeof env.model, env.dir, "model.bin");
+    test_path(env.stderr_path, sizeof env.stderr_path, env.dir, "stderr.txt");
+    ModelConfig c = {
+        .n_vocab = 500, .n_ctx = 64, .n_embd = 32, .n_layer = 2, .n_head = 2, .dtype = DTYPE_F32, .ln_eps = 1e-5f};
+    char err[512];
+    if (!gpt2_convert_random(&c, 3, NULL, env.model, NULL, err, sizeof err)) fail_msg("gpt2_convert_random: %s", err);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    test_rmtree(env.dir);
+    return 0;
+}
+
+/* ---- a child we can watch ------------------------------------------------------- */
+
+typedef struct {
+    pid_t pid;
+    int in;  /* its standard input's write end, or -1 (then it reads /dev/null) */
+    int out; /* its standard output's read end */
+} Child;
+
+/* Starts argv with stdout a pipe and stderr env.stderr_path; stdin a pipe
+ * when want_stdin, else /dev/null.  extra_env: "NAME=value" or NULL. */
+static Child spawn(const char *const argv[], bool want_stdin, const char *extra_env) {
+    int in[2] = {-1, -1}, out[2];
+    if (want_stdin) assert_int_equal(pipe(in), 0);
+    else in[0] = open("/dev/null", O_RDONLY);
+    assert_int_equal(pipe(out), 0);
+    int err = open(env.stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(in[0] >= 0 && err >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err, STDERR_FILENO);
+        if (in[1] >= 0) close(in[1]);
+        close(out[0]);
+        if (extra_env) putenv((char *)extra_env);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err);
+    return (Child){pid, in[1], out[0]};
+}
+
+/* The exit status, or -signal when it was killed.  A child still running
+ * after two minutes is killed and the test fails. */
+static int wait_child(Child *c) {
+    int status;
+    for (int i = 0;; i++) {
+        pid_t got = waitpid(c->pid, &status, WNOHANG);
+        if (got == c->pid) break;
+        if (got < 0 && errno != EINTR) fail_msg("waitpid failed");
+        if (i == 12000) {
+            kill(c->pid, SIGKILL);
+            waitpid(c->pid, &status, 0);
+            fail_msg("the child did not end within two minutes");
+        }
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (c->in >= 0) close(c->in);
+    close(c->out);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static void read_stderr(StrBuf *out) {
+    gpt2_strbuf_clear(out);
+    test_read_file(env.stderr_path, out);
+}
+
+/* Line `key` of /proc/PID/status, or "" */
+static void proc_status_line(pid_t pid, const char *key, char *out, size_t outsz) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, strlen(key)) == 0) snprintf(out, outsz, "%s", line + strlen(key));
+    fclose(f);
+}
+
+/* Whether the child's main thread sleeps in the kernel (state S) with a
+ * handler installed for SIGINT: it is then blocked in a system call, and a
+ * SIGINT interrupts that call. */
+static bool blocked_catching_sigint(pid_t pid) {
+    char state[64], caught[64];
+    proc_status_line(pid, "State:", state, sizeof state);
+    proc_status_line(pid, "SigCgt:", caught, sizeof caught);
+    unsigned long long mask = strtoull(caught, NULL, 16);
+    return strchr(state, 'S') && (mask >> (SIGINT - 1) & 1);
+}
+
+static void pause_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits (up to a minute) until cond(child) holds. */
+static void wait_until(Child *c, bool (*cond)(Child *), const char *what) {
+    for (int i = 0; i < 6000; i++) {
+        if (cond(c)) return;
+        pause_ms(10);
+    }
+    kill(c->pid, SIGKILL);
+    fail_msg("the child never got %s", what);
+}
+
+static bool stdout_pipe_full(Child *c) {
+    int queued = 0, size = fcntl(c->out, F_GETPIPE_SZ);
+    return ioctl(c->out, FIONREAD, &queued) == 0 && size > 0 && queued >= size && blocked_catching_sigint(c->pid);
+}
+
+static bool blocked(Child *c) { return blocked_catching_sigint(c->pid); }
+
+/* ---- signals ------------------------------------------------------------------------ */
+
+/* Ctrl-C while the output pipe is full and nobody reads it: the write is
+ * interrupted, and the run ends as interrupted (130), not as a failed
+ * write (1). */
+static void test_sigint_while_blocked_on_a_full_pipe(void **state) {
+    (void)state;
+    char text[4200];
+    test_path(text, sizeof text, env.dir, "big.txt");
+    StrBuf big = {0};
+    while (big.len < (1u << 20)) assert_true(gpt2_strbuf_append_str(&big, "hello world, this is some text. "));
+    test_write_file(text, big.data, big.len);
+    gpt2_strbuf_free(&big);
+
+    const char *argv[] = {env.gpt2, "-m", env.model, "--tokenize", "-f", text, NULL};
+    Child c = spawn(argv, false, NULL);
+    wait_until(&c, stdout_pipe_full, "blocked on a full standard output");
+    kill(c.pid, SIGINT);
+    int status = wait_child(&c);
+    StrBuf err = {0};
+    read_stderr(&err);
+    if (status != 130) fail_msg("exit %d, want 130; stderr: %s", status, err.data);
+    assert_null(strstr(err.data, "error writing"));
+    gpt2_strbuf_free(&err);
+}
+
+/* Ctrl-C while --batch - waits for its input: no read error, exit 130. */
+static void test_sigint_while_batch_reads_stdin(void **state) {
+    (void)state;
+    const char *argv[] = {env.gpt2, "-m", env.model, "--batch", "-", NULL};
+    Child c = spawn(argv, true, NULL);
+    assert_int_equal(write(c.in, "{\"prompt\": \"a\"}\n", 16), 16); /* and the pipe stays open */
+    wait_until(&c, blocked, "blocked reading standard input");
+    kill(c.pid, SIGINT);
+    int status = wait_child(&c);
+    StrBuf err = {0};
+    read_stderr(&err);
+    if (status != 130) fail_msg("exit %d, want 130; stderr: %s", status, err.data);
+    assert_null(strstr(err.data, "read error"));
+    gpt2_strbuf_free(&err);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigint_while_blocked_on_a_full_pipe),
+        cmocka_unit_test(test_sigint_while_batch_reads_stdin),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
