@@ -17,6 +17,10 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "convert.h"
+#include "dtype.h"
+#include "gguf.h"
+#include "model.h"
 #include "pickle.h"
 #include "test_reference.h"
 #include "test_util.h"
@@ -39,6 +43,10 @@ static void check_layout(const char *shared, const char *source, const char *dty
     if (r.status != 0) fail_msg("gpt2-convert %s: %s", source, r.err.data);
     test_run_free(&r);
     Checks k = {.logit_tol = 1e-3, .nll_tol = 1e-3, .mean_nll_tol = 1e-4, .margin_floor = 1e-3};
+    /* q8_0 weights multiply activations rounded to about 16 bits (see
+     * kernels.h), which alone moves logits by about 1e-3: the bars are
+     * five times wider, argmax and greedy still exact where decisive. */
+    if (strcmp(dtype, "q8_0") == 0) k.logit_tol = 5e-3, k.nll_tol = 5e-3, k.mean_nll_tol = 5e-4, k.margin_floor = 1e-2;
     check_model_against(out, exp, &k);
     printf("%s (%s): worst logit %.2g, nll %.2g, mean nll %.2g; argmax %zu/%zu, greedy %zu\n", source, dtype,
            k.worst_logit, k.worst_nll, k.worst_mean_nll, k.argmax_equal, k.argmax_checked, k.greedy_checked);
@@ -73,6 +81,129 @@ static void test_sharded(void **state) {
     check_layout(shared, "tiny/torch-sharded", "f32", "tiny/expected.json");
     check_layout(shared, "tiny/safetensors-sharded", "f32", "tiny/expected.json");
     check_layout(shared, "tiny/safetensors-sharded/model.safetensors.index.json", "f32", "tiny/expected.json");
+}
+
+static void test_gguf(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    check_layout(shared, "tiny/gguf-f32.gguf", "f32", "tiny/expected.json");
+    check_layout(shared, "tiny/gguf-f16.gguf", "f32", "formats/tiny/expected_gguf_f16.json");
+    check_layout(shared, "tiny/gguf-bf16.gguf", "f32", "formats/tiny/expected_bf16.json");
+    check_layout(shared, "tiny/gguf-bf16.gguf", "bf16", "formats/tiny/expected_bf16.json");
+    check_layout(shared, "small/gguf-q8_0.gguf", "f32", "formats/small/expected_q8_0.json");
+    check_layout(shared, "small/gguf-q8_0.gguf", "q8_0", "formats/small/expected_q8_0.json");
+}
+
+/* Matrix m of the model file holds exactly the GGUF tensor t's blocks:
+ * every row's scales and quants. */
+static void same_blocks(const Matrix *m, const CkTensor *t, bool transposed_view, const char *name) {
+    assert_int_equal(m->dtype, DTYPE_Q8_0);
+    assert_int_equal(t->dtype, CK_Q8_0);
+    size_t blocks = m->cols / Q8_BLOCK;
+    (void)transposed_view;
+    for (size_t r = 0; r < m->rows; r++) {
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *g = t->data + (r * blocks + b) * CK_Q8_0_BLOCK_BYTES;
+            const uint8_t *panel = (const uint8_t *)m->data + (r / PANEL_ROWS * blocks + b) * Q8_BLOCK_BYTES;
+            size_t i = r % PANEL_ROWS;
+            if (memcmp(panel + 2 * i, g, 2) != 0) fail_msg("%s row %zu block %zu: scale differs", name, r, b);
+            for (size_t c = 0; c < Q8_BLOCK; c++)
+                if (panel[q8_quant_offset(i, c)] != g[2 + c])
+                    fail_msg("%s row %zu column %zu: quant differs", name, r, b * Q8_BLOCK + c);
+        }
+    }
+}
+
+/* A Q8_0 GGUF converted with --dtype q8_0 holds the GGUF's own blocks. */
+static void test_gguf_q8_0_blocks_carried_over(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    char tmp[4096], out[4200], src[4096], convert[4200], err[512];
+    test_mkdtemp(tmp, sizeof tmp);
+    snprintf(out, sizeof out, "%s/model.bin", tmp);
+    snprintf(src, sizeof src, "%s/reference/formats/small/gguf-q8_0.gguf", shared);
+    snprintf(convert, sizeof convert, "%s/gpt2-convert", test_build_dir());
+    const char *argv[] = {convert, src, out, "--dtype", "q8_0", "-q", NULL};
+    RunResult r;
+    test_run(argv, NULL, &r);
+    if (r.status != 0) fail_msg("gpt2-convert: %s", r.err.data);
+    test_run_free(&r);
+    Checkpoint ck = {0};
+    ModelConfig c = {0};
+    if (!gpt2_gguf_open(&ck, &c, NULL, src, err, sizeof err)) fail_msg("%s", err);
+    assert_true(gpt2_checkpoint_seal(&ck, err, sizeof err));
+    Model m;
+    if (!gpt2_model_open(&m, out, err, sizeof err)) fail_msg("%s", err);
+    same_blocks(&m.weights.wte, gpt2_checkpoint_find(&ck, "wte.weight"), false, "wte");
+    size_t matrices = 1;
+    for (uint32_t l = 0; l < m.config.n_layer; l++) {
+        static const char *const names[] = {"attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
+                                            "mlp.c_proj.weight"};
+        const LayerWeights *w = &m.weights.layers[l];
+        const Matrix *mats[] = {&w->qkv, &w->proj, &w->fc, &w->mlp};
+        for (size_t k = 0; k < 4; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "h.%u.%s", l, names[k]);
+            const CkTensor *t = gpt2_checkpoint_find(&ck, name);
+            assert_non_null(t);
+            same_blocks(mats[k], t, true, name);
+            matrices++;
+        }
+    }
+    printf("%zu matrices hold the GGUF's blocks byte for byte\n", matrices);
+    gpt2_model_close(&m);
+    gpt2_checkpoint_close(&ck);
+    test_rmtree(tmp);
+}
+
+/* The type field of tensor `name` in the GGUF directory of b. */
+static uint8_t *gguf_type_field(StrBuf *b, const char *name) {
+    char key[64];
+    size_t len = strlen(name);
+    memset(key, 0, 8);
+    key[0] = (char)len;
+    memcpy(key + 8, name, len);
+    for (size_t i = 0; i + 8 + len <= b->len; i++)
+        if (memcmp(b->data + i, key, 8 + len) == 0) return (uint8_t *)b->data + i + 8 + len + 4 + 16;
+    fail_msg("no tensor %s", name);
+    return NULL;
+}
+
+/* Refusals: a type other than F32, F16, BF16 and Q8_0, by name; an
+ * output.weight that is not token_embd.weight. */
+static void test_gguf_refusals(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    char tmp[4096], path[4200], src[4096], err[512];
+    snprintf(src, sizeof src, "%s/reference/formats/tiny/gguf-f32.gguf", shared);
+    test_mkdtemp(tmp, sizeof tmp);
+    snprintf(path, sizeof path, "%s/bad.gguf", tmp);
+    StrBuf b = {0};
+    test_read_file(src, &b);
+    uint8_t *type = gguf_type_field(&b, "token_embd.weight");
+    type[0] = 12; /* Q4_K */
+    test_write_file(path, b.data, b.len);
+    ConvertOptions o = {path, NULL, "/nonexistent/out.bin", DTYPE_F32, NULL};
+    assert_false(gpt2_convert_hf(&o, err, sizeof err));
+    if (!strstr(err, "has GGUF type Q4_K")) fail_msg("%s", err);
+    type[0] = 0;
+    type = gguf_type_field(&b, "output.weight");
+    type[0] = 1; /* F16: no longer token_embd's copy */
+    test_write_file(path, b.data, b.len);
+    assert_false(gpt2_convert_hf(&o, err, sizeof err));
+    if (!strstr(err, "output.weight differs from token_embd.weight")) fail_msg("%s", err);
+    /* Cut anywhere in its metadata and directory, it is refused. */
+    type[0] = 0;
+    for (size_t n = 0; n < 2000000; n += 99991) {
+        Checkpoint ck = {0};
+        ModelConfig c = {0};
+        HfVocab v;
+        if (gpt2_gguf_parse(&ck, &c, &v, (const uint8_t *)b.data, n, err, sizeof err)) fail_msg("cut at %zu read", n);
+        assert_null(strchr(err, '\n'));
+        gpt2_checkpoint_close(&ck);
+    }
+    gpt2_strbuf_free(&b);
+    test_rmtree(tmp);
 }
 
 /* lm_head.weight and transformer.wte.weight are two views of one storage. */
@@ -232,10 +363,17 @@ static void test_zip64(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_torch_zip_f32),   cmocka_unit_test(test_torch_zip_f16),
-        cmocka_unit_test(test_torch_legacy),    cmocka_unit_test(test_sharded),
-        cmocka_unit_test(test_shared_storage),  cmocka_unit_test(test_hostile_pickles),
-        cmocka_unit_test(test_pickle_refusals), cmocka_unit_test(test_zip64),
+        cmocka_unit_test(test_torch_zip_f32),
+        cmocka_unit_test(test_torch_zip_f16),
+        cmocka_unit_test(test_torch_legacy),
+        cmocka_unit_test(test_sharded),
+        cmocka_unit_test(test_shared_storage),
+        cmocka_unit_test(test_hostile_pickles),
+        cmocka_unit_test(test_pickle_refusals),
+        cmocka_unit_test(test_zip64),
+        cmocka_unit_test(test_gguf),
+        cmocka_unit_test(test_gguf_refusals),
+        cmocka_unit_test(test_gguf_q8_0_blocks_carried_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "fileio.h"
+#include "gguf.h"
 #include "hf_vocab.h"
 #include "json.h"
 #include "model_writer.h"
@@ -247,6 +248,28 @@ static bool hf_tensor(void *ctx, const TensorSpec *s, float *out, char *err, siz
     return true;
 }
 
+/* A Q8_0 matrix stored row by row in the file's orientation is carried
+ * over block for block. */
+static bool hf_q8_0(void *ctx, const TensorSpec *s, int8_t *quants, uint16_t *scales, bool *given, char *err,
+                    size_t errsz) {
+    HfSource *src = ctx;
+    const CkTensor *t;
+    if (!find_tensor(src, s, &t, err, errsz)) return false;
+    if (t->dtype != CK_Q8_0 || t->n_dims != 2) return true;
+    uint64_t s0 = t->stride[s->hf_transposed ? 1 : 0], s1 = t->stride[s->hf_transposed ? 0 : 1];
+    if (s1 != 1 || s0 != s->cols || s->cols % Q8_BLOCK) return true;
+    size_t blocks = s->cols / Q8_BLOCK;
+    for (size_t r = 0; r < s->rows; r++) {
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *block = t->data + (r * blocks + b) * CK_Q8_0_BLOCK_BYTES;
+            scales[r * blocks + b] = (uint16_t)(block[0] | block[1] << 8);
+            memcpy(quants + r * s->cols + b * Q8_BLOCK, block + 2, Q8_BLOCK);
+        }
+    }
+    *given = true;
+    return true;
+}
+
 static void hf_progress(void *ctx, size_t done, size_t total, const TensorSpec *s) {
     progress_step(&((HfSource *)ctx)->progress, done, total, s);
 }
@@ -402,7 +425,7 @@ static bool need_dir(const char *dir, const char *what, char *err, size_t errsz)
 
 /* ---- where the weights are ------------------------------------------------ */
 
-typedef enum { SRC_SAFETENSORS, SRC_SAFETENSORS_SHARDED, SRC_TORCH, SRC_TORCH_SHARDED } SourceKind;
+typedef enum { SRC_SAFETENSORS, SRC_SAFETENSORS_SHARDED, SRC_TORCH, SRC_TORCH_SHARDED, SRC_GGUF } SourceKind;
 
 /* The checkpoint files a folder may hold, in the order they are preferred. */
 static const struct {
@@ -427,6 +450,7 @@ static SourceKind file_kind(const char *path) {
     size_t got = f ? fread(head, 1, sizeof head, f) : 0;
     if (f) fclose(f);
     if (gpt2_torch_is_torch(head, got)) return SRC_TORCH;
+    if (gpt2_gguf_is_gguf(head, got)) return SRC_GGUF;
     if (ends_with(path, ".index.json"))
         return ends_with(path, ".bin.index.json") ? SRC_TORCH_SHARDED : SRC_SAFETENSORS_SHARDED;
     return SRC_SAFETENSORS;
@@ -458,6 +482,64 @@ static bool find_weights(const char *dir, char *path, size_t pathsz, SourceKind 
                      path, pathsz, err, errsz);
 }
 
+/* Checks the tensors against c and the vocabulary, and writes the file. */
+static bool write_model(const ConvertOptions *o, ModelConfig *c, HfSource *src, HfVocab *vocab, const char *vocab_name,
+                        char *err, size_t errsz) {
+    c->eot_id = vocab->data.eot_id;
+    if (vocab->data.n_vocab != c->n_vocab) {
+        snprintf(err, errsz, "%s has %u tokens but config.json says vocab_size %u", vocab_name, vocab->data.n_vocab,
+                 c->n_vocab);
+        return false;
+    }
+    src->progress = progress_start(o->progress, c);
+    if (!check_tensors(src, c, err, errsz)) return false;
+    if (o->progress)
+        fprintf(o->progress, "converting %u layers, n_embd %u, n_head %u, n_ctx %u (%.1f M weights) to %s (%s)\n",
+                c->n_layer, c->n_embd, c->n_head, c->n_ctx, (double)src->progress.values_total / 1e6, o->out_path,
+                gpt2_dtype_name(c->dtype));
+    TensorSource ts = {hf_tensor, hf_progress, src};
+    bool ok = gpt2_model_write_q8_0(o->out_path, c, &vocab->data, &ts, hf_q8_0, err, errsz);
+    if (!ok) progress_abandon(&src->progress);
+    return ok;
+}
+
+/* A GGUF file carries its hyperparameters and tokenizer; --tokenizer
+ * replaces the latter. */
+static bool convert_gguf(const ConvertOptions *o, char *err, size_t errsz) {
+    char vocab_path[4096], merges_path[4096];
+    HfSource src = {.prefix = ""};
+    ModelConfig c = {.dtype = o->dtype};
+    HfVocab vocab;
+    const char *tok = o->tokenizer_dir;
+    if (tok && (!need_dir(tok, "the --tokenizer folder", err, errsz) ||
+                !need_file(tok, "vocab.json", "", vocab_path, sizeof vocab_path, err, errsz) ||
+                !need_file(tok, "merges.txt", "", merges_path, sizeof merges_path, err, errsz)))
+        return false;
+    const char *base = strrchr(o->source, '/') ? strrchr(o->source, '/') + 1 : o->source;
+    snprintf(src.ck.label, sizeof src.ck.label, "%s", base);
+    bool ok = gpt2_gguf_open(&src.ck, &c, tok ? NULL : &vocab, o->source, err, errsz) &&
+              gpt2_checkpoint_seal(&src.ck, err, errsz);
+    bool have_vocab = ok && !tok;
+    if (ok && tok) {
+        ok = gpt2_hf_vocab_load(&vocab, vocab_path, merges_path, err, errsz);
+        have_vocab = ok;
+        c.n_vocab = ok ? vocab.data.n_vocab : 0;
+    }
+    if (ok) {
+        ModelConfig probe = c;
+        probe.eot_id = 0;
+        char why[200];
+        if (!gpt2_model_config_check(&probe, why, sizeof why)) {
+            snprintf(err, errsz, "%s: %s", o->source, why);
+            ok = false;
+        }
+    }
+    if (ok) ok = write_model(o, &c, &src, &vocab, tok ? vocab_path : "the GGUF tokenizer", err, errsz);
+    if (have_vocab) gpt2_hf_vocab_free(&vocab);
+    gpt2_checkpoint_close(&src.ck);
+    return ok;
+}
+
 bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
     char dir[4096], config_path[4096], weights_path[4096], vocab_path[4096], merges_path[4096];
     struct stat sb;
@@ -477,11 +559,12 @@ bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
             snprintf(err, errsz, "%s: not a regular file or folder", o->source);
             return false;
         }
+        kind = file_kind(o->source);
+        if (kind == SRC_GGUF) return convert_gguf(o, err, errsz);
         const char *slash = strrchr(o->source, '/');
         snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - o->source) : 1, slash ? o->source : ".");
         if (slash == o->source) snprintf(dir, sizeof dir, "/");
         snprintf(weights_path, sizeof weights_path, "%s", o->source);
-        kind = file_kind(o->source);
         if (!load_checkpoint(&ck, kind, o->source, err, errsz)) {
             gpt2_checkpoint_close(&ck);
             return false;
@@ -502,24 +585,11 @@ bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
     ModelConfig c = {.dtype = o->dtype};
     ok = ok && gpt2_hf_config_read(config_path, &c, err, errsz);
     if (ok && !single_file) ok = load_checkpoint(&ck, kind, weights_path, err, errsz);
-    HfSource src = {.ck = ck, .prefix = "", .progress = progress_start(o->progress, &c)};
+    HfSource src = {.ck = ck, .prefix = ""};
     HfVocab vocab;
     if (ok) ok = gpt2_hf_vocab_load(&vocab, vocab_path, merges_path, err, errsz);
     if (ok) {
-        c.eot_id = vocab.data.eot_id;
-        if (vocab.data.n_vocab != c.n_vocab) {
-            snprintf(err, errsz, "%s has %u tokens but config.json says vocab_size %u", vocab_path, vocab.data.n_vocab,
-                     c.n_vocab);
-            ok = false;
-        }
-        ok = ok && check_tensors(&src, &c, err, errsz);
-        if (ok && o->progress)
-            fprintf(o->progress, "converting %u layers, n_embd %u, n_head %u, n_ctx %u (%.1f M weights) to %s (%s)\n",
-                    c.n_layer, c.n_embd, c.n_head, c.n_ctx, (double)src.progress.values_total / 1e6, o->out_path,
-                    gpt2_dtype_name(c.dtype));
-        TensorSource ts = {hf_tensor, hf_progress, &src};
-        if (ok) ok = gpt2_model_write(o->out_path, &c, &vocab.data, &ts, err, errsz);
-        if (!ok) progress_abandon(&src.progress);
+        ok = write_model(o, &c, &src, &vocab, vocab_path, err, errsz);
         gpt2_hf_vocab_free(&vocab);
     }
     gpt2_checkpoint_close(&src.ck);

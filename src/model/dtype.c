@@ -111,6 +111,22 @@ static uint16_t quantize_block(const float *x, int8_t *q) {
     return dh;
 }
 
+void gpt2_panel_pack_q8_0(const int8_t *quants, const uint16_t *scales, size_t rows, size_t cols, void *out) {
+    size_t panels = (rows + PANEL_ROWS - 1) / PANEL_ROWS, blocks = cols / Q8_BLOCK;
+    for (size_t p = 0; p < panels; p++) {
+        for (size_t i = 0; i < PANEL_ROWS; i++) {
+            size_t r = p * PANEL_ROWS + i;
+            for (size_t b = 0; b < blocks; b++) {
+                uint8_t *block = (uint8_t *)out + (p * blocks + b) * Q8_BLOCK_BYTES;
+                uint16_t d = r < rows ? scales[r * blocks + b] : 0; /* padding rows are zero */
+                memcpy(block + 2 * i, &d, 2);
+                for (size_t c = 0; c < Q8_BLOCK; c++)
+                    ((int8_t *)block)[q8_quant_offset(i, c)] = r < rows ? quants[r * cols + b * Q8_BLOCK + c] : 0;
+            }
+        }
+    }
+}
+
 void gpt2_panel_pack(DType t, const float *w, size_t rows, size_t cols, void *out) {
     size_t panels = (rows + PANEL_ROWS - 1) / PANEL_ROWS;
     static const float zeros[Q8_BLOCK];

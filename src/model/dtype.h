@@ -57,6 +57,12 @@ uint64_t gpt2_panel_matrix_bytes(DType t, uint64_t rows, uint64_t cols);
  * gpt2_panel_matrix_bytes(t, rows, cols) bytes to out. */
 void gpt2_panel_pack(DType t, const float *w, size_t rows, size_t cols, void *out);
 
+/* Packs q8_0 blocks given as int8 quants[rows][cols] and float16 scales
+ * [rows][cols / 32] (one per row and block of 32 columns) into q8_0 panel
+ * layout unchanged, writing gpt2_panel_matrix_bytes(DTYPE_Q8_0, rows, cols)
+ * bytes; cols must be a multiple of 32. */
+void gpt2_panel_pack_q8_0(const int8_t *quants, const uint16_t *scales, size_t rows, size_t cols, void *out);
+
 /* Unpacks row r of a panel matrix into out[cols] as float32 (an embedding
  * lookup: the token's row of wte). */
 void gpt2_panel_unpack_row(DType t, const void *panels, size_t cols, size_t r, float *out);

@@ -149,8 +149,23 @@ static bool write_at(Out *out, uint64_t at, const void *p, size_t n) {
     return true;
 }
 
-static bool write_tensors(Out *out, const ModelConfig *c, const Layout *lay, const TensorSource *src, char *err,
-                          size_t errsz) {
+/* Asks the source for matrix s's q8_0 blocks and packs them as they are. */
+static bool carry_q8_0(const TensorSource *src, Q8Blocks q8_0, const TensorSpec *s, void *packed, bool *given,
+                       char *err, size_t errsz) {
+    size_t n = (size_t)s->rows * s->cols;
+    int8_t *quants = malloc(n);
+    uint16_t *scales = malloc(n / Q8_BLOCK * sizeof *scales + 1);
+    bool ok = quants && scales;
+    if (!ok) snprintf(err, errsz, "out of memory for %s (%zu values)", s->name, n);
+    if (ok) ok = q8_0(src->ctx, s, quants, scales, given, err, errsz);
+    if (ok && *given) gpt2_panel_pack_q8_0(quants, scales, s->rows, s->cols, packed);
+    free(quants);
+    free(scales);
+    return ok;
+}
+
+static bool write_tensors(Out *out, const ModelConfig *c, const Layout *lay, const TensorSource *src, Q8Blocks q8_0,
+                          char *err, size_t errsz) {
     size_t count = gpt2_model_tensor_count(c);
     for (size_t i = 0; i < count; i++) {
         TensorSpec s;
@@ -162,8 +177,10 @@ static bool write_tensors(Out *out, const ModelConfig *c, const Layout *lay, con
         void *packed = s.is_matrix ? malloc(bytes) : w;
         bool ok = w && packed;
         if (!ok) snprintf(err, errsz, "out of memory for %s (%zu values)", s.name, n);
-        if (ok) ok = src->tensor(src->ctx, &s, w, err, errsz);
-        if (ok && s.is_matrix) gpt2_panel_pack(t, w, s.rows, s.cols, packed);
+        bool given = false;
+        if (ok && s.is_matrix && t == DTYPE_Q8_0 && q8_0) ok = carry_q8_0(src, q8_0, &s, packed, &given, err, errsz);
+        if (ok && !given) ok = src->tensor(src->ctx, &s, w, err, errsz);
+        if (ok && s.is_matrix && !given) gpt2_panel_pack(t, w, s.rows, s.cols, packed);
         if (ok && !write_at(out, lay->tensor[i], packed, bytes)) {
             snprintf(err, errsz, "write failed: %s", strerror(errno));
             ok = false;
@@ -178,6 +195,11 @@ static bool write_tensors(Out *out, const ModelConfig *c, const Layout *lay, con
 
 bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerData *v, const TensorSource *src,
                       char *err, size_t errsz) {
+    return gpt2_model_write_q8_0(path, c, v, src, NULL, err, errsz);
+}
+
+bool gpt2_model_write_q8_0(const char *path, const ModelConfig *c, const TokenizerData *v, const TensorSource *src,
+                           Q8Blocks q8_0, char *err, size_t errsz) {
     char why[200];
     if (!gpt2_model_config_check(c, why, sizeof why)) {
         snprintf(err, errsz, "bad config: %s", why);
@@ -215,7 +237,7 @@ bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerDat
         snprintf(err, errsz, "%s: write failed: %s", tmp, strerror(errno));
         ok = false;
     }
-    if (ok) ok = write_tensors(&out, c, &lay, src, err, errsz);
+    if (ok) ok = write_tensors(&out, c, &lay, src, q8_0, err, errsz);
     if (ok && !write_at(&out, lay.file_bytes, NULL, 0)) { /* final padding */
         snprintf(err, errsz, "%s: write failed: %s", tmp, strerror(errno));
         ok = false;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model_format.h"
 #include "tokenizer.h"
@@ -33,5 +34,18 @@ typedef struct {
 /* Writes a complete model file to path.  The config is checked first. */
 bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerData *vocab, const TensorSource *src,
                       char *err, size_t errsz);
+
+/* A source of q8_0 blocks: for a matrix s that the file stores as q8_0,
+ * may fill quants[rows * cols] and scales[rows * cols / 32] (float16 bits),
+ * row by row, from blocks the source already holds, and set *given; the
+ * blocks are then written unchanged instead of quantizing what the
+ * TensorSource gives.  Leaving *given false falls back to it. */
+typedef bool (*Q8Blocks)(void *ctx, const TensorSpec *s, int8_t *quants, uint16_t *scales, bool *given, char *err,
+                         size_t errsz);
+
+/* gpt2_model_write, taking q8_0 matrices from q8_0 (with src's ctx) when it
+ * gives them. */
+bool gpt2_model_write_q8_0(const char *path, const ModelConfig *c, const TokenizerData *vocab, const TensorSource *src,
+                           Q8Blocks q8_0, char *err, size_t errsz);
 
 #endif
