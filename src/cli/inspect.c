@@ -21,7 +21,7 @@
 #include "utf8.h"
 
 #define REPORT_WIDTH 80     /* cells, when standard output is not a terminal */
-#define REPORT_MIN_WIDTH 40 /* narrower terminals get this and wrap */
+#define REPORT_MIN_WIDTH 60 /* narrower terminals get this and wrap it */
 #define MAP_TOKENS 64       /* the attention map shows at most the last this many tokens */
 #define MAP_MOST_HEADS 144  /* beyond this many heads the map averages each layer's */
 
@@ -76,6 +76,7 @@ static bool append_piece(StrBuf *b, const char *piece, bool xml) {
 /* Appends token id shown safely in at most max_cells (>= 4) cells, cut with
  * "..." when longer; returns the cells written (0 when memory ran out). */
 static size_t show_token(StrBuf *b, const Gpt2 *g, int32_t id, size_t max_cells, bool xml) {
+    if (max_cells < 4) max_cells = 4;
     size_t n = 0, total = 0, cells, i = 0;
     const uint8_t *s = (const uint8_t *)gpt2_token_bytes(g, id, &n);
     char piece[16];
