@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "gpt2.h"
+#include "model_format.h"
 #include "test_util.h"
 
 typedef struct {
@@ -201,10 +203,115 @@ static void test_sigint_while_batch_reads_stdin(void **state) {
     gpt2_strbuf_free(&err);
 }
 
+/* ---- files that change underfoot ----------------------------------------------- */
+
+static void copy_file(const char *from, const char *to) {
+    StrBuf b = {0};
+    test_read_file(from, &b);
+    test_write_file(to, b.data, b.len);
+    gpt2_strbuf_free(&b);
+}
+
+/* The model file is truncated while --batch runs over many lines: the
+ * run ends with one line on stderr and status 1, and every output line it
+ * printed is whole. */
+static void test_model_file_shrinks_during_batch(void **state) {
+    (void)state;
+    char model[4200], batch[4200];
+    test_path(model, sizeof model, env.dir, "shrinking.bin");
+    test_path(batch, sizeof batch, env.dir, "many.jsonl");
+    copy_file(env.model, model);
+    StrBuf lines = {0};
+    for (int i = 0; i < 20000; i++) assert_true(gpt2_strbuf_printf(&lines, "{\"prompt\": \"line %d\", \"n\": 8}\n", i));
+    test_write_file(batch, lines.data, lines.len);
+    gpt2_strbuf_free(&lines);
+
+    const char *argv[] = {env.gpt2, "-m", model, "--batch", batch, "-t", "1", NULL};
+    Child c = spawn(argv, false, NULL);
+    StrBuf out = {0};
+    bool truncated = false;
+    char buf[65536];
+    ssize_t got;
+    while ((got = read(c.out, buf, sizeof buf)) != 0) {
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            fail_msg("read: %s", strerror(errno));
+        }
+        assert_true(gpt2_strbuf_append(&out, buf, (size_t)got));
+        if (!truncated && memchr(out.data, '\n', out.len)) { /* a first line is out: the weights are in use */
+            assert_int_equal(truncate(model, 0), 0);
+            truncated = true;
+        }
+    }
+    int status = wait_child(&c);
+    StrBuf err = {0};
+    read_stderr(&err);
+    if (status != 1) fail_msg("exit %d, want 1; stderr: %s", status, err.data);
+    assert_string_equal(err.data, "gpt2: the model file changed or shrank while in use\n");
+    /* Whole lines only: each ends with a newline and is a JSON object. */
+    assert_true(out.len > 0 && out.data[out.len - 1] == '\n');
+    size_t n_lines = 0;
+    for (const char *p = out.data; p < out.data + out.len; n_lines++) {
+        const char *nl = memchr(p, '\n', (size_t)(out.data + out.len - p));
+        assert_true(nl[-1] == '}' && p[0] == '{');
+        p = nl + 1;
+    }
+    assert_true(n_lines < 20000);
+    gpt2_strbuf_free(&out);
+    gpt2_strbuf_free(&err);
+}
+
+/* The tokenizer's tables are a private copy: rewriting them in the file
+ * after the model is open changes nothing the tokenizer reads. */
+static void test_tables_rewritten_in_place(void **state) {
+    (void)state;
+    char model[4200], msg[512];
+    test_path(model, sizeof model, env.dir, "rewritten.bin");
+    copy_file(env.model, model);
+    Gpt2Options o = {.n_threads = 1};
+    Gpt2 *g = gpt2_open(model, &o, msg, sizeof msg);
+    if (!g) fail_msg("gpt2_open: %s", msg);
+    const char *text = "hello world, rewritten underfoot";
+    int32_t *before, *after;
+    size_t n_before, n_after;
+    assert_true(gpt2_tokenize(g, text, strlen(text), false, &before, &n_before, msg, sizeof msg));
+
+    /* Every byte of the vocabulary and merge sections becomes 0xFF: offsets
+     * far past the end, merges naming tokens that do not exist. */
+    StrBuf file = {0};
+    test_read_file(model, &file);
+    int fd = open(model, O_WRONLY);
+    assert_true(fd >= 0);
+    for (Section s = SECTION_VOCAB; s <= SECTION_MERGES; s++) {
+        uint64_t off, len;
+        gpt2_model_section((const uint8_t *)file.data, s, &off, &len);
+        char *junk = malloc(len ? len : 1);
+        memset(junk, 0xFF, len);
+        assert_int_equal(pwrite(fd, junk, len, (off_t)off), (ssize_t)len);
+        free(junk);
+    }
+    close(fd);
+    gpt2_strbuf_free(&file);
+
+    assert_true(gpt2_tokenize(g, text, strlen(text), false, &after, &n_after, msg, sizeof msg));
+    assert_int_equal(n_after, n_before);
+    assert_memory_equal(after, before, n_before * sizeof *before);
+    for (uint32_t id = 0; id < gpt2_info(g).n_vocab; id++) {
+        size_t len;
+        const char *bytes = gpt2_token_bytes(g, (int32_t)id, &len);
+        assert_true(bytes && len >= 1 && len <= 64);
+    }
+    free(before);
+    free(after);
+    gpt2_close(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigint_while_blocked_on_a_full_pipe),
         cmocka_unit_test(test_sigint_while_batch_reads_stdin),
+        cmocka_unit_test(test_model_file_shrinks_during_batch),
+        cmocka_unit_test(test_tables_rewritten_in_place),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -40,6 +40,27 @@ static void catch_interrupts(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* The weights are read from a mapping of the model file.  When the file
+ * shrinks under it (a `cp` over it, a truncation), a read past its new end
+ * raises SIGBUS.  Every complete output line has been written by then (the
+ * output is flushed line by line), so the run ends here with one line and
+ * status 1.  Only async-signal-safe calls. */
+static void on_bus_error(int sig) {
+    (void)sig;
+    static const char msg[] = "gpt2: the model file changed or shrank while in use\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(EXIT_RUNTIME);
+}
+
+static void catch_bus_errors(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_bus_error;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
 /* A seed nobody chose: the clock and the process id, mixed. */
 static uint64_t clock_seed(void) {
     struct timespec ts;
@@ -442,6 +463,7 @@ int main(int argc, char **argv) {
     case ARGS_RUN: break;
     }
     signal(SIGPIPE, SIG_IGN); /* a closed pipe becomes EPIPE, see cli_io.c */
+    catch_bus_errors();
 #ifdef __GLIBC__
     /* Blocks of 128 KiB and more (a completion's sampler tables) always get
      * pages of their own, returned when freed.  glibc would otherwise raise

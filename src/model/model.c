@@ -203,6 +203,27 @@ static bool check_sections(const Model *m, char *err, size_t errsz) {
     return true;
 }
 
+/* The tokenizer's tables are read at every encode and decode, long after
+ * they were checked.  A mapping follows later writes to the file, so they
+ * are copied out of it first, and it is the copy that is checked and used:
+ * whatever happens to the file then, no read is steered by it.  The
+ * sections lie within the file (check_sections), which bounds the copy. */
+static uint64_t merges_at(uint64_t vocab_len) { return (vocab_len + 7) & ~(uint64_t)7; } /* aligned for u32 */
+
+static bool copy_tables(Model *m, char *err, size_t errsz) {
+    uint64_t voff, vlen, moff, mlen;
+    gpt2_model_section(m->bytes, SECTION_VOCAB, &voff, &vlen);
+    gpt2_model_section(m->bytes, SECTION_MERGES, &moff, &mlen);
+    m->tables = malloc((size_t)(merges_at(vlen) + mlen) + 1);
+    if (!m->tables) {
+        snprintf(err, errsz, "out of memory");
+        return false;
+    }
+    memcpy(m->tables, m->bytes + voff, (size_t)vlen);
+    memcpy(m->tables + merges_at(vlen), m->bytes + moff, (size_t)mlen);
+    return true;
+}
+
 /* The vocabulary: n_vocab + 1 u32 offsets into the token bytes that follow
  * them, starting at 0, strictly increasing by at most MAX_TOKEN_BYTES, the
  * last one the end of the section. */
@@ -210,13 +231,14 @@ static bool check_vocab(Model *m, char *err, size_t errsz) {
     const uint32_t n_vocab = m->config.n_vocab;
     uint64_t off, len;
     gpt2_model_section(m->bytes, SECTION_VOCAB, &off, &len);
+    off = 0; /* in the copy */
     const uint64_t table = ((uint64_t)n_vocab + 1) * 4;
     if (len < table) {
         snprintf(err, errsz, "damaged header: the vocabulary section has %llu bytes, too few for %u tokens",
                  (unsigned long long)len, n_vocab);
         return false;
     }
-    const uint8_t *v = m->bytes + off;
+    const uint8_t *v = m->tables + off;
     const uint64_t blob = len - table;
     if (rd_u32(v) != 0) {
         snprintf(err, errsz, "damaged vocabulary: the first token does not start at 0");
@@ -255,10 +277,11 @@ static bool check_vocab(Model *m, char *err, size_t errsz) {
 /* The merge table: rows of (left, right, merged), every id a token.  That
  * the merged token is the concatenation is gpt2_tokenizer_build's check. */
 static bool check_merges(Model *m, char *err, size_t errsz) {
-    uint64_t off, len;
+    uint64_t voff, vlen, off, len;
+    gpt2_model_section(m->bytes, SECTION_VOCAB, &voff, &vlen);
     gpt2_model_section(m->bytes, SECTION_MERGES, &off, &len);
     const uint32_t n_merges = (uint32_t)(len / 12);
-    const uint8_t *t = m->bytes + off;
+    const uint8_t *t = m->tables + merges_at(vlen); /* in the copy */
     for (size_t i = 0; i < (size_t)n_merges * 3; i++) {
         if (rd_u32(t + 4 * i) >= m->config.n_vocab) {
             snprintf(err, errsz, "damaged merge table: merge %zu names token %u, beyond the vocabulary of %u", i / 3,
@@ -418,8 +441,9 @@ bool gpt2_model_open_memory(Model *m, const uint8_t *b, size_t n, char *err, siz
     if (!check_identity(b, n, err, errsz) || !check_header(b, n, err, errsz)) return false;
     m->bytes = b;
     m->n_bytes = n;
-    if (!read_config(b, &m->config, err, errsz) || !check_sections(m, err, errsz) || !check_vocab(m, err, errsz) ||
-        !check_merges(m, err, errsz)) {
+    if (!read_config(b, &m->config, err, errsz) || !check_sections(m, err, errsz) || !copy_tables(m, err, errsz) ||
+        !check_vocab(m, err, errsz) || !check_merges(m, err, errsz)) {
+        free(m->tables);
         memset(m, 0, sizeof *m);
         return false;
     }
@@ -433,6 +457,7 @@ bool gpt2_model_open_memory(Model *m, const uint8_t *b, size_t n, char *err, siz
     free(regions);
     if (!ok) {
         free(m->weights.layers);
+        free(m->tables);
         memset(m, 0, sizeof *m);
     }
     return ok;
@@ -453,6 +478,7 @@ bool gpt2_model_open(Model *m, const char *path, char *err, size_t errsz) {
 
 void gpt2_model_close(Model *m) {
     free(m->weights.layers);
+    free(m->tables);
     if (m->mapped) gpt2_fileio_unmap(m->bytes, m->n_bytes);
     memset(m, 0, sizeof *m);
 }

@@ -42,7 +42,8 @@ typedef struct {
 typedef struct {
     ModelConfig config;
     TransformerWeights weights;
-    TokenizerData vocab;  /* views into the file */
+    TokenizerData vocab;  /* views into tables, a private copy of the file's */
+    uint8_t *tables;      /* the vocabulary and merge sections, copied before they are checked */
     const uint8_t *bytes; /* the whole file */
     size_t n_bytes;
     bool mapped; /* bytes is an mmap this Model must unmap */
