@@ -20,6 +20,7 @@
 #include "convert.h"
 #include "dtype.h"
 #include "gguf.h"
+#include "hf_vocab.h"
 #include "model.h"
 #include "pickle.h"
 #include "test_reference.h"
@@ -206,6 +207,34 @@ static void test_gguf_refusals(void **state) {
     test_rmtree(tmp);
 }
 
+/* tokenizer.json instead of vocab.json and merges.txt, in both spellings
+ * of its merges. */
+static void test_tokenizer_json(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    check_layout(shared, "tiny/tokenizer-json", "f32", "tiny/expected.json");
+    check_layout(shared, "tiny/tokenizer-json-pairs", "f32", "tiny/expected.json");
+    static const struct {
+        const char *text, *phrase;
+    } bad[] = {
+        {"{\"model\":{\"vocab\":{\"a\":0},\"merges\":[1]}}", "model.merges entry 0 is neither"},
+        {"{\"model\":{\"vocab\":{\"a\":0},\"merges\":[[\"a\",\"b c\"]]}}", "model.merges entry 0 is neither"},
+        {"{\"model\":{\"type\":\"WordPiece\",\"vocab\":{},\"merges\":[]}}", "no BPE model"},
+        {"{\"model\":[]}", "no BPE model"},
+        {"[", "tokenizer.json: "},
+    };
+    char tmp[4096], path[4200], err[512];
+    test_mkdtemp(tmp, sizeof tmp);
+    snprintf(path, sizeof path, "%s/tokenizer.json", tmp);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        HfVocab v;
+        test_write_file(path, bad[i].text, strlen(bad[i].text));
+        assert_false(gpt2_hf_vocab_load_tokenizer_json(&v, path, err, sizeof err));
+        if (!strstr(err, bad[i].phrase)) fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, bad[i].phrase);
+    }
+    test_rmtree(tmp);
+}
+
 /* lm_head.weight and transformer.wte.weight are two views of one storage. */
 static void test_shared_storage(void **state) {
     (void)state;
@@ -372,6 +401,7 @@ int main(void) {
         cmocka_unit_test(test_pickle_refusals),
         cmocka_unit_test(test_zip64),
         cmocka_unit_test(test_gguf),
+        cmocka_unit_test(test_tokenizer_json),
         cmocka_unit_test(test_gguf_refusals),
         cmocka_unit_test(test_gguf_q8_0_blocks_carried_over),
     };

@@ -482,6 +482,21 @@ static bool find_weights(const char *dir, char *path, size_t pathsz, SourceKind 
                      path, pathsz, err, errsz);
 }
 
+/* vocab.json and merges.txt in dir, or else its tokenizer.json (then
+ * vocab_path names it and merges_path is empty). */
+static bool find_tokenizer(const char *dir, const char *hint, char *vocab_path, char *merges_path, size_t pathsz,
+                           char *err, size_t errsz) {
+    merges_path[0] = '\0';
+    if (join(vocab_path, pathsz, dir, "vocab.json") && !is_regular_file(vocab_path) &&
+        join(merges_path, pathsz, dir, "merges.txt") && !is_regular_file(merges_path) &&
+        join(vocab_path, pathsz, dir, "tokenizer.json") && is_regular_file(vocab_path)) {
+        merges_path[0] = '\0';
+        return true;
+    }
+    return need_file(dir, "vocab.json", hint, vocab_path, pathsz, err, errsz) &&
+           need_file(dir, "merges.txt", hint, merges_path, pathsz, err, errsz);
+}
+
 /* Checks the tensors against c and the vocabulary, and writes the file. */
 static bool write_model(const ConvertOptions *o, ModelConfig *c, HfSource *src, HfVocab *vocab, const char *vocab_name,
                         char *err, size_t errsz) {
@@ -580,14 +595,16 @@ bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
                         single_file ? "; a checkpoint file needs its model's config.json in the same folder" : "",
                         config_path, sizeof config_path, err, errsz) &&
               (single_file || find_weights(dir, weights_path, sizeof weights_path, &kind, err, errsz)) &&
-              need_file(tok_dir, "vocab.json", tok_hint, vocab_path, sizeof vocab_path, err, errsz) &&
-              need_file(tok_dir, "merges.txt", tok_hint, merges_path, sizeof merges_path, err, errsz);
+              find_tokenizer(tok_dir, tok_hint, vocab_path, merges_path, sizeof vocab_path, err, errsz);
+    bool tokenizer_json = ok && merges_path[0] == '\0';
     ModelConfig c = {.dtype = o->dtype};
     ok = ok && gpt2_hf_config_read(config_path, &c, err, errsz);
     if (ok && !single_file) ok = load_checkpoint(&ck, kind, weights_path, err, errsz);
     HfSource src = {.ck = ck, .prefix = ""};
     HfVocab vocab;
-    if (ok) ok = gpt2_hf_vocab_load(&vocab, vocab_path, merges_path, err, errsz);
+    if (ok)
+        ok = tokenizer_json ? gpt2_hf_vocab_load_tokenizer_json(&vocab, vocab_path, err, errsz)
+                            : gpt2_hf_vocab_load(&vocab, vocab_path, merges_path, err, errsz);
     if (ok) {
         ok = write_model(o, &c, &src, &vocab, vocab_path, err, errsz);
         gpt2_hf_vocab_free(&vocab);

@@ -355,3 +355,94 @@ bool gpt2_hf_vocab_load(HfVocab *out, const char *vocab_json_path, const char *m
     gpt2_strbuf_free(&merges);
     return ok;
 }
+
+/* ---- tokenizer.json ---------------------------------------------------------- */
+
+/* model.vocab as the text of a vocab.json. */
+static bool vocab_text(const JsonValue *vocab, StrBuf *out) {
+    JsonIter it = gpt2_json_iter(vocab);
+    const JsonValue *key, *value;
+    bool ok = gpt2_strbuf_append(out, "{", 1), first = true;
+    while (ok && (value = gpt2_json_next(&it, &key))) {
+        size_t len;
+        const char *k = gpt2_json_string(key, &len);
+        char num[64];
+        if (!gpt2_json_number_text(value, num, sizeof num)) snprintf(num, sizeof num, "null");
+        ok = (first || gpt2_strbuf_append(out, ",", 1)) && gpt2_json_append_string(out, k, len) &&
+             gpt2_strbuf_append(out, ":", 1) && gpt2_strbuf_append(out, num, strlen(num));
+        first = false;
+    }
+    return ok && gpt2_strbuf_append(out, "}", 1);
+}
+
+/* A merge part: text without spaces or line breaks. */
+static bool merge_part(const JsonValue *v, const char **s, size_t *len) {
+    *s = gpt2_json_string(v, len);
+    return *s && *len && !memchr(*s, ' ', *len) && !memchr(*s, '\n', *len) && !memchr(*s, '\r', *len);
+}
+
+/* model.merges, "a b" strings or ["a", "b"] pairs, as the text of a
+ * merges.txt; *bad is the index of an entry of neither form. */
+static bool merges_text(const JsonValue *merges, StrBuf *out, size_t *bad) {
+    JsonIter it = gpt2_json_iter(merges);
+    const JsonValue *m;
+    size_t i = 0;
+    *bad = SIZE_MAX;
+    bool ok = gpt2_strbuf_reserve(out, 0);
+    for (; ok && (m = gpt2_json_next(&it, NULL)); i++) {
+        const char *a, *b;
+        size_t alen, blen;
+        if (m->type == JSON_STRING) {
+            a = gpt2_json_string(m, &alen);
+            if (memchr(a, '\n', alen) || memchr(a, '\r', alen)) return *bad = i, false;
+            ok = gpt2_strbuf_append(out, a, alen) && gpt2_strbuf_append(out, "\n", 1);
+        } else if (m->type == JSON_ARRAY && gpt2_json_count(m) == 2 && merge_part(gpt2_json_at(m, 0), &a, &alen) &&
+                   merge_part(gpt2_json_at(m, 1), &b, &blen)) {
+            ok = gpt2_strbuf_append(out, a, alen) && gpt2_strbuf_append(out, " ", 1) &&
+                 gpt2_strbuf_append(out, b, blen) && gpt2_strbuf_append(out, "\n", 1);
+        } else {
+            *bad = i;
+            return false;
+        }
+    }
+    return ok;
+}
+
+bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err, size_t errsz) {
+    memset(out, 0, sizeof *out);
+    StrBuf text = {0}, vocab = {0}, merges = {0};
+    JsonDoc doc;
+    char why[256];
+    if (!gpt2_fileio_read_file_max(path, JSON_MAX_VOCAB, &text, err, errsz)) return false;
+    bool ok = gpt2_json_parse(&doc, text.data, text.len, why, sizeof why);
+    gpt2_strbuf_free(&text);
+    if (!ok) {
+        snprintf(err, errsz, "%s: %s", path, why);
+        return false;
+    }
+    const JsonValue *model = doc.root->type == JSON_OBJECT ? gpt2_json_get(doc.root, "model") : NULL;
+    const JsonValue *type = model && model->type == JSON_OBJECT ? gpt2_json_get(model, "type") : NULL;
+    const JsonValue *v = model && model->type == JSON_OBJECT ? gpt2_json_get(model, "vocab") : NULL;
+    const JsonValue *m = model && model->type == JSON_OBJECT ? gpt2_json_get(model, "merges") : NULL;
+    if (!v || v->type != JSON_OBJECT || !m || m->type != JSON_ARRAY || (type && !gpt2_json_string_is(type, "BPE"))) {
+        snprintf(err, errsz, "%s: no BPE model with a \"vocab\" object and a \"merges\" list", path);
+        ok = false;
+    }
+    size_t bad = SIZE_MAX;
+    if (ok && (!vocab_text(v, &vocab) || !merges_text(m, &merges, &bad))) {
+        if (bad != SIZE_MAX)
+            snprintf(err, errsz, "%s: model.merges entry %zu is neither \"a b\" nor [\"a\", \"b\"]", path, bad);
+        else snprintf(err, errsz, "out of memory");
+        ok = false;
+    }
+    gpt2_json_free(&doc);
+    if (ok) {
+        char vname[4200], mname[4200];
+        snprintf(vname, sizeof vname, "%s (model.vocab)", path);
+        snprintf(mname, sizeof mname, "%s (model.merges)", path);
+        ok = gpt2_hf_vocab_parse(out, vocab.data, vocab.len, vname, merges.data, merges.len, mname, err, errsz);
+    }
+    gpt2_strbuf_free(&vocab);
+    gpt2_strbuf_free(&merges);
+    return ok;
+}

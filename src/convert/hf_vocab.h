@@ -44,6 +44,10 @@ bool gpt2_hf_vocab_load(HfVocab *out, const char *vocab_json_path, const char *m
 bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len, const char *vocab_name,
                          const char *merges_txt, size_t merges_len, const char *merges_name, char *err, size_t errsz);
 
+/* The same from a tokenizer.json: its model.vocab and model.merges, the
+ * merges written as "a b" strings or as ["a", "b"] pairs. */
+bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err, size_t errsz);
+
 void gpt2_hf_vocab_free(HfVocab *v);
 
 #endif
