@@ -244,6 +244,31 @@ typedef struct {
  * true) returns NULL or a cancel.  After a cancel, next is not asked
  * again.  False only on a failure that is not a completion's own; then the
  * completions handed over and not yet done have no results. */
+/* ---- prompt cache ------------------------------------------------------------- */
+
+/* A prompt's keys and values on disk, for runs that repeat a prefix.  The
+ * file holds the token ids, the keys and values exactly as computed (f32:
+ * 2 x n_layer x n_embd x 4 bytes a token, about 75 MB per 1024 tokens for
+ * 124M), and the identity of the model file: its size and a hash of its
+ * header, tensor directory and the first and last 4 KiB of every tensor
+ * (about 1 MiB read, whatever the model's size).
+ *
+ * gpt2_prompt_cache_load reads the file at path and keeps the keys and
+ * values of the longest common prefix of its tokens and the prompt
+ * ids[0..n) where the next gpt2_generate finds them: a completion with that
+ * prompt evaluates only the rest, with the same results.  *n_loaded gets
+ * the tokens taken, *n_cached those the file holds.  False, nothing
+ * loaded, with the reason in err, when the file is missing, damaged,
+ * truncated, from another version of the format or from another model
+ * file. */
+GPT2_API bool gpt2_prompt_cache_load(Gpt2 *g, const char *path, const int32_t *ids, size_t n, size_t *n_loaded,
+                                     size_t *n_cached, char *err, size_t errsz);
+
+/* Writes the keys and values of the prompt ids[0..n) to path, through a
+ * temporary file renamed into place.  The prompt must have been evaluated
+ * by the last gpt2_generate (its sequence still holds it). */
+GPT2_API bool gpt2_prompt_cache_save(Gpt2 *g, const char *path, const int32_t *ids, size_t n, char *err, size_t errsz);
+
 GPT2_API bool gpt2_generate_feed(Gpt2 *g, const Gpt2Feed *feed, const Gpt2Callbacks *cb, char *err, size_t errsz);
 
 /* ---- scoring and logits -------------------------------------------------- */

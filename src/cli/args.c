@@ -30,6 +30,8 @@ enum {
     OPT_LOGIT_BIAS,
     OPT_LOGPROBS,
     OPT_SAMPLES,
+    OPT_PROMPT_CACHE,
+    OPT_PROMPT_CACHE_RO,
     OPT_SEED,
     OPT_IGNORE_EOS,
     OPT_STOP,
@@ -101,6 +103,10 @@ static const OptionSpec option_specs[] = {
      "evaluated once.  Text: each after a line \"=== sample I (seed S) ===\"\n"
      "and followed by a newline; --json: one line each, with \"index\" and \"seed\"\n"
      "(up to --batch-size run at once)"},
+    {NULL, OPT_PROMPT_CACHE, "prompt-cache", "FILE",
+     "keep the prompt's keys and values in FILE; a later run whose prompt\n"
+     "starts with the same tokens evaluates only the rest (same output)"},
+    {NULL, OPT_PROMPT_CACHE_RO, "prompt-cache-ro", NULL, "use --prompt-cache FILE but never write it"},
     {NULL, OPT_IGNORE_EOS, "ignore-eos", NULL, "go on past <|endoftext|> instead of stopping there"},
     {NULL, OPT_STOP, "stop", "STRING", "stop before STRING; repeatable"},
     {"Output", OPT_ECHO, "echo", NULL, "print the prompt before the continuation; with --json, add \"prompt\""},
@@ -406,6 +412,10 @@ static ArgsResult check_combinations(const CliOptions *o, int mode_code, char *e
     if (o->samples && o->mode != MODE_GENERATE)
         return usage_error(err, errsz, "--samples does not apply to %s%s", mode,
                            o->mode == MODE_BATCH ? " (give a line \"samples\")" : "");
+    if (o->prompt_cache && o->mode != MODE_GENERATE)
+        return usage_error(err, errsz, "--prompt-cache does not apply to %s", mode);
+    if (o->prompt_cache_ro && !o->prompt_cache)
+        return usage_error(err, errsz, "--prompt-cache-ro needs --prompt-cache");
     if (o->params.logprobs && o->mode != MODE_BATCH && !o->json)
         return usage_error(err, errsz, "--logprobs needs --json");
     if (o->params.logprobs && o->mode != MODE_BATCH && o->mode != MODE_GENERATE && o->mode != MODE_SCORE)
@@ -481,6 +491,11 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
                 return usage_error(err, errsz, "--logit-bias must be %s, not '%s'", CLI_LOGIT_BIAS_RULE, optarg);
             o->params.sampling.n_logit_bias++;
             break;
+        case OPT_PROMPT_CACHE:
+            if (!*optarg) return usage_error(err, errsz, "--prompt-cache needs a file name");
+            o->prompt_cache = optarg;
+            break;
+        case OPT_PROMPT_CACHE_RO: o->prompt_cache_ro = true; break;
         case OPT_BATCH:
             o->batch_file = optarg;
             r = set_mode(o, MODE_BATCH, c, &mode_code, err, errsz);

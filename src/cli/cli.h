@@ -51,6 +51,8 @@ typedef struct {
     Gpt2Bytes stops[CLI_MAX_STOPS];
     Gpt2LogitBias logit_bias[CLI_MAX_LOGIT_BIAS]; /* --logit-bias */
     uint32_t samples;                             /* --samples, 0 when not given */
+    const char *prompt_cache;                     /* --prompt-cache FILE, or NULL */
+    bool prompt_cache_ro;                         /* --prompt-cache-ro: never write it */
     bool echo;                                    /* --echo */
     bool json;                                    /* --json */
     bool prepend_eos;                             /* --prepend-eos (scoring) */

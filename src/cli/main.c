@@ -399,6 +399,41 @@ static Gpt2TokenLogprob *prompt_logprobs(Gpt2 *g, const CliOptions *o, const int
     return NULL;
 }
 
+/* ---- --prompt-cache ------------------------------------------------------ */
+
+/* Tokens of a prompt of n the engine evaluates (its window). */
+static size_t window_tokens(const Gpt2 *g, size_t n) {
+    size_t n_ctx = gpt2_info(g).n_ctx;
+    return n == 0 ? 1 : n > n_ctx ? n_ctx : n;
+}
+
+/* Loads what the cache file holds of the prompt.  A file that cannot be
+ * used is ignored with a one-line warning (a missing one silently: this
+ * run makes it).  True when the file holds exactly this prompt already. */
+static bool cache_load(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_t n) {
+    char err[512];
+    size_t loaded, cached;
+    if (gpt2_prompt_cache_load(g, o->prompt_cache, ids, n, &loaded, &cached, err, sizeof err)) {
+        if (o->verbose)
+            fprintf(stderr, "gpt2: prompt cache %s: %zu of the prompt's tokens from it (it holds %zu)\n",
+                    o->prompt_cache, loaded, cached);
+        return loaded == cached && cached == window_tokens(g, n);
+    }
+    struct stat st;
+    if (stat(o->prompt_cache, &st) == 0 || errno != ENOENT)
+        fprintf(stderr, "gpt2: warning: prompt cache %s: %s; ignored%s\n", o->prompt_cache, err,
+                o->prompt_cache_ro ? "" : ", and rewritten");
+    return false;
+}
+
+static void cache_save(Gpt2 *g, const CliOptions *o, const int32_t *ids, size_t n) {
+    char err[512];
+    if (!gpt2_prompt_cache_save(g, o->prompt_cache, ids, n, err, sizeof err))
+        fprintf(stderr, "gpt2: warning: prompt cache %s: not written: %s\n", o->prompt_cache, err);
+    else if (o->verbose)
+        fprintf(stderr, "gpt2: prompt cache %s: %zu tokens written\n", o->prompt_cache, window_tokens(g, n));
+}
+
 static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output *out, double load_ms) {
     char err[512];
     int32_t *ids;
@@ -428,10 +463,13 @@ static int run_generate(Gpt2 *g, const CliOptions *o, const StrBuf *text, Output
         r.c[i].params.sampling.seed = o->params.sampling.seed + i;
     }
     Gpt2Callbacks cb = {streaming ? gen_text : NULL, gen_done, &r, &interrupted};
+    bool cache_current = status == 0 && o->prompt_cache && cache_load(g, o, ids, n);
     if (status == 0 && !out->failed && !gpt2_generate(g, r.c, n_samples, &cb, err, sizeof err)) {
         fprintf(stderr, "gpt2: %s\n", err);
         status = EXIT_RUNTIME;
     }
+    if (status == 0 && o->prompt_cache && !o->prompt_cache_ro && !cache_current && !interrupted && !out->failed)
+        cache_save(g, o, ids, n);
     for (size_t i = 0; status == 0 && i < n_samples; i++) {
         if (r.c[i].finish != GPT2_FINISH_ERROR) continue;
         if (streaming && r.stream.wrote && r.stream.last != '\n' && isatty(fileno(out->f))) out_write(out, "\n", 1);

@@ -16,6 +16,7 @@
 #include "generate.h"
 #include "inspect.h"
 #include "kernels.h"
+#include "kvfile.h"
 #include "model.h"
 #include "prefault.h"
 #include "score.h"
@@ -149,6 +150,38 @@ void gpt2_completion_free(Gpt2Completion *c) {
 
 bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz) {
     return gpt2_generate_list(&g->tf, g->tok, c, n, cb, err, errsz);
+}
+
+/* The tokens a completion with prompt ids[0..n) starts at position 0 with
+ * (generate.c's window): the newest n_ctx, or <|endoftext|> alone. */
+static const int32_t *prompt_window(const Gpt2 *g, const int32_t *ids, size_t *n, const int32_t *eot) {
+    const size_t n_ctx = g->model.config.n_ctx;
+    if (*n == 0) {
+        *n = 1;
+        return eot;
+    }
+    if (*n > n_ctx) {
+        ids += *n - n_ctx;
+        *n = n_ctx;
+    }
+    return ids;
+}
+
+bool gpt2_prompt_cache_load(Gpt2 *g, const char *path, const int32_t *ids, size_t n, size_t *n_loaded, size_t *n_cached,
+                            char *err, size_t errsz) {
+    const int32_t eot = gpt2_tokenizer_eot(g->tok);
+    const int32_t *window = prompt_window(g, ids, &n, &eot);
+    return gpt2_kvfile_read(&g->tf, 0, path, window, n, n_loaded, n_cached, err, errsz);
+}
+
+bool gpt2_prompt_cache_save(Gpt2 *g, const char *path, const int32_t *ids, size_t n, char *err, size_t errsz) {
+    const int32_t eot = gpt2_tokenizer_eot(g->tok);
+    const int32_t *window = prompt_window(g, ids, &n, &eot);
+    for (size_t q = 0; q < g->tf.n_seq; q++)
+        if (gpt2_transformer_match(&g->tf, q, window, n) == n)
+            return gpt2_kvfile_write(&g->tf, q, window, n, path, err, errsz);
+    snprintf(err, errsz, "the prompt's keys and values are no longer held");
+    return false;
 }
 
 bool gpt2_generate_feed(Gpt2 *g, const Gpt2Feed *feed, const Gpt2Callbacks *cb, char *err, size_t errsz) {
