@@ -61,6 +61,9 @@ typedef struct {
     int out; /* its standard output's read end */
 } Child;
 
+/* The child's address space limit in bytes (RLIMIT_AS), 0 for none. */
+static size_t child_as_limit;
+
 /* Starts argv with stdout a pipe and stderr env.stderr_path; stdin a pipe
  * when want_stdin, else /dev/null.  extra_env: "NAME=value" or NULL. */
 static Child spawn(const char *const argv[], bool want_stdin, const char *extra_env) {
@@ -79,6 +82,10 @@ static Child spawn(const char *const argv[], bool want_stdin, const char *extra_
         if (in[1] >= 0) close(in[1]);
         close(out[0]);
         if (extra_env) putenv((char *)extra_env);
+        if (child_as_limit) {
+            struct rlimit rl = {child_as_limit, child_as_limit};
+            setrlimit(RLIMIT_AS, &rl);
+        }
         signal(SIGPIPE, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         execv(argv[0], (char *const *)argv);
@@ -306,12 +313,58 @@ static void test_tables_rewritten_in_place(void **state) {
     gpt2_close(g);
 }
 
+/* ---- sizes ------------------------------------------------------------------------------ */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* A valid model whose context (65536 positions, 64 layers) needs 1 GiB of
+ * key/value cache per sequence, run where only 768 MiB may be reserved:
+ * refused before anything is reserved, with the size in the message.
+ * Skipped under AddressSanitizer, which reserves terabytes of address
+ * space and cannot run under an address-space limit. */
+static void test_cache_larger_than_memory(void **state) {
+    (void)state;
+    if (UNDER_ASAN) {
+        printf("skipped: AddressSanitizer cannot run under ulimit -v\n");
+        skip();
+        return;
+    }
+    char model[4200], msg[512];
+    test_path(model, sizeof model, env.dir, "long-context.bin");
+    ModelConfig c = {
+        .n_vocab = 300, .n_ctx = 65536, .n_embd = 32, .n_layer = 64, .n_head = 1, .dtype = DTYPE_Q8_0, .ln_eps = 1e-5f};
+    if (!gpt2_convert_random(&c, 5, NULL, model, NULL, msg, sizeof msg)) fail_msg("gpt2_convert_random: %s", msg);
+    const char *argv[] = {env.gpt2, "-m", model, "-p", "hi", "-n", "2", "-t", "1", NULL};
+    child_as_limit = (size_t)768 << 20;
+    Child ch = spawn(argv, false, NULL);
+    child_as_limit = 0;
+    int status = wait_child(&ch);
+    StrBuf err = {0};
+    read_stderr(&err);
+    if (status != 1) fail_msg("exit %d, want 1; stderr: %s", status, err.data);
+    if (!strstr(err.data, "needs 1.0 GiB of key/value cache per sequence, more than this process may use"))
+        fail_msg("stderr: %s", err.data);
+    assert_int_equal(strchr(err.data, '\n') - err.data + 1, (long)err.len); /* one line */
+    gpt2_strbuf_free(&err);
+    unlink(model);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigint_while_blocked_on_a_full_pipe),
         cmocka_unit_test(test_sigint_while_batch_reads_stdin),
         cmocka_unit_test(test_model_file_shrinks_during_batch),
         cmocka_unit_test(test_tables_rewritten_in_place),
+        cmocka_unit_test(test_cache_larger_than_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 /* LayerNorm rows (and key/value rows stored) per chunk: fewer run on the
  * calling thread alone, as handing them to the pool would cost more than
@@ -27,11 +29,69 @@ static float *calloc_pages(size_t n, void **block) {
     return (float *)(void *)((char *)*block + (page - (uintptr_t)*block % page));
 }
 
+/* a * b * c * d, setting *overflow when it does not fit a size_t (a
+ * 32-bit one among them). */
+static size_t product(bool *overflow, size_t a, size_t b, size_t c, size_t d) {
+    size_t f[3] = {b, c, d}, x = a;
+    for (int i = 0; i < 3; i++) {
+        if (f[i] && x > SIZE_MAX / f[i]) *overflow = true;
+        x *= f[i];
+    }
+    return x;
+}
+
+/* What this process can have: the machine's memory, or less under a
+ * ulimit -v.  0 when unknown. */
+static double memory_limit(const char **what) {
+    double limit = 0;
+    *what = "this machine has";
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) limit = (double)pages * (double)page;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (limit == 0 || (double)rl.rlim_cur < limit)) {
+        limit = (double)rl.rlim_cur;
+        *what = "this process may use under ulimit -v";
+    }
+    return limit;
+}
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+/* Refuses, before anything is reserved, a key/value cache whose size
+ * overflows or that is more than the memory there is. */
+static bool check_cache_size(const ModelConfig *c, size_t n_seq, size_t n_ctx16, char *err, size_t errsz) {
+    bool overflow = false;
+    size_t per_seq = product(&overflow, c->n_layer, n_ctx16 + c->n_ctx, c->n_embd, sizeof(float));
+    size_t all = product(&overflow, per_seq, n_seq, 1, 1);
+    double need = (double)c->n_layer * (double)(n_ctx16 + c->n_ctx) * c->n_embd * sizeof(float);
+    if (overflow) {
+        snprintf(err, errsz,
+                 "this model needs %.1f GiB of key/value cache per sequence, more than this machine can address",
+                 need / GIB);
+        return false;
+    }
+    const char *what;
+    double limit = memory_limit(&what);
+    if (limit > 0 && (double)per_seq > limit) {
+        snprintf(err, errsz, "this model needs %.1f GiB of key/value cache per sequence, more than %s (%.1f GiB)",
+                 (double)per_seq / GIB, what, limit / GIB);
+        return false;
+    }
+    if (limit > 0 && (double)all > limit) {
+        snprintf(err, errsz,
+                 "%zu sequences need %.1f GiB of key/value cache, more than %s (%.1f GiB); run fewer at a time", n_seq,
+                 (double)all / GIB, what, limit / GIB);
+        return false;
+    }
+    return true;
+}
+
 bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
                             int n_threads, char *err, size_t errsz) {
     memset(t, 0, sizeof *t);
     const ModelConfig *c = &model->config;
     const size_t C = c->n_embd;
+    if (!check_cache_size(c, n_seq, ((size_t)c->n_ctx + 15) / 16 * 16, err, errsz)) return false;
     t->model = model;
     t->kernels = kernels;
     t->n_seq = n_seq;
@@ -41,19 +101,24 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     t->caches = calloc(n_seq, sizeof *t->caches);
     RunState *s = &t->state;
     const size_t threads = t->pool ? (size_t)gpt2_threadpool_size(t->pool) : 1;
-    s->x = malloc(max_rows * C * sizeof(float));
-    s->xn = malloc(max_rows * C * sizeof(float));
-    s->qkv = malloc(max_rows * 3 * C * sizeof(float));
-    s->att = malloc(max_rows * C * sizeof(float));
-    s->fc = malloc(max_rows * 4 * C * sizeof(float));
-    s->scores = malloc(threads * kernels->attention_queries * t->n_ctx16 * sizeof(float));
-    s->xt = malloc(kernels->wide_rows * 4 * C * sizeof(float));
-    s->xq = malloc(max_rows * 2 * 4 * C);
-    s->xd = malloc(max_rows * 2 * (4 * C / Q8_BLOCK + 1) * sizeof(float));
-    s->group_row = malloc(max_rows * sizeof *s->group_row);
-    s->group_len = malloc(max_rows * sizeof *s->group_len);
-    bool ok = t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores && s->xt && s->xq &&
-              s->xd && s->group_row && s->group_len;
+    /* Every size checked for overflow (a 32-bit size_t is small): one
+     * that overflows is refused below instead of allocating a wrapped one. */
+    bool ovf = false;
+    const size_t f = sizeof(float);
+    s->x = malloc(product(&ovf, max_rows, C, f, 1));
+    s->xn = malloc(product(&ovf, max_rows, C, f, 1));
+    s->qkv = malloc(product(&ovf, max_rows, 3 * C, f, 1));
+    s->att = malloc(product(&ovf, max_rows, C, f, 1));
+    s->fc = malloc(product(&ovf, max_rows, 4 * C, f, 1));
+    s->scores = malloc(product(&ovf, threads, kernels->attention_queries, t->n_ctx16, f));
+    s->xt = malloc(product(&ovf, kernels->wide_rows, 4 * C, f, 1));
+    s->xq = malloc(product(&ovf, max_rows, 2 * 4 * C, 1, 1));
+    s->xd = malloc(product(&ovf, max_rows, 2 * (4 * C / Q8_BLOCK + 1), f, 1));
+    s->group_row = malloc(product(&ovf, max_rows, sizeof *s->group_row, 1, 1));
+    s->group_len = malloc(product(&ovf, max_rows, sizeof *s->group_len, 1, 1));
+    bool ok = !ovf && t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores && s->xt &&
+              s->xq && s->xd && s->group_row && s->group_len;
+    /* check_cache_size checked these products and the page added below. */
     const size_t per_layer_k = t->n_ctx16 * C, per_layer_v = (size_t)c->n_ctx * C;
     for (size_t i = 0; ok && i < n_seq; i++) {
         KVCache *kv = &t->caches[i];
