@@ -32,6 +32,8 @@ enum {
     OPT_SAMPLES,
     OPT_PROMPT_CACHE,
     OPT_PROMPT_CACHE_RO,
+    OPT_IN_PREFIX,
+    OPT_IN_SUFFIX,
     OPT_SEED,
     OPT_IGNORE_EOS,
     OPT_STOP,
@@ -117,6 +119,14 @@ static const OptionSpec option_specs[] = {
      "(before temperature, penalties and truncation); with --echo the\n"
      "prompt's too, with --score every position's"},
     {NULL, 'v', "verbose", NULL, "timings, speed and the seed on standard error"},
+    {"Interactive", 'i', "interactive", NULL,
+     "continue the prompt (if any), then append each line typed, with its\n"
+     "newline, to the text and continue it (-n tokens, a stop string or end\n"
+     "of text); only new tokens are evaluated.  Ctrl-C stops a continuation,\n"
+     "at the prompt it exits (130); Ctrl-D exits.  Without a terminal, each\n"
+     "line of standard input is a turn, and standard output gets it too"},
+    {NULL, OPT_IN_PREFIX, "in-prefix", "TEXT", "with -i, text put before each typed line"},
+    {NULL, OPT_IN_SUFFIX, "in-suffix", "TEXT", "with -i, text put after each typed line (printed)"},
     {"Batch", OPT_BATCH, "batch", "FILE",
      "JSON Lines ('-' is standard input), answered line by line as they\n"
      "come: {\"prompt\": TEXT or [token ids]} with optional\n"
@@ -191,6 +201,8 @@ static const char *option_default(int code, const CliOptions *d, char *buf, size
     case OPT_LOGIT_BIAS: return "none";
     case OPT_LOGPROBS: return "off";
     case OPT_SAMPLES: return "1";
+    case OPT_IN_PREFIX:
+    case OPT_IN_SUFFIX: return "none";
     case OPT_SEED: return "from the clock; -v prints it";
     case OPT_STOP: return "none";
     case OPT_BATCH_SIZE: snprintf(buf, n, "%u", (unsigned)d->batch_size); return buf;
@@ -209,6 +221,7 @@ bool cli_print_usage(FILE *f) {
     CliOptions d;
     cli_defaults(&d, NULL);
     fputs("usage: gpt2 [options]                 complete a prompt (-p, -f, or standard input)\n"
+          "       gpt2 -i [-p TEXT] [options]    interactive: you and the model write a text in turns\n"
           "       gpt2 --batch FILE [options]    complete JSON Lines prompts, one JSON object per line\n"
           "       gpt2 --score [options]         log-probability of every token of a text\n"
           "       gpt2 --tokenize | --detokenize text to token ids and back\n"
@@ -409,6 +422,17 @@ static ArgsResult check_combinations(const CliOptions *o, int mode_code, char *e
     if (o->json && (o->mode == MODE_TOKENIZE || o->mode == MODE_DETOKENIZE))
         return usage_error(err, errsz, "--json does not apply to %s", mode);
     if (o->echo && o->mode != MODE_GENERATE) return usage_error(err, errsz, "--echo does not apply to %s", mode);
+    if (o->interactive) {
+        if (o->mode != MODE_GENERATE) return usage_error(err, errsz, "-i does not apply to %s", mode);
+        if (o->json || o->samples || o->params.logprobs || o->echo)
+            return usage_error(err, errsz,
+                               "-i writes text as it comes; --json, --samples, --logprobs and --echo "
+                               "do not apply");
+        if (o->prompt_file && strcmp(o->prompt_file, "-") == 0)
+            return usage_error(err, errsz, "with -i, standard input is the typed lines, not the prompt");
+    }
+    if ((o->in_prefix || o->in_suffix) && !o->interactive)
+        return usage_error(err, errsz, "--in-prefix and --in-suffix need -i");
     if (o->samples && o->mode != MODE_GENERATE)
         return usage_error(err, errsz, "--samples does not apply to %s%s", mode,
                            o->mode == MODE_BATCH ? " (give a line \"samples\")" : "");
@@ -443,13 +467,16 @@ ArgsResult cli_parse_args(int argc, char **argv, const char *env_model, CliOptio
     opterr = 0;
     optind = 0; /* 0 re-initialises GNU getopt, so tests may call this more than once */
     int c;
-    while ((c = getopt_long(argc, argv, ":m:t:p:f:n:vh", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:t:p:f:n:vih", options, NULL)) != -1) {
         ArgsResult r = ARGS_RUN;
         switch (c) {
         case 'm': o->model_path = optarg; break;
         case 'p': o->prompt = optarg; break;
         case 'f': o->prompt_file = optarg; break;
         case 'v': o->verbose = true; break;
+        case 'i': o->interactive = true; break;
+        case OPT_IN_PREFIX: o->in_prefix = optarg; break;
+        case OPT_IN_SUFFIX: o->in_suffix = optarg; break;
         case 'h': return ARGS_HELP;
         case OPT_VERSION: return ARGS_VERSION;
         case OPT_IDS: o->ids = true; break;

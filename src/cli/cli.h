@@ -59,6 +59,8 @@ typedef struct {
     int n_threads;                                /* -t, 0: one per CPU */
     uint32_t batch_size;                          /* --batch-size: completions run together */
     bool verbose;                                 /* -v */
+    bool interactive;                             /* -i */
+    const char *in_prefix, *in_suffix;            /* --in-prefix, --in-suffix: around each typed line */
     uint32_t inspect_top;                         /* --top */
     bool logit_lens;                              /* --logit-lens */
     bool attention_json;                          /* --attention-json */
@@ -140,6 +142,12 @@ bool cli_read_prompt(const CliOptions *o, StrBuf *text, char *err, size_t errsz)
 bool cli_parse_ids(const char *text, size_t len, uint32_t n_vocab, int32_t **ids, size_t *n, char *err, size_t errsz);
 
 /* ---- modes ------------------------------------------------------------ */
+
+/* Runs the -i mode on the prompt text (may be empty); returns the exit
+ * status but for the signals, which *signalled tells (the handler must
+ * stay installed, so that Ctrl-C can come more than once). */
+int cli_run_interactive(Gpt2 *g, const CliOptions *o, const StrBuf *prompt, Output *out,
+                        volatile sig_atomic_t *signalled);
 
 /* Runs the --batch mode; returns the exit status. */
 int cli_run_batch(Gpt2 *g, const CliOptions *o, Output *out, double load_ms, volatile sig_atomic_t *cancel);

@@ -31,10 +31,13 @@ static void on_interrupt(int sig) {
     signal(sig, SIG_DFL);
 }
 
-static void catch_interrupts(void) {
+/* For -i, where Ctrl-C may come once per turn: every signal is caught. */
+static void on_every_interrupt(int sig) { interrupted = sig; }
+
+static void catch_interrupts(bool every) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt;
+    sa.sa_handler = every ? on_every_interrupt : on_interrupt; /* no SA_RESTART: a read ends with EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -524,15 +527,19 @@ int main(int argc, char **argv) {
     out_init(&out, stdout, &interrupted);
     int status = 0;
     if (o.mode == MODE_BATCH) {
-        catch_interrupts();
+        catch_interrupts(false);
         status = cli_run_batch(g, &o, &out, load_ms, &interrupted);
     } else {
         StrBuf text = {0};
-        if (!cli_read_prompt(&o, &text, err, sizeof err)) {
+        bool no_prompt = o.interactive && !o.prompt && !o.prompt_file; /* -i alone starts with a typed line */
+        if (!no_prompt && !cli_read_prompt(&o, &text, err, sizeof err)) {
             fprintf(stderr, "gpt2: %s\n", err);
             status = EXIT_RUNTIME;
+        } else if (o.interactive) {
+            catch_interrupts(true);
+            status = cli_run_interactive(g, &o, &text, &out, &interrupted);
         } else {
-            catch_interrupts();
+            catch_interrupts(false);
             switch (o.mode) {
             case MODE_TOKENIZE: status = run_tokenize(g, &o, &text, &out); break;
             case MODE_DETOKENIZE: status = run_detokenize(g, &text, &out); break;
