@@ -54,6 +54,7 @@ typedef struct {
     int n_threads;   /* entries of threads */
     int max_threads; /* the largest: the acceptance figures use it */
     int n_prompt, n_gen, reps;
+    int depth; /* positions before the paired decode rounds' first token */
     int batch, batch_tokens;
     char batch_dtypes[64];
     bool e2e;
@@ -95,6 +96,7 @@ typedef enum { PAIR_DECODE, PAIR_PREFILL } PairKind;
 typedef struct {
     double median, lo, hi; /* ratio to the limit over the rounds */
     double tps, limit;     /* tokens/s and limit of the median round */
+    double work;           /* bytes (decode) or FLOP (prefill) per token */
     bool ran;
 } Paired;
 
@@ -132,6 +134,7 @@ bool bench_paired_rounds(const Options *o, const char *path, PairKind kind, Pair
 bool bench_batch(const Options *o, const ModelResult *m, BatchResult *res);
 int bench_e2e_child(const char *path, int threads);
 bool bench_e2e_run(const Options *o, ModelResult *m);
+double bench_kv_read_bytes(const ModelConfig *c, int depth, int n);
 double bench_prefill_flops(const ModelConfig *c, int n);
 
 /* report.c */

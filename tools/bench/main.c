@@ -36,6 +36,8 @@ static const char usage[] = "usage: gpt2-bench [options] MODEL...\n"
                             "  --batch N        completions of the batch test (default 16; 0: skip)\n"
                             "  --batch-tokens N tokens each completion of the batch test generates (default 64)\n"
                             "  --batch-dtypes L dtypes the batch test runs on (default f32,q8_0)\n"
+                            "  --depth N        the paired decode rounds start at position N, their bytes\n"
+                            "                   counting the keys and values read (default 0)\n"
                             "  --no-e2e         skip the fresh-process load, end-to-end and RSS runs\n"
                             "  --limits         measure the machine's limits only (no model needed)\n"
                             "  -h, --help       show this help\n"
@@ -71,13 +73,14 @@ static int usage_error(const char *msg, const char *arg) {
 static int sort_ints(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 int main(int argc, char **argv) {
-    enum { OPT_BATCH = 256, OPT_BATCH_TOKENS, OPT_BATCH_DTYPES, OPT_NO_E2E, OPT_E2E_CHILD, OPT_LIMITS };
+    enum { OPT_BATCH = 256, OPT_BATCH_TOKENS, OPT_BATCH_DTYPES, OPT_NO_E2E, OPT_E2E_CHILD, OPT_LIMITS, OPT_DEPTH };
     static const struct option longs[] = {
         {"batch", required_argument, NULL, OPT_BATCH},
         {"batch-tokens", required_argument, NULL, OPT_BATCH_TOKENS},
         {"batch-dtypes", required_argument, NULL, OPT_BATCH_DTYPES},
         {"no-e2e", no_argument, NULL, OPT_NO_E2E},
         {"limits", no_argument, NULL, OPT_LIMITS},
+        {"depth", required_argument, NULL, OPT_DEPTH},
         {"e2e-child", required_argument, NULL, OPT_E2E_CHILD},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -115,6 +118,9 @@ int main(int argc, char **argv) {
         case OPT_NO_E2E: o.e2e = false; break;
         case OPT_E2E_CHILD: child_model = optarg; break;
         case OPT_LIMITS: limits_only = true; break;
+        case OPT_DEPTH:
+            if (!parse_count(optarg, 0, 1 << 16, &o.depth)) return usage_error("bad --depth", optarg);
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: return usage_error("bad option", NULL);
         }

@@ -32,17 +32,18 @@ void bench_print_acceptance(const Options *o, const PairedSet *ps, const ModelRe
            o->max_threads, o->reps);
     printf("| %-72s | %10s | %-13s | %-10s | %-4s |\n", "criterion", "measured", "rounds", "target", "ok");
     printf("| %.72s | %.9s: | %.13s | %.10s | %.4s |\n", DASHES, DASHES, DASHES, DASHES, DASHES);
-    char what[160], measured[32];
+    char what[160], measured[32], at[32] = "";
+    if (o->depth > 0) snprintf(at, sizeof at, " at %d", o->depth);
     if (ps->decode_f32.ran) {
         const Paired *p = &ps->decode_f32;
-        snprintf(what, sizeof what, "decode f32 tg%d: %.1f tok/s x %.1f MB = %.2f of %.2f GB/s read", o->n_gen, p->tps,
-                 (double)ps->f32_bytes / 1e6, p->tps * (double)ps->f32_bytes / 1e9, p->limit / 1e9);
+        snprintf(what, sizeof what, "decode f32 tg%d%s: %.1f tok/s x %.1f MB = %.2f of %.2f GB/s read", o->n_gen, at,
+                 p->tps, p->work / 1e6, p->tps * p->work / 1e9, p->limit / 1e9);
         paired_line(what, p, 90, ">= 90 %");
     }
     if (ps->decode_q8.ran) {
         const Paired *p = &ps->decode_q8;
-        snprintf(what, sizeof what, "decode q8_0 tg%d: %.1f tok/s of the bound %.2f GB/s / %.1f MB = %.1f", o->n_gen,
-                 p->tps, p->limit / 1e9, (double)ps->q8_bytes / 1e6, p->limit / (double)ps->q8_bytes);
+        snprintf(what, sizeof what, "decode q8_0 tg%d%s: %.1f tok/s of the bound %.2f GB/s / %.1f MB = %.1f", o->n_gen,
+                 at, p->tps, p->limit / 1e9, p->work / 1e6, p->limit / p->work);
         paired_line(what, p, 80, ">= 80 %");
     }
     if (ps->prefill_f32.ran) {

@@ -40,6 +40,16 @@ double bench_kv_cache_bytes(const ModelConfig *c) {
     return (double)c->n_layer * (n_ctx16 + c->n_ctx) * c->n_embd * sizeof(float);
 }
 
+/* Key and value bytes a decoding step reads, on average over the n steps
+ * from position depth: the step at position p reads p + 1 values and the
+ * p + 1 keys rounded up to whole blocks of 16 (transformer.h), of every
+ * layer. */
+double bench_kv_read_bytes(const ModelConfig *c, int depth, int n) {
+    double sum = 0;
+    for (int p = depth; p < depth + n; p++) sum += (double)((p + 16) / 16 * 16) + (double)(p + 1);
+    return sum / n * c->n_layer * c->n_embd * sizeof(float);
+}
+
 const char *bench_dtype_label(DType t) {
     static const char *const labels[DTYPE_COUNT] = {"F32", "F16", "BF16", "Q8_0"};
     return (unsigned)t < DTYPE_COUNT ? labels[t] : "?";
@@ -61,14 +71,20 @@ typedef struct {
     float *logits; /* [n_vocab] */
 } Runner;
 
-/* Evaluates tokens[0..n) from an empty context as one batch (prefill) or
- * one at a time (decode). Returns the milliseconds it took, or -1. */
-static double run_tokens(Runner *r, int n, bool one_by_one) {
+/* Evaluates tokens[0..depth) untimed, as one batch, then times
+ * tokens[depth..depth+n) as one batch (prefill) or one at a time (decode).
+ * Returns the milliseconds those took, or -1. */
+static double run_tokens_at(Runner *r, int depth, int n, bool one_by_one) {
     char err[256];
     gpt2_transformer_reset(&r->tf, 0);
+    Batch pre = {(size_t)depth, r->tokens, r->pos, r->seq, NULL};
+    if (depth > 0 && !gpt2_transformer_forward(&r->tf, &pre, r->logits, err, sizeof err)) {
+        fprintf(stderr, "gpt2-bench: %s\n", err);
+        return -1;
+    }
     double t0 = now_ms();
     size_t step = one_by_one ? 1 : (size_t)n;
-    for (size_t i = 0; i < (size_t)n; i += step) {
+    for (size_t i = (size_t)depth; i < (size_t)depth + (size_t)n; i += step) {
         Batch b = {step, r->tokens + i, r->pos + i, r->seq, NULL};
         if (!gpt2_transformer_forward(&r->tf, &b, r->logits, err, sizeof err)) {
             fprintf(stderr, "gpt2-bench: %s\n", err);
@@ -77,6 +93,10 @@ static double run_tokens(Runner *r, int n, bool one_by_one) {
     }
     return now_ms() - t0;
 }
+
+/* Evaluates tokens[0..n) from an empty context as one batch (prefill) or
+ * one at a time (decode). Returns the milliseconds it took, or -1. */
+static double run_tokens(Runner *r, int n, bool one_by_one) { return run_tokens_at(r, 0, n, one_by_one); }
 
 void bench_print_table_head(void) {
     printf("| model            |       size |     params | kernels  | threads |  test |                  t/s |\n");
@@ -183,26 +203,36 @@ bool bench_paired_rounds(const Options *o, const char *path, PairKind kind, Pair
     }
     const KernelSet *k = gpt2_kernels_select(o->kernels);
     const int n = kind == PAIR_DECODE ? o->n_gen : o->n_prompt;
+    const int depth = kind == PAIR_DECODE ? o->depth : 0, total = depth + n;
+    if ((uint32_t)total > model.config.n_ctx) {
+        fprintf(stderr, "gpt2-bench: --depth %d and %d tokens go past the context of %u positions\n", depth, n,
+                model.config.n_ctx);
+        gpt2_model_close(&model);
+        return false;
+    }
     Runner r = {0};
-    r.tokens = malloc((size_t)n * sizeof *r.tokens);
-    r.pos = malloc((size_t)n * sizeof *r.pos);
-    r.seq = calloc((size_t)n, sizeof *r.seq);
+    r.tokens = malloc((size_t)total * sizeof *r.tokens);
+    r.pos = malloc((size_t)total * sizeof *r.pos);
+    r.seq = calloc((size_t)total, sizeof *r.seq);
     r.logits = malloc(model.config.n_vocab * sizeof *r.logits);
     double *ratio = malloc((size_t)o->reps * sizeof *ratio), *tps = malloc((size_t)o->reps * sizeof *tps);
     double *limit = malloc((size_t)o->reps * sizeof *limit);
     float *buf = NULL;
     bool ok = r.tokens && r.pos && r.seq && r.logits && ratio && tps && limit &&
               (kind != PAIR_DECODE || (buf = bench_bandwidth_buffer_new()) != NULL);
-    ok = ok && gpt2_transformer_build(&r.tf, &model, k, 1, (size_t)n, o->max_threads, err, sizeof err);
+    ok = ok &&
+         gpt2_transformer_build(&r.tf, &model, k, 1, (size_t)(n > depth ? n : depth), o->max_threads, err, sizeof err);
     if (ok) {
-        random_tokens(r.tokens, (size_t)n, model.config.n_vocab, 42);
-        for (int i = 0; i < n; i++) r.pos[i] = (uint32_t)i;
+        random_tokens(r.tokens, (size_t)total, model.config.n_vocab, 42);
+        for (int i = 0; i < total; i++) r.pos[i] = (uint32_t)i;
         PairCtx c = {kind, &r, bench_isa_of(k->name), buf};
-        const double work = kind == PAIR_DECODE ? (double)model.n_bytes : bench_prefill_flops(&model.config, n) / n;
-        ok = run_tokens(&r, n, kind == PAIR_DECODE) > 0; /* warm-up */
+        const double work = kind == PAIR_DECODE ? (double)model.n_bytes + bench_kv_read_bytes(&model.config, depth, n)
+                                                : bench_prefill_flops(&model.config, n) / n;
+        out->work = work;
+        ok = run_tokens_at(&r, depth, n, kind == PAIR_DECODE) > 0; /* warm-up */
         double before = ok ? pair_limit(&c) : 0;
         for (int i = 0; ok && i < o->reps; i++) {
-            double ms = run_tokens(&r, n, kind == PAIR_DECODE), after = pair_limit(&c);
+            double ms = run_tokens_at(&r, depth, n, kind == PAIR_DECODE), after = pair_limit(&c);
             ok = ms > 0;
             tps[i] = n / (ms / 1e3);
             limit[i] = before > after ? before : after;
