@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -358,6 +359,124 @@ static void test_cache_larger_than_memory(void **state) {
     unlink(model);
 }
 
+/* ---- huge inputs under ulimit -v 512 MiB ------------------------------------------------ */
+
+/* Slow (each writes and reads 50 to 100 MB), so only with GPT2_SLOW_TESTS=1;
+ * and not under AddressSanitizer, which reserves terabytes of address
+ * space and cannot run under an address-space limit. */
+static bool huge_inputs_wanted(void) {
+    if (UNDER_ASAN) {
+        printf("skipped: AddressSanitizer cannot run under ulimit -v\n");
+        return false;
+    }
+    const char *slow = getenv("GPT2_SLOW_TESTS");
+    if (!slow || strcmp(slow, "1") != 0) {
+        printf("skipped: huge inputs under ulimit -v run with GPT2_SLOW_TESTS=1\n");
+        return false;
+    }
+    return true;
+}
+
+/* Runs argv under 512 MiB of address space with one thread's worth of
+ * malloc arenas.  It must end by itself, not by a signal: with status 0,
+ * or with status 1 and exactly one line on stderr. */
+static int run_constrained(const char *const argv[], StrBuf *err) {
+    child_as_limit = (size_t)512 << 20;
+    Child c = spawn(argv, false, "MALLOC_ARENA_MAX=2");
+    child_as_limit = 0;
+    StrBuf out = {0};
+    char buf[65536];
+    ssize_t got;
+    while ((got = read(c.out, buf, sizeof buf)) != 0)
+        if (got > 0) assert_true(gpt2_strbuf_append(&out, buf, (size_t)got));
+        else if (errno != EINTR) break;
+    int status = wait_child(&c);
+    read_stderr(err);
+    printf("%s: exit %d, stderr: %s%s", argv[3], status, err->data, err->len ? "" : "\n");
+    if (status < 0) fail_msg("%s %s: killed by signal %d; stderr: %s", argv[1], argv[3], -status, err->data);
+    if (status != 0 && status != 1) fail_msg("exit %d; stderr: %s", status, err->data);
+    if (status == 1) {
+        const char *nl = strchr(err->data, '\n');
+        if (!nl || (size_t)(nl - err->data) + 1 != err->len) fail_msg("not one line on stderr: %s", err->data);
+    }
+    gpt2_strbuf_free(&out);
+    return status;
+}
+
+static void write_repeated(const char *path, const char *head, const char *unit, size_t total, const char *tail) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(head, f);
+    size_t n = strlen(unit);
+    for (size_t done = 0; done < total; done += n) fputs(unit, f);
+    fputs(tail, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A safetensors file whose header claims (and has) 100 MB. */
+static void test_huge_safetensors_header(void **state) {
+    (void)state;
+    if (!huge_inputs_wanted()) return;
+    REQUIRE_SHARED(shared);
+    char dir[4200], path[4400], from[4400], out[4400];
+    test_path(dir, sizeof dir, env.dir, "hf");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    const char *copies[][2] = {{"reference/tiny/config.json", "config.json"},
+                               {"gpt2/vocab.json", "vocab.json"},
+                               {"gpt2/merges.txt", "merges.txt"}};
+    for (int i = 0; i < 3; i++) {
+        test_path(from, sizeof from, shared, copies[i][0]);
+        test_path(path, sizeof path, dir, copies[i][1]);
+        copy_file(from, path);
+    }
+    test_path(path, sizeof path, dir, "model.safetensors");
+    const uint64_t hlen = 100u << 20;
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(&hlen, 8, 1, f), 1); /* little-endian, as the format */
+    fputc('{', f);
+    for (uint64_t i = 1; i + 1 < hlen; i++) fputc(' ', f);
+    fputc('}', f);
+    assert_int_equal(fclose(f), 0);
+    char convert[4200];
+    snprintf(convert, sizeof convert, "%s/gpt2-convert", test_build_dir());
+    test_path(out, sizeof out, env.dir, "out.bin");
+    const char *argv[] = {convert, dir, out, "-q", NULL};
+    StrBuf err = {0};
+    assert_int_equal(run_constrained(argv, &err), 1);
+    assert_non_null(strstr(err.data, "safetensors"));
+    gpt2_strbuf_free(&err);
+    test_rmtree(dir);
+}
+
+/* A 50 MB batch line [0,0,...]: an error object for the line, or one line. */
+static void test_huge_batch_line(void **state) {
+    (void)state;
+    if (!huge_inputs_wanted()) return;
+    char path[4200];
+    test_path(path, sizeof path, env.dir, "huge.jsonl");
+    write_repeated(path, "[", "0,", 50u << 20, "0]\n");
+    const char *argv[] = {env.gpt2, "-m", env.model, "--batch", path, "-t", "1", NULL};
+    StrBuf err = {0};
+    run_constrained(argv, &err);
+    gpt2_strbuf_free(&err);
+    unlink(path);
+}
+
+/* A 50 MB prompt without a space: one pre-tokenized piece. */
+static void test_huge_prompt_without_spaces(void **state) {
+    (void)state;
+    if (!huge_inputs_wanted()) return;
+    char path[4200];
+    test_path(path, sizeof path, env.dir, "huge.txt");
+    write_repeated(path, "", "abcdefghijklmnopqrstuvwxyz", 50u << 20, "");
+    const char *argv[] = {env.gpt2, "-m", env.model, "-f", path, "-n", "1", "-t", "1", NULL};
+    StrBuf err = {0};
+    run_constrained(argv, &err);
+    gpt2_strbuf_free(&err);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigint_while_blocked_on_a_full_pipe),
@@ -365,6 +484,9 @@ int main(void) {
         cmocka_unit_test(test_model_file_shrinks_during_batch),
         cmocka_unit_test(test_tables_rewritten_in_place),
         cmocka_unit_test(test_cache_larger_than_memory),
+        cmocka_unit_test(test_huge_safetensors_header),
+        cmocka_unit_test(test_huge_batch_line),
+        cmocka_unit_test(test_huge_prompt_without_spaces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
