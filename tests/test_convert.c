@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "convert.h"
@@ -411,7 +412,7 @@ static void refused(const Fixture *fx, const char *phrase) {
     if (!strstr(err, phrase)) fail_msg("message \"%s\" lacks \"%s\"", err, phrase);
     if (strchr(err, '\n')) fail_msg("message on several lines: %s", err);
     assert_false(exists(fx->out));
-    assert_false(exists(fx->partial));
+    assert_false(test_has_partial(fx->out));
 }
 
 static void assert_same_file(const char *a, const char *b) {
@@ -486,7 +487,7 @@ static void test_converts_plain_folder(void **state) {
     Fixture *fx = *state;
     convert_ok(fx, fx->out, DTYPE_F32);
     check_weights(fx->out, &fx->model, DTYPE_F32);
-    assert_false(exists(fx->partial));
+    assert_false(test_has_partial(fx->out));
 }
 
 /* Converts the folder as it now is and compares with a conversion of the
@@ -991,12 +992,12 @@ static void test_output_replaced_only_on_success(void **state) {
     assert_int_equal(old.len, 9);
     assert_memory_equal(old.data, "old model", 9);
     gpt2_strbuf_free(&old);
-    assert_false(exists(fx->partial));
+    assert_false(test_has_partial(fx->out));
     /* A good one replaces it. */
     fx_write_config(fx, config_json);
     convert_ok(fx, fx->out, DTYPE_F32);
     assert_same_file(fx->out, fx->ref);
-    assert_false(exists(fx->partial));
+    assert_false(test_has_partial(fx->out));
 }
 
 /* ---- the command line ----------------------------------------------------------- */
@@ -1023,8 +1024,53 @@ static void cli_refuses(const Fixture *fx, const char *const args[], int status,
     run_convert(args, &r);
     test_expect_refusal(&r, status, "gpt2-convert: ", phrase);
     assert_false(exists(fx->out));
-    assert_false(exists(fx->partial));
+    assert_false(test_has_partial(fx->out));
     test_run_free(&r);
+}
+
+/* The temporary file is created exclusively: a link planted where the
+ * old fixed name was is neither followed nor removed, and two converters
+ * writing the same output at once each write their own file. */
+static void test_output_created_exclusively(void **state) {
+    Fixture *fx = *state;
+    char victim[4300], link_path[4300], exe[4200];
+    snprintf(victim, sizeof victim, "%s/victim", fx->dir);
+    snprintf(link_path, sizeof link_path, "%s.partial", fx->out);
+    test_write_file(victim, "keep me", 7);
+    assert_int_equal(symlink(victim, link_path), 0);
+    convert_ok(fx, fx->out, DTYPE_F32);
+    StrBuf v = {0};
+    test_read_file(victim, &v);
+    assert_int_equal(v.len, 7);
+    assert_memory_equal(v.data, "keep me", 7);
+    gpt2_strbuf_free(&v);
+    struct stat sb;
+    assert_int_equal(lstat(link_path, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+    assert_int_equal(unlink(link_path), 0);
+    assert_false(test_has_partial(fx->out));
+    /* Two at once. */
+    test_path(exe, sizeof exe, test_build_dir(), "gpt2-convert");
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            execl(exe, exe, "--random", "2x2x64", fx->out, "--seed", i ? "2" : "1", "-q", (char *)NULL);
+            _exit(127);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        int status;
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    assert_false(test_has_partial(fx->out));
+    char err[512];
+    Gpt2Options o = {.n_threads = 1, .n_batch = 1};
+    Gpt2 *g = gpt2_open(fx->out, &o, err, sizeof err);
+    if (!g) fail_msg("the output of two converters does not open: %s", err);
+    gpt2_close(g);
 }
 
 static void test_cli_usage_errors(void **state) {
@@ -1079,7 +1125,7 @@ static void test_cli_converts(void **state) {
     assert_non_null(strstr(r.err.data, "100%"));
     test_run_free(&r);
     assert_same_file(fx->out, fx->ref);
-    assert_false(exists(fx->partial));
+    assert_false(test_has_partial(fx->out));
     run_convert((const char *[]){"-q", fx->hf, fx->out, "--dtype=q8_0", NULL}, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.out.len + r.err.len, 0);
@@ -1152,6 +1198,7 @@ int main(void) {
         T(test_refuses_bad_config),
         T(test_refuses_damaged_tokenizer_files),
         T(test_output_replaced_only_on_success),
+        T(test_output_created_exclusively),
         T(test_cli_usage_errors),
         T(test_cli_bad_input),
         T(test_cli_converts),

@@ -213,3 +213,18 @@ void test_expect_refusal(const RunResult *r, int status, const char *prefix, con
         fail_msg("stderr does not start \"%s\": %s", prefix, r->err.data);
     if (phrase && !strstr(r->err.data, phrase)) fail_msg("stderr lacks \"%s\": %s", phrase, r->err.data);
 }
+
+bool test_has_partial(const char *out_path) {
+    char dir[4096], prefix[4200];
+    const char *slash = strrchr(out_path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out_path) : 1, slash ? out_path : ".");
+    snprintf(prefix, sizeof prefix, "%s.partial", slash ? slash + 1 : out_path);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    bool found = false;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) found = true;
+    closedir(d);
+    return found;
+}

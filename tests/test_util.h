@@ -10,6 +10,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 /* cmocka.h needs the three headers above first. */
@@ -43,6 +44,10 @@ void test_write_file(const char *path, const void *bytes, size_t n);
  * test_rmtree. */
 void test_mkdtemp(char *out, size_t outsz);
 void test_rmtree(const char *dir);
+
+/* Whether the folder of out_path holds a temporary file of a model writer
+ * for it (out_path.partial...). */
+bool test_has_partial(const char *out_path);
 
 /* The build directory holding the gpt2 and gpt2-convert binaries. */
 const char *test_build_dir(void);

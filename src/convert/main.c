@@ -52,19 +52,17 @@ static int usage_error(const char *msg, const char *arg) {
 
 /* ---- no half-written file on Ctrl-C -------------------------------------- */
 
-/* gpt2_model_write writes OUT.partial and renames it into place.  On SIGINT,
- * SIGTERM or SIGHUP that file is removed before the signal takes its
- * default course; unlink is async-signal-safe. */
-static char partial_path[4096]; /* model_writer's temporary file, as it names it */
-
+/* gpt2_model_write writes a temporary file it creates exclusively and
+ * renames it into place.  On SIGINT, SIGTERM or SIGHUP that file, and only
+ * that file, is removed before the signal takes its default course; unlink
+ * is async-signal-safe. */
 static void remove_partial(int sig) {
-    if (partial_path[0]) unlink(partial_path);
+    if (gpt2_model_writer_partial_live) unlink(gpt2_model_writer_partial);
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void clean_up_on_signals(const char *out_path) {
-    snprintf(partial_path, sizeof partial_path, "%s" MODEL_PARTIAL_SUFFIX, out_path);
+static void clean_up_on_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = remove_partial;
@@ -150,14 +148,14 @@ int main(int argc, char **argv) {
         if (!gpt2_model_shape_from_name(random_shape, &c)) return usage_error("unknown shape", random_shape);
         const char *out = argv[optind];
         if (!output_writable(out, err, sizeof err)) return refuse(err);
-        clean_up_on_signals(out);
+        clean_up_on_signals();
         if (!gpt2_convert_random(&c, seed, tokenizer_dir, out, progress, err, sizeof err)) return refuse(err);
         return 0;
     }
     if (positional != 2) return usage_error(positional < 2 ? "missing SOURCE or OUT_FILE" : "too many arguments", NULL);
     ConvertOptions o = {argv[optind], tokenizer_dir, argv[optind + 1], dtype, progress};
     if (!output_writable(o.out_path, err, sizeof err)) return refuse(err);
-    clean_up_on_signals(o.out_path);
+    clean_up_on_signals();
     if (!gpt2_convert_hf(&o, err, sizeof err)) return refuse(err);
     if (!quiet) fprintf(stderr, "wrote %s\n", o.out_path);
     return 0;

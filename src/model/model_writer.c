@@ -2,6 +2,8 @@
 #include "model_writer.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +195,33 @@ static bool write_tensors(Out *out, const ModelConfig *c, const Layout *lay, con
     return true;
 }
 
+char gpt2_model_writer_partial[4096];
+volatile sig_atomic_t gpt2_model_writer_partial_live;
+
+/* Creates path.partial.PID.N exclusively (O_EXCL: never a file that exists,
+ * and never through a link), so that two writers of the same output never
+ * share a file, and publishes its name for a signal handler.  Signals are
+ * held while the file is created and named. */
+static int create_partial(const char *path, char *tmp, size_t tmpsz) {
+    static unsigned counter;
+    sigset_t all, old;
+    sigfillset(&all);
+    for (int tries = 0; tries < 64; tries++) {
+        snprintf(tmp, tmpsz, "%s" MODEL_PARTIAL_SUFFIX ".%ld.%u", path, (long)getpid(), counter++);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            memcpy(gpt2_model_writer_partial, tmp, tmpsz);
+            gpt2_model_writer_partial_live = 1;
+        }
+        int e = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        errno = e;
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
 bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerData *v, const TensorSource *src,
                       char *err, size_t errsz) {
     return gpt2_model_write_q8_0(path, c, v, src, NULL, err, errsz);
@@ -206,8 +235,9 @@ bool gpt2_model_write_q8_0(const char *path, const ModelConfig *c, const Tokeniz
         return false;
     }
     if (!check_tables(c, v, err, errsz)) return false;
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s" MODEL_PARTIAL_SUFFIX, path) >= sizeof tmp) {
+    char tmp[sizeof gpt2_model_writer_partial];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s" MODEL_PARTIAL_SUFFIX ".%ld.%u", path, (long)getpid(), 0u) >=
+        sizeof tmp - 8) {
         snprintf(err, errsz, "the output path is too long");
         return false;
     }
@@ -221,7 +251,18 @@ bool gpt2_model_write_q8_0(const char *path, const ModelConfig *c, const Tokeniz
     Layout lay = {0};
     if (!plan_layout(c, v, &lay, err, errsz)) return false;
     uint8_t *front = build_front(c, v, &lay);
-    FILE *f = front ? fopen(tmp, "wb") : NULL;
+    FILE *f = NULL;
+    if (front) {
+        int fd = create_partial(path, tmp, sizeof tmp);
+        f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        if (fd >= 0 && !f) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            gpt2_model_writer_partial_live = 0;
+            errno = e;
+        }
+    }
     /* Writes in whole 2 MiB blocks (glibc keeps large writes to multiples
      * of the buffer), so the page cache holds the new file in 2 MiB pages
      * that the loader can map as such (fileio.c): a model decoded right
@@ -257,6 +298,7 @@ bool gpt2_model_write_q8_0(const char *path, const ModelConfig *c, const Tokeniz
         ok = false;
     }
     if (!ok && f) remove(tmp);
+    gpt2_model_writer_partial_live = 0;
     free(wbuf); /* after fclose, which flushes it */
     free(front);
     free(lay.tensor);

@@ -10,6 +10,7 @@
 #ifndef GPT2_MODEL_WRITER_H
 #define GPT2_MODEL_WRITER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,9 +28,17 @@ typedef struct {
     void *ctx;
 } TensorSource;
 
-/* What the file is called while it is written: path + this, renamed to
- * path at the end.  A caller that catches signals removes it. */
+/* What the file is called while it is written: path + this + ".PID.N",
+ * created exclusively in the output's folder (never an existing file,
+ * never through a link) and renamed to path at the end. */
 #define MODEL_PARTIAL_SUFFIX ".partial"
+
+/* The temporary file this process is writing, for a signal handler: when
+ * gpt2_model_writer_partial_live is set, gpt2_model_writer_partial names a
+ * file that this process created and may remove (unlink is
+ * async-signal-safe).  Nothing else is ever removed. */
+extern char gpt2_model_writer_partial[4096];
+extern volatile sig_atomic_t gpt2_model_writer_partial_live;
 
 /* Writes a complete model file to path.  The config is checked first. */
 bool gpt2_model_write(const char *path, const ModelConfig *c, const TokenizerData *vocab, const TensorSource *src,
