@@ -66,6 +66,25 @@ typedef struct {
     uint64_t file_bytes;
 } Gpt2Info;
 
+/* What the file or folder at path is, for a caller that wants to say more
+ * than gpt2_open's error: a gpt2 model file, or something else that people
+ * hold GPT-2 in.  Reads at most its first 4 KiB. */
+typedef enum {
+    GPT2_FILE_UNKNOWN, /* none of the below */
+    GPT2_FILE_MISSING, /* no such file, or it cannot be read */
+    GPT2_FILE_EMPTY,
+    GPT2_FILE_FOLDER,      /* a folder: a Hugging Face checkpoint, perhaps */
+    GPT2_FILE_MODEL,       /* a gpt2 model file (or the start of one) */
+    GPT2_FILE_GGUF,        /* llama.cpp */
+    GPT2_FILE_SAFETENSORS, /* Hugging Face weights */
+    GPT2_FILE_PYTORCH,     /* torch.save, zip or legacy (pytorch_model.bin) */
+    GPT2_FILE_LLMC,        /* an llm.c checkpoint */
+    GPT2_FILE_LFS_POINTER, /* a Git LFS pointer instead of the file */
+    GPT2_FILE_TEXT
+} Gpt2FileKind;
+
+GPT2_API Gpt2FileKind gpt2_file_kind(const char *path);
+
 /* Opens the model file at path (NULL options: the defaults). */
 GPT2_API Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t errsz);
 GPT2_API void gpt2_close(Gpt2 *g);

@@ -291,6 +291,22 @@ static void test_model_from_option_environment_or_default(void **state) {
     assert_non_null(strstr(r.err.data, "scripts/download-model.sh"));
     test_run_free(&r);
 
+    /* A checkpoint gpt2-convert reads: the exact command that converts it. */
+    char gguf[4200], want[9000];
+    snprintf(gguf, sizeof gguf, "%s/my gpt2.gguf", env.dir);
+    test_write_file(gguf, "GGUF\3\0\0\0\0\0\0\0\0\0\0\0", 16);
+    gpt2(&r, NULL, "-m", gguf, "-p", "hi", NULL);
+    expect_refusal(&r, 1, "this is a GGUF (llama.cpp) file");
+    snprintf(
+        want, sizeof want,
+        "make a model file of it with: gpt2-convert '%s' 'models/my gpt2.bin', then run gpt2 -m 'models/my gpt2.bin'",
+        gguf);
+    if (!strstr(r.err.data, want)) fail_msg("no conversion command in: %s", r.err.data);
+    test_run_free(&r);
+    gpt2(&r, NULL, "-m", env.dir, "-p", "hi", NULL);
+    expect_refusal(&r, 1, "gpt2-convert ");
+    test_run_free(&r);
+
     char var[4300];
     snprintf(var, sizeof var, "GPT2_MODEL=%s", env.tiny);
     const char *const with_model[] = {var, NULL};

@@ -357,10 +357,7 @@ static void test_writer_refusals(void **state) {
 
 /* What the loader must say about the first k bytes of a model. */
 static void truncation_message(char *out, size_t outsz, size_t k, size_t n) {
-    if (k == 0)
-        snprintf(out, outsz,
-                 NOT_OURS ": the file is empty; convert Hugging Face weights with gpt2-convert, or fetch "
-                          "a model with scripts/download-model.sh");
+    if (k == 0) snprintf(out, outsz, NOT_OURS ": the file is empty");
     else if (k < MODEL_HEADER_BYTES)
         snprintf(out, outsz, "truncated: the file has %zu byte%s, less than the %d-byte header", k, k == 1 ? "" : "s",
                  MODEL_HEADER_BYTES);
@@ -445,15 +442,20 @@ static void expect_memory_refused(const void *content, size_t n, const char *phr
     free(b);
 }
 
-/* Refused from memory and as a file, as something that is not ours; the
- * message says how to get a model. */
-static void expect_foreign(const void *content, size_t n, const char *phrase, const char *advice) {
+/* Refused from memory and as a file, as something that is not ours: the
+ * message says what the file is, and gpt2_file_kind names the same kind.
+ * What to do about it is the command line's to say, not the library's. */
+static void expect_foreign(const void *content, size_t n, const char *phrase, Gpt2FileKind kind) {
     expect_memory_refused(content, n, NOT_OURS);
     expect_memory_refused(content, n, phrase);
-    expect_memory_refused(content, n, advice);
     test_write_file(fx.scratch, content, n);
     expect_file_refused(fx.scratch, phrase);
-    expect_file_refused(fx.scratch, advice);
+    char msg[ERR_SIZE];
+    Model m;
+    assert_false(gpt2_model_open(&m, fx.scratch, msg, sizeof msg));
+    if (strstr(msg, "scripts/") || strstr(msg, "gpt2-convert")) fail_msg("the library advertises a program: %s", msg);
+    if (gpt2_file_kind(fx.scratch) != kind)
+        fail_msg("gpt2_file_kind says %d for \"%s\", want %d", (int)gpt2_file_kind(fx.scratch), phrase, (int)kind);
 }
 
 static void test_foreign_files_are_not_models(void **state) {
@@ -465,25 +467,32 @@ static void test_foreign_files_are_not_models(void **state) {
         junk[i] = (uint8_t)(x >> 24);
     }
     junk[0] = 0xE3; /* not a text byte, not a magic */
-    expect_foreign(junk, sizeof junk, "bad magic", "gpt2-convert");
-    expect_foreign("", 0, "the file is empty", "gpt2-convert");
+    expect_foreign(junk, sizeof junk, "bad magic", GPT2_FILE_UNKNOWN);
+    expect_foreign("", 0, "the file is empty", GPT2_FILE_EMPTY);
     static const uint8_t zeros[4096];
-    expect_foreign(zeros, sizeof zeros, "bad magic", "gpt2-convert");
+    expect_foreign(zeros, sizeof zeros, "bad magic", GPT2_FILE_UNKNOWN);
     static const char prompt[] = "Once upon a time,\nthere was a prompt.\n";
-    expect_foreign(prompt, strlen(prompt), "text file", "gpt2-convert");
+    expect_foreign(prompt, strlen(prompt), "text file", GPT2_FILE_TEXT);
     static const char config[] = "{\"model_type\": \"gpt2\"}\n";
-    expect_foreign(config, strlen(config), "text file", "gpt2-convert");
+    expect_foreign(config, strlen(config), "text file", GPT2_FILE_TEXT);
     static const char lfs[] = "version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 1\n";
-    expect_foreign(lfs, strlen(lfs), "Git LFS pointer", "git lfs pull");
+    expect_foreign(lfs, strlen(lfs), "Git LFS pointer", GPT2_FILE_LFS_POINTER);
     static const char safetensors[] = "\x13\0\0\0\0\0\0\0{\"__metadata__\":{}}";
-    expect_foreign(safetensors, sizeof safetensors - 1, "safetensors", "gpt2-convert");
+    expect_foreign(safetensors, sizeof safetensors - 1, "safetensors", GPT2_FILE_SAFETENSORS);
     uint8_t gguf[64] = {'G', 'G', 'U', 'F', 3};
-    expect_foreign(gguf, sizeof gguf, "GGUF", "gpt2-convert");
+    expect_foreign(gguf, sizeof gguf, "GGUF", GPT2_FILE_GGUF);
     uint8_t zip[64] = {'P', 'K', 3, 4};
-    expect_foreign(zip, sizeof zip, "PyTorch", "model.safetensors");
+    expect_foreign(zip, sizeof zip, "PyTorch", GPT2_FILE_PYTORCH);
+    static const uint8_t legacy[64] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                       0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+    expect_foreign(legacy, sizeof legacy, "PyTorch", GPT2_FILE_PYTORCH);
     uint8_t llmc[1024] = {0};
     wr_u32(llmc, 20240326);
-    expect_foreign(llmc, sizeof llmc, "llm.c", "gpt2-convert");
+    expect_foreign(llmc, sizeof llmc, "llm.c", GPT2_FILE_LLMC);
+    assert_int_equal(gpt2_file_kind(fx.dir), GPT2_FILE_FOLDER);
+    char none[4200];
+    snprintf(none, sizeof none, "%s/no-such-file", fx.dir);
+    assert_int_equal(gpt2_file_kind(none), GPT2_FILE_MISSING);
     /* The start of the magic alone is a model file cut short. */
     expect_memory_refused("GPT2", 4, "truncated: the file has 4 bytes");
 }
@@ -493,7 +502,8 @@ static void test_shared_safetensors_is_not_a_model(void **state) {
     REQUIRE_SHARED(shared);
     char path[4096];
     test_path(path, sizeof path, shared, "reference/tiny/model.safetensors");
-    expect_file_refused(path, NOT_OURS ": this looks like a safetensors file; run gpt2-convert on its folder");
+    expect_file_refused(path, NOT_OURS ": this looks like a safetensors file");
+    assert_int_equal(gpt2_file_kind(path), GPT2_FILE_SAFETENSORS);
 }
 
 static void test_other_versions_are_named(void **state) {

@@ -87,6 +87,69 @@ static int finish_status(Output *out, int status) {
     return status;
 }
 
+/* Appends to out a shell word for s: as is when it is plain, else quoted. */
+static void shell_word(const char *s, StrBuf *out) {
+    if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./+:=@%,") == strlen(s)) {
+        gpt2_strbuf_append_str(out, s);
+        return;
+    }
+    gpt2_strbuf_append_char(out, '\'');
+    for (; *s; s++) {
+        if (*s == '\'') gpt2_strbuf_append_str(out, "'\\''");
+        else gpt2_strbuf_append_char(out, *s);
+    }
+    gpt2_strbuf_append_char(out, '\'');
+}
+
+/* What to do with a file gpt2_open refused, as the end of its message
+ * ("; ..."), or "" when there is nothing to add.  For a checkpoint that
+ * gpt2-convert reads, the exact command that makes a model file of it. */
+static const char *model_hint(const char *path, char *out, size_t n) {
+    const Gpt2FileKind kind = gpt2_file_kind(path);
+    if (kind == GPT2_FILE_FOLDER || kind == GPT2_FILE_GGUF || kind == GPT2_FILE_SAFETENSORS ||
+        kind == GPT2_FILE_PYTORCH) {
+        /* models/NAME.bin, NAME the file's or folder's name without its extension */
+        const char *base = path + strlen(path);
+        while (base > path && base[-1] == '/') base--;
+        const char *end = base;
+        while (base > path && base[-1] != '/') base--;
+        if (kind != GPT2_FILE_FOLDER) {
+            const char *dot = end;
+            while (dot > base && dot[-1] != '.') dot--;
+            if (dot > base + 1) end = dot - 1; /* "x.gguf" -> "x"; ".gguf" stays */
+        }
+        /* Hugging Face names its files model.safetensors, pytorch_model.bin
+         * and model-00001-of-00002...: then the folder names the model. */
+        if (kind != GPT2_FILE_FOLDER && base > path &&
+            (strncmp(base, "model", 5) == 0 || strncmp(base, "pytorch_model", 13) == 0)) {
+            end = base - 1;
+            while (end > path && end[-1] == '/') end--;
+            base = end;
+            while (base > path && base[-1] != '/') base--;
+        }
+        char name[256];
+        snprintf(name, sizeof name, "models/%.*s.bin", end > base ? (int)(end - base) : 4, end > base ? base : "gpt2");
+        StrBuf cmd = {0}, model = {0};
+        gpt2_strbuf_append_str(&cmd, "gpt2-convert ");
+        shell_word(path, &cmd);
+        gpt2_strbuf_append_char(&cmd, ' ');
+        shell_word(name, &cmd);
+        shell_word(name, &model);
+        snprintf(out, n, "; make a model file of it with: %s, then run gpt2 -m %s",
+                 cmd.data ? cmd.data : "gpt2-convert", model.data ? model.data : name);
+        gpt2_strbuf_free(&cmd);
+        gpt2_strbuf_free(&model);
+        return out;
+    }
+    if (kind == GPT2_FILE_EMPTY || kind == GPT2_FILE_TEXT || kind == GPT2_FILE_UNKNOWN || kind == GPT2_FILE_LLMC) {
+        snprintf(out, n,
+                 "; get a model with scripts/download-model.sh 124M, or convert Hugging Face weights with "
+                 "gpt2-convert");
+        return out;
+    }
+    return "";
+}
+
 static Gpt2 *open_model(const CliOptions *o, char *err, size_t errsz) {
     struct stat st;
     if (stat(o->model_path, &st) != 0 && errno == ENOENT) {
@@ -518,7 +581,8 @@ int main(int argc, char **argv) {
     double t0 = now_ms();
     Gpt2 *g = open_model(&o, err, sizeof err);
     if (!g) {
-        fprintf(stderr, "gpt2: %s\n", err);
+        char hint[1200];
+        fprintf(stderr, "gpt2: %s%s\n", err, model_hint(o.model_path, hint, sizeof hint));
         return EXIT_RUNTIME;
     }
     double load_ms = now_ms() - t0;

@@ -8,10 +8,14 @@
  */
 #include "gpt2.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "generate.h"
 #include "inspect.h"
@@ -44,6 +48,32 @@ Gpt2Params gpt2_default_params(void) {
         .sampling = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f, .repeat_penalty = 1.0f, .repeat_last_n = 64},
     };
     return p;
+}
+
+Gpt2FileKind gpt2_file_kind(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return GPT2_FILE_MISSING;
+    if (S_ISDIR(st.st_mode)) return GPT2_FILE_FOLDER;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return GPT2_FILE_MISSING;
+    uint8_t head[4096];
+    ssize_t n;
+    do n = read(fd, head, sizeof head);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n < 0) return GPT2_FILE_MISSING;
+    static const Gpt2FileKind kinds[] = {
+        [MODEL_KIND_UNKNOWN] = GPT2_FILE_UNKNOWN,
+        [MODEL_KIND_EMPTY] = GPT2_FILE_EMPTY,
+        [MODEL_KIND_MODEL] = GPT2_FILE_MODEL,
+        [MODEL_KIND_GGUF] = GPT2_FILE_GGUF,
+        [MODEL_KIND_SAFETENSORS] = GPT2_FILE_SAFETENSORS,
+        [MODEL_KIND_PYTORCH] = GPT2_FILE_PYTORCH,
+        [MODEL_KIND_LLMC] = GPT2_FILE_LLMC,
+        [MODEL_KIND_LFS_POINTER] = GPT2_FILE_LFS_POINTER,
+        [MODEL_KIND_TEXT] = GPT2_FILE_TEXT,
+    };
+    return kinds[gpt2_model_identify(head, (size_t)n, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : (uint64_t)n)];
 }
 
 Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t errsz) {

@@ -21,7 +21,6 @@
 #include "fileio.h"
 
 #define NOT_OURS "not a gpt2 model file"
-#define CONVERT_HINT "convert Hugging Face weights with gpt2-convert, or fetch a model with scripts/download-model.sh"
 
 static const char *const section_name[SECTION_COUNT] = {"tensor directory", "vocabulary", "merge table"};
 
@@ -46,35 +45,48 @@ static bool looks_like_text(const uint8_t *b, size_t n) {
     return true;
 }
 
-/* Explains what a file that is not ours seems to be. */
-static void explain_foreign(const uint8_t *b, size_t n, char *err, size_t errsz) {
+/* A legacy torch.save file: a pickled magic number after protocol 2. */
+static const uint8_t torch_legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                             0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+
+ModelFileKind gpt2_model_identify(const uint8_t *b, size_t n, uint64_t file_size) {
     static const char lfs[] = "version https://git-lfs";
-    if (n >= 4 && memcmp(b, "GGUF", 4) == 0)
-        snprintf(err, errsz, NOT_OURS ": this is a GGUF (llama.cpp) file; " CONVERT_HINT);
-    else if (n >= 9 && rd_u64(b) > 1 && rd_u64(b) < n && b[8] == '{')
-        snprintf(err, errsz, NOT_OURS ": this looks like a safetensors file; run gpt2-convert on its folder");
-    else if (n >= 4 && rd_u32(b) == 20240326)
-        snprintf(err, errsz, NOT_OURS ": this looks like an llm.c checkpoint; " CONVERT_HINT);
-    else if (n >= 4 && memcmp(b, "PK\3\4", 4) == 0)
+    const size_t magic = sizeof MODEL_MAGIC - 1;
+    if (n == 0) return MODEL_KIND_EMPTY;
+    if (memcmp(b, MODEL_MAGIC, n < magic ? n : magic) == 0) return MODEL_KIND_MODEL;
+    if (n >= 4 && memcmp(b, "GGUF", 4) == 0) return MODEL_KIND_GGUF;
+    if (n >= 9 && rd_u64(b) > 1 && rd_u64(b) < file_size && b[8] == '{') return MODEL_KIND_SAFETENSORS;
+    if (n >= 4 && rd_u32(b) == 20240326) return MODEL_KIND_LLMC;
+    if (n >= 4 && memcmp(b, "PK\3\4", 4) == 0) return MODEL_KIND_PYTORCH;
+    if (n >= sizeof torch_legacy_magic && memcmp(b, torch_legacy_magic, sizeof torch_legacy_magic) == 0)
+        return MODEL_KIND_PYTORCH;
+    if (n >= sizeof lfs - 1 && memcmp(b, lfs, sizeof lfs - 1) == 0) return MODEL_KIND_LFS_POINTER;
+    if (looks_like_text(b, n)) return MODEL_KIND_TEXT;
+    return MODEL_KIND_UNKNOWN;
+}
+
+/* Says what a file that is not ours seems to be.  What to do about it is
+ * the caller's to say (the command line names the converter). */
+static void explain_foreign(const uint8_t *b, size_t n, char *err, size_t errsz) {
+    switch (gpt2_model_identify(b, n, n)) {
+    case MODEL_KIND_EMPTY: snprintf(err, errsz, NOT_OURS ": the file is empty"); break;
+    case MODEL_KIND_GGUF: snprintf(err, errsz, NOT_OURS ": this is a GGUF (llama.cpp) file"); break;
+    case MODEL_KIND_SAFETENSORS: snprintf(err, errsz, NOT_OURS ": this looks like a safetensors file"); break;
+    case MODEL_KIND_LLMC: snprintf(err, errsz, NOT_OURS ": this looks like an llm.c checkpoint"); break;
+    case MODEL_KIND_PYTORCH: snprintf(err, errsz, NOT_OURS ": this looks like a PyTorch checkpoint"); break;
+    case MODEL_KIND_LFS_POINTER:
         snprintf(err, errsz,
-                 NOT_OURS ": this looks like a PyTorch checkpoint (a zip file); gpt2-convert reads "
-                          "model.safetensors, fetch that from the same place");
-    else if (n >= sizeof lfs - 1 && memcmp(b, lfs, sizeof lfs - 1) == 0)
-        snprintf(err, errsz,
-                 NOT_OURS ": this is a Git LFS pointer, not the file it points to; fetch the file with "
-                          "git lfs pull");
-    else if (looks_like_text(b, n)) snprintf(err, errsz, NOT_OURS ": this is a text file; " CONVERT_HINT);
-    else snprintf(err, errsz, NOT_OURS " (bad magic); " CONVERT_HINT);
+                 NOT_OURS ": this is a Git LFS pointer, not the file it points to (git lfs pull fetches it)");
+        break;
+    case MODEL_KIND_TEXT: snprintf(err, errsz, NOT_OURS ": this is a text file"); break;
+    default: snprintf(err, errsz, NOT_OURS " (bad magic)"); break;
+    }
 }
 
 /* The magic, or a beginning of it cut short. */
 static bool check_identity(const uint8_t *b, size_t n, char *err, size_t errsz) {
     const size_t magic = sizeof MODEL_MAGIC - 1;
-    if (n == 0) {
-        snprintf(err, errsz, NOT_OURS ": the file is empty; " CONVERT_HINT);
-        return false;
-    }
-    if (memcmp(b, MODEL_MAGIC, n < magic ? n : magic) != 0) {
+    if (n == 0 || memcmp(b, MODEL_MAGIC, n < magic ? n : magic) != 0) {
         explain_foreign(b, n, err, errsz);
         return false;
     }

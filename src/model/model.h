@@ -60,4 +60,21 @@ bool gpt2_model_open_memory(Model *m, const uint8_t *bytes, size_t n, char *err,
 
 void gpt2_model_close(Model *m);
 
+/* What a file of file_size bytes that starts with b[0..n) is: ours, or a
+ * kind of file people mistake for it (gpt2.h's Gpt2FileKind names the same
+ * kinds). */
+typedef enum {
+    MODEL_KIND_UNKNOWN,
+    MODEL_KIND_EMPTY,
+    MODEL_KIND_MODEL,
+    MODEL_KIND_GGUF,
+    MODEL_KIND_SAFETENSORS,
+    MODEL_KIND_PYTORCH,
+    MODEL_KIND_LLMC,
+    MODEL_KIND_LFS_POINTER,
+    MODEL_KIND_TEXT
+} ModelFileKind;
+
+ModelFileKind gpt2_model_identify(const uint8_t *b, size_t n, uint64_t file_size);
+
 #endif
