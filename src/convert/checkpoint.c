@@ -100,12 +100,21 @@ bool gpt2_checkpoint_add(Checkpoint *ck, const char *name, CkDType dtype, const 
     return true;
 }
 
-bool gpt2_checkpoint_keep_mapping(Checkpoint *ck, const void *p, size_t n) {
-    size_t cap = ck->n_maps; /* grown one at a time: a handful of files */
-    CkMapping *m = realloc(ck->maps, (cap + 1) * sizeof *m);
-    if (!m) return false;
+bool gpt2_checkpoint_map(Checkpoint *ck, const char *path, const char *what, const void **p, size_t *n, char *err,
+                         size_t errsz) {
+    char why[400];
+    if (!gpt2_fileio_map(path, what, p, n, why, sizeof why)) {
+        snprintf(err, errsz, "%s: %s", path, why);
+        return false;
+    }
+    CkMapping *m = realloc(ck->maps, (ck->n_maps + 1) * sizeof *m); /* one at a time: a handful of files */
+    if (!m) {
+        gpt2_fileio_unmap(*p, *n);
+        snprintf(err, errsz, "out of memory");
+        return false;
+    }
     ck->maps = m;
-    ck->maps[ck->n_maps++] = (CkMapping){p, n};
+    ck->maps[ck->n_maps++] = (CkMapping){*p, *n};
     return true;
 }
 

@@ -62,8 +62,11 @@ unsigned gpt2_checkpoint_elem_size(CkDType t);
 bool gpt2_checkpoint_add(Checkpoint *ck, const char *name, CkDType dtype, const char *dtype_name, int n_dims,
                          const uint64_t *shape, const uint64_t *stride, const uint8_t *data, uint64_t span, char *err,
                          size_t errsz);
-/* Keeps a mapping (released by close) or a malloc'd block (freed). */
-bool gpt2_checkpoint_keep_mapping(Checkpoint *ck, const void *p, size_t n);
+/* Maps the file at path (`what` names it in messages) for as long as ck
+ * lives: close releases it.  On failure says why, the path first. */
+bool gpt2_checkpoint_map(Checkpoint *ck, const char *path, const char *what, const void **p, size_t *n, char *err,
+                         size_t errsz);
+/* Keeps a malloc'd block, freed by close. */
 bool gpt2_checkpoint_keep(Checkpoint *ck, void *p);
 
 /* Sorts the table by name and refuses a name listed twice. */

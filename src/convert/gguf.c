@@ -477,15 +477,7 @@ bool gpt2_gguf_open(Checkpoint *ck, ModelConfig *c, HfVocab *vocab, const char *
     const void *p;
     size_t n;
     char why[400];
-    if (!gpt2_fileio_map(path, "a GGUF file", &p, &n, why, sizeof why)) {
-        snprintf(err, errsz, "%s: %s", path, why);
-        return false;
-    }
-    if (!gpt2_checkpoint_keep_mapping(ck, p, n)) {
-        gpt2_fileio_unmap(p, n);
-        snprintf(err, errsz, "out of memory");
-        return false;
-    }
+    if (!gpt2_checkpoint_map(ck, path, "a GGUF file", &p, &n, err, errsz)) return false;
     if (!gpt2_gguf_parse(ck, c, vocab, p, n, why, sizeof why)) {
         snprintf(err, errsz, "%s: %s", path, why);
         return false;

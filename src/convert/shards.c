@@ -26,15 +26,7 @@ bool gpt2_shards_add_safetensors(Checkpoint *ck, const char *path, char *err, si
     const void *p;
     size_t n;
     char why[400];
-    if (!gpt2_fileio_map(path, "a safetensors file", &p, &n, why, sizeof why)) {
-        snprintf(err, errsz, "%s: %s", path, why);
-        return false;
-    }
-    if (!gpt2_checkpoint_keep_mapping(ck, p, n)) {
-        gpt2_fileio_unmap(p, n);
-        snprintf(err, errsz, "out of memory");
-        return false;
-    }
+    if (!gpt2_checkpoint_map(ck, path, "a safetensors file", &p, &n, err, errsz)) return false;
     SafeTensors st;
     if (!gpt2_safetensors_parse(&st, p, n, why, sizeof why)) {
         snprintf(err, errsz, "%s: %s", path, why);

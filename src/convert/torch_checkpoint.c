@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
 #include "model_format.h" /* rd_u64 */
 #include "pickle.h"
 #include "utf8.h"
@@ -207,15 +206,6 @@ bool gpt2_torch_checkpoint_parse(Checkpoint *ck, const uint8_t *b, size_t n, con
 bool gpt2_torch_checkpoint_add(Checkpoint *ck, const char *path, char *err, size_t errsz) {
     const void *p;
     size_t n;
-    char why[400];
-    if (!gpt2_fileio_map(path, "a PyTorch checkpoint", &p, &n, why, sizeof why)) {
-        snprintf(err, errsz, "%s: %s", path, why);
-        return false;
-    }
-    if (!gpt2_checkpoint_keep_mapping(ck, p, n)) {
-        gpt2_fileio_unmap(p, n);
-        snprintf(err, errsz, "out of memory");
-        return false;
-    }
+    if (!gpt2_checkpoint_map(ck, path, "a PyTorch checkpoint", &p, &n, err, errsz)) return false;
     return gpt2_torch_checkpoint_parse(ck, p, n, path, err, errsz);
 }
