@@ -41,29 +41,15 @@ static Env env;
 
 /* ---- running gpt2 --------------------------------------------------------- */
 
-#define MAX_ARGS 64
-
 /* Runs gpt2 with the NULL-terminated arguments that follow spec. */
 static void gpt2(RunResult *r, const RunSpec *spec, ...) {
-    const char *argv[MAX_ARGS + 2] = {env.gpt2};
     va_list ap;
     va_start(ap, spec);
-    size_t n = 1;
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL) {
-        assert_true(n < MAX_ARGS);
-        argv[n++] = a;
-    }
+    test_run_va(r, spec, env.gpt2, ap);
     va_end(ap);
-    argv[n] = NULL;
-    test_run(argv, spec, r);
 }
 
 static RunSpec with_stdin(const char *text) { return (RunSpec){.stdin_bytes = text, .stdin_len = strlen(text)}; }
-
-static void expect_ok(const RunResult *r) {
-    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err.data);
-}
 
 static size_t count_lines(const StrBuf *b) {
     size_t n = 0;
@@ -104,14 +90,14 @@ static void ids_text(const JsonValue *array, size_t from, StrBuf *out) {
 
 /* Runs a --json generation and returns the completion_tokens as text. */
 static void completion_ids(StrBuf *out, const char *const *args) {
-    const char *argv[MAX_ARGS + 2] = {env.gpt2};
+    const char *argv[TEST_MAX_ARGS + 2] = {env.gpt2};
     size_t n = 1;
     for (; *args; args++) argv[n++] = *args;
     argv[n++] = "--json";
     argv[n] = NULL;
     RunResult r;
     test_run(argv, NULL, &r);
-    expect_ok(&r);
+    test_expect_ok(&r);
     Json j;
     ids_text(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens"), 0, out);
     gpt2_json_free(&j.doc);
@@ -206,7 +192,7 @@ static void test_help_documents_every_option(void **state) {
     NEED_FIXTURE();
     RunResult r;
     gpt2(&r, NULL, "--help", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     static const char *const flags[] = {
         "--model", "--threads",     "--prompt",         "--file",
         "--ids",   "--special",     "--n-predict",      "--temp",
@@ -226,7 +212,7 @@ static void test_help_documents_every_option(void **state) {
         if (!strstr(r.out.data, defaults[i])) fail_msg("--help does not say \"%s\"", defaults[i]);
     test_run_free(&r);
     gpt2(&r, NULL, "--version", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_true(strncmp(r.out.data, "gpt2 ", 5) == 0);
     test_run_free(&r);
 }
@@ -312,7 +298,7 @@ static void test_model_from_option_environment_or_default(void **state) {
     const char *const with_model[] = {var, NULL};
     RunSpec spec = {.env = with_model};
     gpt2(&r, &spec, "-p", "Hello", "--tokenize", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_string_equal(r.out.data, "15496\n");
     test_run_free(&r);
     gpt2(&r, &spec, "-m", missing, "-p", "Hello", NULL); /* -m wins over the variable */
@@ -340,7 +326,7 @@ static void test_prompt_sources(void **state) {
     write_file(file, sizeof file, "notes.txt", "Hello world", 11);
     RunResult r;
     gpt2(&r, NULL, "-m", env.tiny, "--tokenize", "-p", "Hello world", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_string_equal(r.out.data, "15496 995\n");
     test_run_free(&r);
     gpt2(&r, NULL, "-m", env.tiny, "--tokenize", "-f", file, NULL);
@@ -358,7 +344,7 @@ static void test_prompt_sources(void **state) {
     RunResult want;
     gpt2(&want, NULL, "-m", env.tiny, "--tokenize", "-p", "Hello world\nTL;DR:", NULL);
     gpt2(&r, NULL, "-m", env.tiny, "--tokenize", "-f", file, "-p", "TL;DR:", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_string_equal(r.out.data, want.out.data);
     test_run_free(&r);
     gpt2(&r, &in, "-m", env.tiny, "--tokenize", "-f", "-", "-p", "TL;DR:", NULL);
@@ -383,7 +369,7 @@ static void test_p_never_reads_stdin(void **state) {
     RunSpec in = with_stdin("one\ntwo\nthree\nfour\n");
     RunResult r;
     test_run(argv, &in, &r);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_int_equal(count_lines(&r.out), 4);
     test_run_free(&r);
 }
@@ -402,7 +388,7 @@ static void test_ids_and_empty_prompt(void **state) {
     /* An empty prompt conditions on <|endoftext|>. */
     RunResult r;
     gpt2(&r, NULL, "-m", env.tiny, "-p", "", "-n", "8", "--temp", "0", "--json", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     Json j;
     const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
     ids_text(get(root, "prompt_tokens"), 0, &eot);
@@ -446,7 +432,7 @@ static void test_defaults_and_sampling_settings(void **state) {
     NEED_FIXTURE();
     RunResult r;
     gpt2(&r, NULL, "-m", env.tiny, "-p", "Hi", "--ignore-eos", "--json", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     Json j;
     assert_int_equal(gpt2_json_count(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")), 50);
     gpt2_json_free(&j.doc);
@@ -482,7 +468,7 @@ static void test_seed_repeats_a_run_on_any_thread_count(void **state) {
     gpt2(&two, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "60", "--seed", "42", "-t", "2", NULL);
     gpt2(&three, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "60", "--seed", "42", "-t", "3", NULL);
     gpt2(&other, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "60", "--seed", "43", "-t", "1", NULL);
-    expect_ok(&one);
+    test_expect_ok(&one);
     assert_true(one.out.len > 0);
     assert_int_equal(one.out.len, two.out.len);
     assert_memory_equal(one.out.data, two.out.data, one.out.len);
@@ -493,7 +479,7 @@ static void test_seed_repeats_a_run_on_any_thread_count(void **state) {
 
     RunResult first, again;
     gpt2(&first, NULL, "-m", env.tiny, "-p", "Once upon a time", "-n", "30", "-v", NULL);
-    expect_ok(&first);
+    test_expect_ok(&first);
     const char *seed = strstr(first.err.data, "seed ");
     assert_non_null(seed);
     char seed_text[32];
@@ -509,7 +495,7 @@ static void test_stops_at_end_of_text_unless_ignored(void **state) {
     NEED_FIXTURE();
     RunResult r;
     gpt2(&r, NULL, "-m", env.eos, "-p", "Hello", "--json", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     Json j;
     const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
     assert_string_equal(gpt2_json_string(get(root, "finish_reason"), NULL), "eos");
@@ -517,11 +503,11 @@ static void test_stops_at_end_of_text_unless_ignored(void **state) {
     gpt2_json_free(&j.doc);
     test_run_free(&r);
     gpt2(&r, NULL, "-m", env.eos, "-p", "Hello", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_int_equal(r.out.len, 0);
     test_run_free(&r);
     gpt2(&r, NULL, "-m", env.eos, "-p", "Hello", "-n", "3", "--ignore-eos", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_string_equal(r.out.data, "<|endoftext|><|endoftext|><|endoftext|>");
     test_run_free(&r);
 }
@@ -534,13 +520,13 @@ static void test_stop_strings(void **state) {
     const char *prompt = "Hello, my dog is very cute";
     RunResult r;
     gpt2(&r, NULL, "-m", env.tiny, "-p", prompt, "-n", "20", "--temp", "0", "--stop", "reasonably", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_string_equal(r.out.data, "% intelligent deterrent ");
     test_run_free(&r);
     /* A stop string across a token boundary; the earliest of several wins. */
     gpt2(&r, NULL, "-m", env.tiny, "-p", prompt, "-n", "20", "--temp", "0", "--stop", "Ace", "--stop", "rent reas",
          "--json", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     Json j;
     const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
     assert_string_equal(gpt2_json_string(get(root, "completion"), NULL), "% intelligent deter");
@@ -549,7 +535,7 @@ static void test_stop_strings(void **state) {
     test_run_free(&r);
     /* A stop string that never comes changes nothing. */
     gpt2(&r, NULL, "-m", env.tiny, "-p", prompt, "-n", "3", "--temp", "0", "--stop", "zzzz", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_string_equal(r.out.data, "% intelligent deterrent");
     test_run_free(&r);
 }
@@ -572,7 +558,7 @@ static void test_context_edges(void **state) {
         char *prompt = strndup(ids.data, (size_t)(end - ids.data));
         gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", prompt, "-n", "30", "--temp", "0", "--ignore-eos", "--json",
              NULL);
-        expect_ok(&r);
+        test_expect_ok(&r);
         Json j;
         const JsonValue *root = parse_json(&j, r.out.data, r.out.len);
         assert_int_equal(gpt2_json_count(get(root, "completion_tokens")), 30);
@@ -605,7 +591,7 @@ static void test_context_shift_keeps_newest_half(void **state) {
     RunResult r;
     gpt2(&r, NULL, "-m", env.tiny, "--ids", "-p", prompt.data, "-n", "40", "--temp", "0", "--ignore-eos", "--json",
          NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     Json j;
     const JsonValue *tokens = get(parse_json(&j, r.out.data, r.out.len), "completion_tokens");
     assert_int_equal(gpt2_json_count(tokens), 40);
@@ -634,7 +620,7 @@ static void test_long_generation_in_bounded_memory(void **state) {
     NEED_FIXTURE();
     RunResult r;
     gpt2(&r, NULL, "-m", env.tiny, "-p", "x", "-n", "700", "--ignore-eos", "--json", "--seed", "1", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     Json j;
     assert_int_equal(gpt2_json_count(get(parse_json(&j, r.out.data, r.out.len), "completion_tokens")), 700);
     gpt2_json_free(&j.doc);
@@ -643,8 +629,8 @@ static void test_long_generation_in_bounded_memory(void **state) {
     RunResult small, large;
     gpt2(&small, NULL, "-m", env.tiny, "-p", "x", "-n", "1000", "--ignore-eos", "-t", "1", NULL);
     gpt2(&large, NULL, "-m", env.tiny, "-p", "x", "-n", "20000", "--ignore-eos", "-t", "1", NULL);
-    expect_ok(&small);
-    expect_ok(&large);
+    test_expect_ok(&small);
+    test_expect_ok(&large);
     assert_true(large.out.len > 10 * small.out.len);
     /* ASan's quarantine keeps freed blocks resident, so only an ordinary
      * build can compare the peaks. */
@@ -665,7 +651,7 @@ static void test_output_text_json_echo_verbose(void **state) {
     gpt2(&json, NULL, "-m", env.tiny, "-p", prompt, "-n", "25", "--seed", "9", "--json", NULL);
     gpt2(&echo, NULL, "-m", env.tiny, "-p", prompt, "-n", "25", "--seed", "9", "--echo", NULL);
     gpt2(&verbose, NULL, "-m", env.tiny, "-p", prompt, "-n", "25", "--seed", "9", "-v", NULL);
-    expect_ok(&text), expect_ok(&json), expect_ok(&echo), expect_ok(&verbose);
+    test_expect_ok(&text), test_expect_ok(&json), test_expect_ok(&echo), test_expect_ok(&verbose);
     assert_int_equal(text.err.len, 0);
 
     Json j;
@@ -734,7 +720,7 @@ static void test_batch_equals_single_runs(void **state) {
         RunSpec in = with_stdin(input);
         if (s == 1) gpt2(&r, &in, "-m", env.tiny, "--batch", "-", "--batch-size", sizes[s], "-t", "1", NULL);
         else gpt2(&r, NULL, "-m", env.tiny, "--batch", file, "--batch-size", sizes[s], NULL);
-        expect_ok(&r);
+        test_expect_ok(&r);
         assert_int_equal(count_lines(&r.out), n_lines);
         const char *line = r.out.data;
         for (size_t i = 0; i < n_lines; i++) {
@@ -780,7 +766,7 @@ static void test_batch_duplicate_and_nul_keys(void **state) {
     RunResult r;
     RunSpec in = with_stdin(input);
     gpt2(&r, &in, "-m", env.tiny, "--batch", "-", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_int_equal(count_lines(&r.out), 3);
     const char *line = r.out.data;
     for (size_t i = 0; i < 3; i++) {
@@ -856,7 +842,7 @@ static void test_batch_shares_prefixes(void **state) {
     RunSpec in = with_stdin(input);
     RunResult r;
     gpt2(&r, &in, "-m", env.tiny, "--batch", "-", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_int_equal(count_lines(&r.out), n_lines);
     const char *line = r.out.data;
     double evaluated[8] = {0}, used[8] = {0};
@@ -873,7 +859,7 @@ static void test_batch_shares_prefixes(void **state) {
             argv[k] = NULL;
             RunResult one;
             test_run(argv, NULL, &one);
-            expect_ok(&one);
+            test_expect_ok(&one);
             Json w;
             expect_same_result(root, parse_json(&w, one.out.data, one.out.len), i + 1);
             evaluated[i] = gpt2_json_number(get(get(root, "timings"), "prompt_evaluated"));
@@ -901,7 +887,7 @@ static void test_score_text_and_json(void **state) {
     gpt2(&plain, NULL, "-m", env.tiny, "-p", text, "--score", NULL);
     gpt2(&json, NULL, "-m", env.tiny, "-p", text, "--score", "--json", NULL);
     gpt2(&prepended, NULL, "-m", env.tiny, "-p", text, "--score", "--json", "--prepend-eos", NULL);
-    expect_ok(&plain), expect_ok(&json), expect_ok(&prepended);
+    test_expect_ok(&plain), test_expect_ok(&json), test_expect_ok(&prepended);
     /* One line per token (id, text, log-probability), then the summary. */
     assert_int_equal(count_lines(&plain.out), 8);
     const char *head = "15496\tHello\tnan\n11\t,\t-48.32";
@@ -965,14 +951,14 @@ static void test_score_long_text_with_sliding_windows(void **state) {
     random_ids(&ids, 300, 3);
     RunResult all, window;
     gpt2(&all, NULL, "-m", env.tiny, "--ids", "-p", ids.data, "--score", "--json", NULL);
-    expect_ok(&all);
+    test_expect_ok(&all);
     const char *from80 = ids.data;
     for (int k = 0; k < 80; k++) from80 = strchr(from80, ' ') + 1;
     const char *to240 = from80;
     for (int k = 0; k < 160; k++) to240 = strchr(to240, ' ') + 1;
     char *sub = strndup(from80, (size_t)(to240 - from80 - 1));
     gpt2(&window, NULL, "-m", env.tiny, "--ids", "-p", sub, "--score", "--json", NULL);
-    expect_ok(&window);
+    test_expect_ok(&window);
     Json a, w;
     const JsonValue *lp = get(parse_json(&a, all.out.data, all.out.len), "logprobs");
     const JsonValue *lw = get(parse_json(&w, window.out.data, window.out.len), "logprobs");
@@ -1001,11 +987,11 @@ static void test_tokenize_detokenize_round_trip_any_bytes(void **state) {
     RunSpec in = {.stdin_bytes = bytes, .stdin_len = sizeof bytes};
     RunResult ids, back;
     gpt2(&ids, &in, "-m", env.tiny, "--tokenize", NULL);
-    expect_ok(&ids);
+    test_expect_ok(&ids);
     assert_int_equal(count_lines(&ids.out), 1);
     RunSpec again = {.stdin_bytes = ids.out.data, .stdin_len = ids.out.len};
     gpt2(&back, &again, "-m", env.tiny, "--detokenize", NULL);
-    expect_ok(&back);
+    test_expect_ok(&back);
     assert_int_equal(back.out.len, sizeof bytes);
     assert_memory_equal(back.out.data, bytes, sizeof bytes);
     test_run_free(&ids), test_run_free(&back);

@@ -41,22 +41,10 @@ static Env env;
     "English text."
 
 static void gpt2(RunResult *r, ...) {
-    const char *argv[40] = {env.gpt2};
     va_list ap;
     va_start(ap, r);
-    size_t n = 1;
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL) {
-        assert_true(n < 39);
-        argv[n++] = a;
-    }
+    test_run_va(r, NULL, env.gpt2, ap);
     va_end(ap);
-    argv[n] = NULL;
-    test_run(argv, NULL, r);
-}
-
-static void expect_ok(const RunResult *r) {
-    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err.data);
 }
 
 static void random_model(const char *shape, char *out, size_t outsz) {
@@ -68,7 +56,7 @@ static void random_model(const char *shape, char *out, size_t outsz) {
     const char *argv[] = {convert, "--random", shape, out, "--tokenizer", tok, "-q", NULL};
     RunResult r;
     test_run(argv, NULL, &r);
-    expect_ok(&r);
+    test_expect_ok(&r);
     test_run_free(&r);
 }
 
@@ -133,7 +121,7 @@ static void test_report_fits_80_cells(void **state) {
     NEED_FIXTURE();
     RunResult r;
     gpt2(&r, "-m", env.tiny, "--inspect", "--logit-lens", "--top", "7", "-p", JAPANESE, NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     expect_fits(&r.out, 80);
     static const char *const must[] = {
         "Tokens (14)",   "Embeddings: WTE 50257 x 16",
@@ -155,7 +143,7 @@ static void test_report_fits_80_cells(void **state) {
          "--------------------------------------------------------------------------------\t\n\x80 "
          "\xF0\x9F\x99\x82\xF0\x9F\x99\x82 \xE5\xAD\x97",
          NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     expect_fits(&r.out, 80);
     assert_non_null(strstr(r.out.data, "\\t"));
     assert_non_null(strstr(r.out.data, "\\x80"));
@@ -191,7 +179,7 @@ static void test_json_matches_reference(void **state) {
     RunResult r;
     gpt2(&r, "-m", env.tiny, "--inspect", "--json", "--attention-json", "--logit-lens", "--top", "5", "-p", prompt,
          NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     if (!gpt2_json_parse(&doc, r.out.data, r.out.len, err, sizeof err)) fail_msg("%s", err);
     const size_t n = gpt2_json_count(get(c, "ids"));
     assert_int_equal(gpt2_json_count(get(doc.root, "ids")), n);
@@ -236,7 +224,7 @@ static void test_json_matches_reference(void **state) {
 
     /* Without --attention-json and --logit-lens, neither key. */
     gpt2(&r, "-m", env.tiny, "--inspect", "--json", "--top", "2", "-p", prompt, NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     if (!gpt2_json_parse(&doc, r.out.data, r.out.len, err, sizeof err)) fail_msg("%s", err);
     assert_null(gpt2_json_get(doc.root, "attention"));
     assert_null(gpt2_json_get(doc.root, "logit_lens"));
@@ -264,7 +252,7 @@ static size_t map_count(const char *model, const char *prompt, const char *heads
     RunResult r;
     if (heads) gpt2(&r, "-m", model, "--inspect", "--attention-map", path, "--heads", heads, "-p", prompt, NULL);
     else gpt2(&r, "-m", model, "--inspect", "--attention-map", path, "-p", prompt, NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_true(r.out.len > 0); /* the text report still comes */
     test_run_free(&r);
     gpt2_strbuf_clear(svg);
@@ -349,7 +337,7 @@ static void test_usage_errors(void **state) {
     test_expect_refusal(&r, 1, "gpt2: ", "at least one token");
     test_run_free(&r);
     gpt2(&r, "--help", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     static const char *const documented[] = {"--inspect",       "--top K", "--logit-lens", "--attention-json",
                                              "--attention-map", "--heads", "default: 5"};
     for (size_t i = 0; i < sizeof documented / sizeof *documented; i++)

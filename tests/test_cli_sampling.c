@@ -34,26 +34,12 @@ static Env env;
 #define LOOP_TOKEN 21333
 #define LOOP_TOKEN_TEXT "21333"
 
-#define MAX_ARGS 64
-
 /* Runs gpt2 with the NULL-terminated arguments that follow spec. */
 static void gpt2(RunResult *r, const RunSpec *spec, ...) {
-    const char *argv[MAX_ARGS + 2] = {env.gpt2};
     va_list ap;
     va_start(ap, spec);
-    size_t n = 1;
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL) {
-        assert_true(n < MAX_ARGS);
-        argv[n++] = a;
-    }
+    test_run_va(r, spec, env.gpt2, ap);
     va_end(ap);
-    argv[n] = NULL;
-    test_run(argv, spec, r);
-}
-
-static void expect_ok(const RunResult *r) {
-    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err.data);
 }
 
 static const JsonValue *parse_json(JsonDoc *doc, const char *text, size_t len) {
@@ -81,14 +67,14 @@ static size_t ids_of(const JsonValue *array, uint32_t *ids, size_t max) {
 /* Runs gpt2 --json with args (NULL-terminated) and reads its completion
  * tokens and, when prompt is not NULL, its prompt tokens. */
 static size_t run_ids(const char *const *args, uint32_t *ids, size_t max, uint32_t *prompt, size_t *n_prompt) {
-    const char *argv[MAX_ARGS + 2] = {env.gpt2};
+    const char *argv[TEST_MAX_ARGS + 2] = {env.gpt2};
     size_t n = 1;
     for (; *args; args++) argv[n++] = *args;
     argv[n++] = "--json";
     argv[n] = NULL;
     RunResult r;
     test_run(argv, NULL, &r);
-    expect_ok(&r);
+    test_expect_ok(&r);
     JsonDoc doc;
     const JsonValue *root = parse_json(&doc, r.out.data, r.out.len);
     size_t count = ids_of(get(root, "completion_tokens"), ids, max);
@@ -175,7 +161,7 @@ static void test_help_shows_the_settings(void **state) {
     NEED_FIXTURE();
     RunResult r;
     gpt2(&r, NULL, "--help", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     static const char *const want[] = {
         "--min-p P", "--presence-penalty P", "--frequency-penalty F", "--no-repeat-ngram N", "--logit-bias ID=BIAS",
         "min_p",     "presence_penalty",     "frequency_penalty",     "no_repeat_ngram",     "logit_bias"};
@@ -356,7 +342,7 @@ static void test_batch_keys_equal_options(void **state) {
     RunResult r;
     RunSpec in = {.stdin_bytes = input, .stdin_len = strlen(input)};
     gpt2(&r, &in, "-m", env.tiny, "--batch", "-", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     const char *line = r.out.data;
     for (size_t i = 0; i < 9; i++) {
         const char *nl = strchr(line, '\n');
@@ -426,7 +412,7 @@ static void test_nan_logits(void **state) {
     const char *input = "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"n\": 0}\n";
     RunSpec in = {.stdin_bytes = input, .stdin_len = strlen(input)};
     gpt2(&r, &in, "-m", env.nan_bias, "--batch", "-", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     const char *nl = strchr(r.out.data, '\n');
     assert_non_null(nl);
     JsonDoc doc;
@@ -486,7 +472,7 @@ static void expect_token_text(const JsonValue *entry) {
     RunResult r;
     RunSpec in = {.stdin_bytes = id, .stdin_len = strlen(id)};
     gpt2(&r, &in, "-m", env.tiny, "--detokenize", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_int_equal(r.out.len, n);
     for (size_t i = 0; i < n; i++) assert_int_equal((uint8_t)r.out.data[i], bytes[i]);
     test_run_free(&r);
@@ -518,7 +504,7 @@ static void test_logprobs_match_the_reference(void **state) {
         gpt2(&gen, NULL, "-m", env.tiny, "--ids", "-p", id_text.data, "-n", n_text, "--temp", "0", "--ignore-eos",
              "--json", "--echo", "--logprobs", "5", NULL);
         gpt2(&score, NULL, "-m", env.tiny, "--ids", "-p", id_text.data, "--score", "--json", "--logprobs", "5", NULL);
-        expect_ok(&gen), expect_ok(&score);
+        test_expect_ok(&gen), test_expect_ok(&score);
         JsonDoc gd, sd;
         const JsonValue *g = parse_json(&gd, gen.out.data, gen.out.len);
         const JsonValue *sc = parse_json(&sd, score.out.data, score.out.len);
@@ -570,7 +556,7 @@ static void test_logprobs_forms(void **state) {
     /* Token 447 is the bytes E2 80, the start of a three-byte character. */
     gpt2(&r, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "3", "--json", "--logprobs", "0", "--logit-bias", "447=100",
          "--seed", "1", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     JsonDoc doc;
     const JsonValue *lp = get(parse_json(&doc, r.out.data, r.out.len), "logprobs");
     assert_int_equal(gpt2_json_count(lp), 3);
@@ -588,7 +574,7 @@ static void test_logprobs_forms(void **state) {
     test_run_free(&r);
     /* Without --logprobs there is no such key. */
     gpt2(&r, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "3", "--json", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_null(strstr(r.out.data, "logprobs"));
     test_run_free(&r);
     /* A batch line asks with "logprobs". */
@@ -596,7 +582,7 @@ static void test_logprobs_forms(void **state) {
         "{\"prompt\": \"" PROMPT "\", \"n\": 2, \"logprobs\": 3}\n{\"prompt\": \"x\", \"logprobs\": 21}\n";
     RunSpec in = {.stdin_bytes = input, .stdin_len = strlen(input)};
     gpt2(&r, &in, "-m", env.tiny, "--batch", "-", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     const char *nl = strchr(r.out.data, '\n');
     lp = get(parse_json(&doc, r.out.data, (size_t)(nl - r.out.data)), "logprobs");
     assert_int_equal(gpt2_json_count(lp), 2);
@@ -640,7 +626,7 @@ static void test_samples_equal_single_runs(void **state) {
     /* Fewer at once than samples (--batch-size 3) changes nothing either. */
     gpt2(&bigger, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "30", "--samples", "4", "--seed", "7", "--json",
          "--logprobs", "2", "--batch-size", "3", NULL);
-    expect_ok(&json), expect_ok(&text), expect_ok(&bigger);
+    test_expect_ok(&json), test_expect_ok(&text), test_expect_ok(&bigger);
     StrBuf want_text = {0};
     const char *line = json.out.data, *line2 = bigger.out.data;
     for (int i = 0; i < 4; i++) {
@@ -649,7 +635,7 @@ static void test_samples_equal_single_runs(void **state) {
         RunResult one, one_text;
         gpt2(&one, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "30", "--seed", seed, "--json", "--logprobs", "2", NULL);
         gpt2(&one_text, NULL, "-m", env.tiny, "-p", PROMPT, "-n", "30", "--seed", seed, NULL);
-        expect_ok(&one), expect_ok(&one_text);
+        test_expect_ok(&one), test_expect_ok(&one_text);
         const char *nl = strchr(line, '\n'), *nl2 = strchr(line2, '\n');
         assert_non_null(nl), assert_non_null(nl2);
         char head[64];
@@ -706,7 +692,7 @@ static void test_batch_line_samples(void **state) {
     RunResult r;
     RunSpec in = {.stdin_bytes = input, .stdin_len = strlen(input)};
     gpt2(&r, &in, "-m", env.tiny, "--batch", "-", "--batch-size", "2", NULL);
-    expect_ok(&r);
+    test_expect_ok(&r);
     const char *nl = strchr(r.out.data, '\n');
     assert_non_null(nl);
     JsonDoc doc;

@@ -117,6 +117,29 @@ static void child(const char *const argv[], const RunSpec *spec, int in_fd, int 
 
 static void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
+void test_run_va(RunResult *r, const RunSpec *spec, const char *path, va_list ap) {
+    const char *argv[TEST_MAX_ARGS + 2] = {path};
+    size_t n = 1;
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        if (n > TEST_MAX_ARGS) fail_msg("more than %d arguments", TEST_MAX_ARGS);
+        argv[n++] = a;
+    }
+    argv[n] = NULL;
+    test_run(argv, spec, r);
+}
+
+void test_run_args(RunResult *r, const RunSpec *spec, const char *path, ...) {
+    va_list ap;
+    va_start(ap, path);
+    test_run_va(r, spec, path, ap);
+    va_end(ap);
+}
+
+void test_expect_ok(const RunResult *r) {
+    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err.data);
+}
+
 void test_run(const char *const argv[], const RunSpec *spec, RunResult *r) {
     static const RunSpec none = {0};
     if (!spec) spec = &none;

@@ -76,8 +76,17 @@ typedef struct {
 } RunResult;
 
 /* Runs argv (argv[0] a path) as the spec says and waits for it.  Fails
- * the test if it cannot be started or runs for more than two minutes. */
+ * the test if it cannot be started or runs for more than five minutes. */
 void test_run(const char *const argv[], const RunSpec *spec, RunResult *r);
+
+/* test_run of the program at path with the arguments after it, up to a
+ * NULL (at most TEST_MAX_ARGS); spec may be NULL. */
+#define TEST_MAX_ARGS 64
+void test_run_args(RunResult *r, const RunSpec *spec, const char *path, ...);
+void test_run_va(RunResult *r, const RunSpec *spec, const char *path, va_list ap);
+
+/* Fails the test, with its standard error, unless r exited with 0. */
+void test_expect_ok(const RunResult *r);
 void test_run_free(RunResult *r);
 
 /* A refusal as our tools give it: exit status `status`, nothing on
