@@ -129,7 +129,8 @@ static bool read_line(Session *s, char **line, size_t *cap, size_t *len) {
     while (s->terminal) {
         if (*s->signalled) return false;
         struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
-        if (poll(&pfd, 1, 100) != 0) break;
+        int ready = poll(&pfd, 1, 100);
+        if (ready > 0 || (ready < 0 && errno != EINTR)) break; /* EINTR: look at the flag again */
     }
     errno = 0;
     ssize_t n = getline(line, cap, stdin);
