@@ -269,6 +269,7 @@ static void test_read_only_cache(void **state) {
     gpt2_strbuf_free(&after);
 
     flip_a_value(cache); /* damaged: warned about, ignored, left as it is */
+    gpt2_strbuf_free(&before);
     read_file(cache, &before);
     run(&bad, tiny, prompt, ro_args);
     expect_warning(&bad, "damaged");
