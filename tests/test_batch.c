@@ -4,8 +4,9 @@
  * also when standard input is a pipe that stays open; after Ctrl-C every
  * line read gets exactly one output line (its result, its error, or
  * cancelled) and the status is 130; a closed output pipe ends the run
- * quietly; and memory does not grow with the number of lines (a slow test,
- * run when GPT2_SLOW_TESTS=1).
+ * quietly; memory does not grow with the number of lines; and the GNU
+ * parallel recipe of the README gives what one run gives (the last two are
+ * slow tests, run when GPT2_SLOW_TESTS=1).
  */
 #include <errno.h>
 #include <poll.h>
@@ -263,12 +264,100 @@ static void test_memory_does_not_grow_with_lines(void **state) {
         fail_msg("10000 lines peaked at %ld KiB, more than 10%% over the %ld KiB of 100 lines", large, small);
 }
 
+/* ---- GNU parallel --------------------------------------------------------------- */
+
+/* The program's path on $PATH, or false. */
+static bool on_path(const char *name, char *out, size_t outsz) {
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        snprintf(out, outsz, "%.*s/%s", (int)len, path, name);
+        if (access(out, X_OK) == 0) return true;
+        path += len + (end != NULL);
+    }
+    return false;
+}
+
+/* The output with every "timings" member cut out. */
+static void without_timings(const StrBuf *in, StrBuf *out) {
+    memset(out, 0, sizeof *out);
+    const char *s = in->data, *end = in->data + in->len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        assert_non_null(nl);
+        const char *t = strstr(s, ",\"timings\":");
+        size_t keep = t && t < nl ? (size_t)(t - s) : (size_t)(nl - s);
+        assert_true(gpt2_strbuf_append(out, s, keep) && gpt2_strbuf_append_char(out, '\n'));
+        s = nl + 1;
+    }
+}
+
+/* The README's recipe, `parallel --pipe --keep-order -j 2 gpt2 --batch -
+ * --seed S`, gives what one run over the whole file gives, but for the
+ * timings: with --seed every line without a seed of its own uses S. */
+static void test_gnu_parallel_recipe_equals_one_run(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    const char *slow = getenv("GPT2_SLOW_TESTS");
+    char parallel[4200];
+    if (!slow || strcmp(slow, "1") != 0) {
+        printf("skipped: set GPT2_SLOW_TESTS=1 to run the GNU parallel recipe\n");
+        skip();
+        return;
+    }
+    if (!on_path("parallel", parallel, sizeof parallel)) {
+        printf("skipped: GNU parallel is not installed (apt-get install parallel)\n");
+        skip();
+        return;
+    }
+    StrBuf input = {0};
+    for (size_t i = 0; i < 23; i++) {
+        if (i % 7 == 3)
+            assert_true(gpt2_strbuf_printf(&input, "{\"prompt\": \"own seed %zu\", \"seed\": %zu}\n", i, i));
+        else if (i == 11) assert_true(gpt2_strbuf_append_str(&input, "not json\n"));
+        else assert_true(gpt2_strbuf_printf(&input, "{\"prompt\": \"Line %zu says\", \"n\": %zu}\n", i, 3 + i % 5));
+    }
+    RunSpec spec = {.stdin_bytes = input.data, .stdin_len = input.len};
+    const char *one_argv[] = {gpt2, "-m", tiny, "--batch", "-", "--seed", "7", "-t", "1", NULL};
+    const char *par_argv[] = {parallel, "--will-cite", "--pipe", "--keep-order", "-j", "2",  "-N", "5", gpt2, "-m",
+                              tiny,     "--batch",     "-",      "--seed",       "7",  "-t", "1",  NULL};
+    RunResult one, par;
+    test_run(one_argv, &spec, &one);
+    test_run(par_argv, &spec, &par);
+    assert_int_equal(one.status, 0);
+    if (par.status != 0) fail_msg("parallel: exit %d: %s", par.status, par.err.data);
+    StrBuf a, b;
+    without_timings(&one.out, &a);
+    without_timings(&par.out, &b);
+    /* Error lines name their line in the chunk, not in the file: compare
+     * only results. */
+    Lines la, lb;
+    parse_lines(&one.out, &la);
+    parse_lines(&par.out, &lb);
+    assert_int_equal(la.n, 23);
+    assert_int_equal(lb.n, 23);
+    free_lines(&la), free_lines(&lb);
+    const char *x = a.data, *y = b.data;
+    for (size_t i = 0; i < 23; i++) {
+        const char *xn = strchr(x, '\n'), *yn = strchr(y, '\n');
+        bool error = strncmp(x, "{\"error\"", 8) == 0;
+        assert_int_equal(error, strncmp(y, "{\"error\"", 8) == 0);
+        if (!error && (xn - x != yn - y || memcmp(x, y, (size_t)(xn - x)) != 0))
+            fail_msg("line %zu: one run %.*s, parallel %.*s", i + 1, (int)(xn - x), x, (int)(yn - y), y);
+        x = xn + 1, y = yn + 1;
+    }
+    gpt2_strbuf_free(&a), gpt2_strbuf_free(&b), gpt2_strbuf_free(&input);
+    test_run_free(&one), test_run_free(&par);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answers_each_line_of_a_slow_pipe),
         cmocka_unit_test(test_ctrl_c_answers_every_line),
         cmocka_unit_test(test_closed_pipe_ends_quietly),
         cmocka_unit_test(test_memory_does_not_grow_with_lines),
+        cmocka_unit_test(test_gnu_parallel_recipe_equals_one_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
