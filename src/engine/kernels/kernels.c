@@ -1,8 +1,16 @@
 /* kernels.c - choosing the kernel set for this CPU (see kernels.h). */
 #include "kernels.h"
 
+#include <float.h>
 #include <stdbool.h>
 #include <string.h>
+
+/* The bit-for-bit contract of kernels.h holds only where float and double
+ * arithmetic rounds to float and double (32-bit x86 needs -msse2
+ * -mfpmath=sse, which CMakeLists.txt adds). */
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "gpt2 needs FLT_EVAL_METHOD 0 (on 32-bit x86: -msse2 -mfpmath=sse)"
+#endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
