@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -327,6 +328,27 @@ static void test_tables_rewritten_in_place(void **state) {
 #define UNDER_ASAN 0
 #endif
 
+/* Whether an address-space limit set in a child holds there: a child
+ * limited to 256 MiB tries to map 512 MiB.  It does not under a user-mode
+ * emulator (qemu ignores a guest's RLIMIT_AS, which would bind qemu
+ * itself), where CI runs the 32-bit build; the tests that need the limit
+ * say so and skip. */
+static bool rlimit_as_holds(void) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)256 << 20, (rlim_t)256 << 20};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(1);
+        void *p = mmap(NULL, (size_t)512 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        _exit(p == MAP_FAILED ? 0 : 1);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) assert_int_equal(errno, EINTR);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+    printf("skipped: an address-space limit (RLIMIT_AS) does not hold here (an emulator?)\n");
+    return false;
+}
+
 /* A valid model whose context (65536 positions, 64 layers) needs 1 GiB of
  * key/value cache per sequence, run where only 768 MiB may be reserved:
  * refused before anything is reserved, with the size in the message.
@@ -336,6 +358,10 @@ static void test_cache_larger_than_memory(void **state) {
     (void)state;
     if (UNDER_ASAN) {
         printf("skipped: AddressSanitizer cannot run under ulimit -v\n");
+        skip();
+        return;
+    }
+    if (!rlimit_as_holds()) {
         skip();
         return;
     }
@@ -359,6 +385,41 @@ static void test_cache_larger_than_memory(void **state) {
     unlink(model);
 }
 
+/* A valid model whose key/value cache is 8 GiB per sequence (n_ctx 65536,
+ * 64 layers of 256): a 32-bit size_t cannot hold that, and the size must
+ * be refused, not wrapped into a small allocation that the forward pass
+ * then overruns.  A 64-bit build runs it (its cache is reserved, not
+ * touched), or refuses it when the machine has less memory.  CI runs this
+ * file in its 32-bit build. */
+static void test_cache_size_wraps_32_bit(void **state) {
+    (void)state;
+    char model[4200], msg[512];
+    test_path(model, sizeof model, env.dir, "wide-long-context.bin");
+    ModelConfig c = {.n_vocab = 300,
+                     .n_ctx = 65536,
+                     .n_embd = 256,
+                     .n_layer = 64,
+                     .n_head = 4,
+                     .dtype = DTYPE_Q8_0,
+                     .ln_eps = 1e-5f};
+    if (!gpt2_convert_random(&c, 5, NULL, model, NULL, msg, sizeof msg)) fail_msg("gpt2_convert_random: %s", msg);
+    const char *argv[] = {env.gpt2, "-m", model, "-p", "hi", "-n", "1", "-t", "1", NULL};
+    Child ch = spawn(argv, false, NULL);
+    int status = wait_child(&ch);
+    StrBuf err = {0};
+    read_stderr(&err);
+    printf("size_t of %zu bits: exit %d, stderr: %s\n", sizeof(size_t) * 8, status, err.data);
+    if (sizeof(size_t) < 8) {
+        if (status != 1 || !strstr(err.data, "needs 8.0 GiB of key/value cache per sequence, more than this machine "
+                                             "can address"))
+            fail_msg("exit %d, stderr: %s", status, err.data);
+    } else if (status != 0 && !(status == 1 && strstr(err.data, "more than this machine has"))) {
+        fail_msg("exit %d, stderr: %s", status, err.data);
+    }
+    gpt2_strbuf_free(&err);
+    unlink(model);
+}
+
 /* ---- huge inputs under ulimit -v 512 MiB ------------------------------------------------ */
 
 /* Slow (each writes and reads 50 to 100 MB), so only with GPT2_SLOW_TESTS=1;
@@ -374,7 +435,7 @@ static bool huge_inputs_wanted(void) {
         printf("skipped: huge inputs under ulimit -v run with GPT2_SLOW_TESTS=1\n");
         return false;
     }
-    return true;
+    return rlimit_as_holds();
 }
 
 /* Runs argv under 512 MiB of address space with one thread's worth of
@@ -484,6 +545,7 @@ int main(void) {
         cmocka_unit_test(test_model_file_shrinks_during_batch),
         cmocka_unit_test(test_tables_rewritten_in_place),
         cmocka_unit_test(test_cache_larger_than_memory),
+        cmocka_unit_test(test_cache_size_wraps_32_bit),
         cmocka_unit_test(test_huge_safetensors_header),
         cmocka_unit_test(test_huge_batch_line),
         cmocka_unit_test(test_huge_prompt_without_spaces),
