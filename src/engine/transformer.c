@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -170,6 +171,41 @@ size_t gpt2_transformer_match(const Transformer *t, size_t s, const int32_t *ids
     return i;
 }
 
+/* Faults in the pages of p[0..n) writable in one call: a fresh anonymous
+ * page costs a fault on its first write, and the kernel's own populate
+ * is several times cheaper than a fault per page.  A no-op where the
+ * kernel has none (the copy then faults them as usual). */
+static void populate_write(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+    const uintptr_t page = 4096, begin = (uintptr_t)p / page * page;
+    const uintptr_t end = ((uintptr_t)p + n + page - 1) / page * page;
+    (void)madvise((void *)begin, end - begin, MADV_POPULATE_WRITE);
+#else
+    (void)p, (void)n;
+#endif
+}
+
+/* One copy of a prefix, split over the (layer, head) slices of the cache. */
+typedef struct {
+    const Transformer *t;
+    const KVCache *from;
+    KVCache *to;
+    size_t k_bytes, v_bytes;
+} PrefixCopy;
+
+static void run_prefix_copy(void *ctx, size_t begin, size_t end, int thread) {
+    (void)thread;
+    const PrefixCopy *pc = ctx;
+    const size_t hd = pc->t->model->config.n_embd / pc->t->model->config.n_head;
+    const size_t k_slice = pc->t->n_ctx16 * hd, v_slice = (size_t)pc->t->model->config.n_ctx * hd;
+    for (size_t lh = begin; lh < end; lh++) {
+        populate_write(pc->to->kt + lh * k_slice, pc->k_bytes);
+        populate_write(pc->to->v + lh * v_slice, pc->v_bytes);
+        memcpy(pc->to->kt + lh * k_slice, pc->from->kt + lh * k_slice, pc->k_bytes);
+        memcpy(pc->to->v + lh * v_slice, pc->from->v + lh * v_slice, pc->v_bytes);
+    }
+}
+
 bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32_t n_pos) {
     if (dst >= t->n_seq || src >= t->n_seq || n_pos > t->caches[src].len) return false;
     if (dst == src) {
@@ -178,17 +214,15 @@ bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32
     }
     const ModelConfig *c = &t->model->config;
     const size_t H = c->n_head, hd = c->n_embd / c->n_head;
-    const KVCache *from = &t->caches[src];
     KVCache *to = &t->caches[dst];
     /* Keys lie in blocks of 16 positions: copy the blocks that hold a
-     * wanted position (the rest of the last block is never read as valid). */
-    const size_t k_bytes = ((size_t)n_pos + 15) / 16 * 16 * hd * sizeof(float);
-    const size_t v_bytes = (size_t)n_pos * hd * sizeof(float);
-    for (size_t lh = 0; lh < c->n_layer * H; lh++) {
-        memcpy(to->kt + lh * t->n_ctx16 * hd, from->kt + lh * t->n_ctx16 * hd, k_bytes);
-        memcpy(to->v + lh * c->n_ctx * hd, from->v + lh * c->n_ctx * hd, v_bytes);
-    }
-    memcpy(to->tokens, from->tokens, n_pos * sizeof *to->tokens);
+     * wanted position (the rest of the last block is never read as valid).
+     * The threads share the work: most of it is the kernel's filling of
+     * fresh pages, which runs in parallel. */
+    PrefixCopy pc = {t, &t->caches[src], to, ((size_t)n_pos + 15) / 16 * 16 * hd * sizeof(float),
+                     (size_t)n_pos * hd * sizeof(float)};
+    gpt2_threadpool_for(t->pool, c->n_layer * H, 1, run_prefix_copy, &pc);
+    memcpy(to->tokens, pc.from->tokens, n_pos * sizeof *to->tokens);
     to->len = n_pos;
     return true;
 }
