@@ -42,6 +42,7 @@ typedef struct {
     float *kt;                /* [n_layer][n_head][n_ctx16 / 16][head_dim][16]: keys, 16 positions per block */
     float *v;                 /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
     uint32_t len;             /* positions 0 .. len-1 hold valid keys and values */
+    uint32_t populated;       /* the pages of positions 0 .. populated-1 are in memory (see populate_cache) */
     int32_t *tokens;          /* [n_ctx] the token at each of those positions */
     void *kt_block, *v_block; /* the allocations kt and v lie in */
 } KVCache;
