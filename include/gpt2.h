@@ -240,9 +240,11 @@ typedef struct {
  * prompt that any sequence holds (a completion running beside it, one run
  * before it, in this call or an earlier one), or waits for a running
  * completion that is evaluating a longer one.  Identical prompts (samples
- * of one prompt with different seeds) are evaluated once.  The copies are
- * bit for bit, so results do not change; n_prompt_evaluated says what a
- * completion evaluated itself.  Returns false only on a failure that is not a
+ * of one prompt with different seeds) are evaluated once.  The shared
+ * keys and values are read in place, not copied, while their holder keeps
+ * them (so N completions of one long prompt hold one copy of it); either
+ * way they are the same bits, so results do not change.
+ * n_prompt_evaluated says what a completion evaluated itself.  Returns false only on a failure that is not a
  * completion's own (out of memory); release every completion with
  * gpt2_completion_free whatever the outcome. */
 GPT2_API bool gpt2_generate(Gpt2 *g, Gpt2Completion *c, size_t n, const Gpt2Callbacks *cb, char *err, size_t errsz);

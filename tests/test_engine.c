@@ -377,6 +377,77 @@ static void test_copied_prefix_same_bits(void **state) {
     free_fixture(f);
 }
 
+/* Copied prefixes are borrowed in whole 16-position blocks from the
+ * sequence that holds them (transformer.h).  Whatever then overwrites the
+ * lender - a reset, a rewind, a copy into it, its own rows - leaves each
+ * borrower (and a borrower's borrower) with the bits a whole evaluation
+ * gives. */
+static void test_borrowed_prefix_outlives_its_lender(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    Fixture *f = make_fixture(shared, "tiny", "f32");
+    Model m;
+    char err[256];
+    if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
+    Transformer t;
+    if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(NULL), 4, 64, 2, err, sizeof err)) fail_msg("%s", err);
+    const size_t n = 40, k = 33, n_vocab = m.config.n_vocab;
+    int32_t ids[40], other[40];
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = (int32_t)((i * 7919 + 13) % n_vocab);
+        other[i] = (int32_t)((i * 104729 + 5) % n_vocab);
+    }
+    float *whole = malloc(n * n_vocab * sizeof *whole), *part = malloc(n * n_vocab * sizeof *part);
+    assert_true(whole && part);
+    forward_rows(&t, 0, ids, 0, n, whole);
+    for (int mode = 0; mode < 5; mode++) {
+        gpt2_transformer_reset(&t, 0);
+        forward_rows(&t, 0, ids, 0, n, part);
+        assert_true(gpt2_transformer_copy_prefix(&t, 1, 0, (uint32_t)k));
+        assert_true(gpt2_transformer_copy_prefix(&t, 2, 1, (uint32_t)k)); /* from a borrower */
+        /* Both borrow the two whole blocks from sequence 0. */
+        assert_int_equal(t.caches[1].base_len, 32), assert_int_equal(t.caches[1].base, 0);
+        assert_int_equal(t.caches[2].base_len, 32), assert_int_equal(t.caches[2].base, 0);
+        switch (mode) {
+        case 0: /* the lender starts afresh with other tokens */
+            gpt2_transformer_reset(&t, 0);
+            forward_rows(&t, 0, other, 0, n, part);
+            break;
+        case 1: /* the lender rewinds to position 5 and goes on differently */
+            assert_true(gpt2_transformer_copy_prefix(&t, 0, 0, 5));
+            forward_rows(&t, 0, other, 5, n, part);
+            break;
+        case 2: /* another sequence's prefix is copied into the lender */
+            gpt2_transformer_reset(&t, 3);
+            forward_rows(&t, 3, other, 0, n, part);
+            assert_true(gpt2_transformer_copy_prefix(&t, 0, 3, 20));
+            forward_rows(&t, 0, ids, 20, n, part);
+            break;
+        case 3: /* a borrower takes its own copy first (the prompt cache's writer does) */
+            gpt2_transformer_own(&t, 2);
+            assert_int_equal(t.caches[2].base_len, 0);
+            gpt2_transformer_reset(&t, 0);
+            forward_rows(&t, 0, other, 0, n, part);
+            break;
+        default: /* the lender only goes on past the prefix: nothing is copied */
+            assert_true(gpt2_transformer_copy_prefix(&t, 0, 0, (uint32_t)k));
+            forward_rows(&t, 0, other, k, n, part);
+            assert_int_equal(t.caches[1].base_len, 32);
+            break;
+        }
+        for (uint32_t seq = 1; seq <= 2; seq++) {
+            forward_rows(&t, seq, ids, k, n, part);
+            if (memcmp(part, whole + k * n_vocab, (n - k) * n_vocab * sizeof *part) != 0)
+                fail_msg("mode %d: sequence %u's logits differ from a whole evaluation", mode, seq);
+        }
+    }
+    free(whole);
+    free(part);
+    gpt2_transformer_free(&t);
+    gpt2_model_close(&m);
+    free_fixture(f);
+}
+
 /* Every matrix-product tile gives each row what a product of that row alone
  * gives, to the bit, on every kernel set and however the panels are split
  * between threads: 1 to 40 input rows (the one-row, wide and many-row
@@ -470,7 +541,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_matches_reference),    cmocka_unit_test(test_small_matches_reference),
         cmocka_unit_test(test_reduced_precision_quality), cmocka_unit_test(test_reduced_precision_same_bits),
-        cmocka_unit_test(test_copied_prefix_same_bits),   cmocka_unit_test(test_matmul_tiles_same_bits),
+        cmocka_unit_test(test_copied_prefix_same_bits),   cmocka_unit_test(test_borrowed_prefix_outlives_its_lender),
+        cmocka_unit_test(test_matmul_tiles_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

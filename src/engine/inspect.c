@@ -74,6 +74,7 @@ static void run_capture(void *ctx, size_t begin, size_t end, int thread) {
 
 void gpt2_capture_layer(Transformer *t, const Batch *b, size_t layer) {
     const Capture *cap = t->capture;
+    gpt2_transformer_own(t, cap->seq); /* run_capture reads its keys in place */
     const ModelConfig *c = &t->model->config;
     const size_t C = c->n_embd;
     if (cap->residual)

@@ -238,10 +238,11 @@ static bool write_all(int fd, const void *buf, size_t n, Hasher *h) {
     return true;
 }
 
-bool gpt2_kvfile_write(const Transformer *t, size_t seq, const int32_t *ids, size_t n, const char *path, char *err,
+bool gpt2_kvfile_write(Transformer *t, size_t seq, const int32_t *ids, size_t n, const char *path, char *err,
                        size_t errsz) {
     const ModelConfig *c = &t->model->config;
     const size_t H = c->n_head, hd = c->n_embd / c->n_head;
+    gpt2_transformer_own(t, seq); /* read below in place */
     const KVCache *kv = &t->caches[seq];
     if (n == 0 || n > kv->len || memcmp(kv->tokens, ids, n * sizeof *ids) != 0) {
         snprintf(err, errsz, "the prompt's keys and values are no longer held");

@@ -57,7 +57,7 @@ bool gpt2_kvfile_read(Transformer *t, size_t seq, const char *path, const int32_
 
 /* Writes the first n positions of sequence seq, which must hold ids[0..n),
  * to path atomically. */
-bool gpt2_kvfile_write(const Transformer *t, size_t seq, const int32_t *ids, size_t n, const char *path, char *err,
+bool gpt2_kvfile_write(Transformer *t, size_t seq, const int32_t *ids, size_t n, const char *path, char *err,
                        size_t errsz);
 
 #endif

@@ -173,10 +173,6 @@ void gpt2_transformer_free(Transformer *t) {
     memset(t, 0, sizeof *t);
 }
 
-void gpt2_transformer_reset(Transformer *t, size_t s) {
-    if (s < t->n_seq) t->caches[s].len = 0;
-}
-
 size_t gpt2_transformer_match(const Transformer *t, size_t s, const int32_t *ids, size_t n) {
     if (s >= t->n_seq) return 0;
     const KVCache *kv = &t->caches[s];
@@ -185,46 +181,115 @@ size_t gpt2_transformer_match(const Transformer *t, size_t s, const int32_t *ids
     return i;
 }
 
-/* One copy of a prefix, split over the (layer, head) slices of the cache. */
+/* ---- sharing prefixes ------------------------------------------------------ */
+
+/* A copy of positions [from, to) of sequence src, as src reads them (from
+ * its lender below its base_len), into dst's own cache; split over the
+ * (layer, head) slices.  from is a multiple of 16.  Most of the work is the
+ * kernel's filling of fresh pages, which the threads do side by side. */
 typedef struct {
     const Transformer *t;
-    const KVCache *from;
-    KVCache *to;
-    size_t k_bytes, v_bytes;
-} PrefixCopy;
+    const KVCache *src, *lender, *dst;
+    size_t from, to;
+} RangeCopy;
 
-static void run_prefix_copy(void *ctx, size_t begin, size_t end, int thread) {
+static void run_range_copy(void *ctx, size_t begin, size_t end, int thread) {
     (void)thread;
-    const PrefixCopy *pc = ctx;
-    const size_t hd = pc->t->model->config.n_embd / pc->t->model->config.n_head;
-    const size_t k_slice = pc->t->n_ctx16 * hd, v_slice = (size_t)pc->t->model->config.n_ctx * hd;
+    const RangeCopy *rc = ctx;
+    const ModelConfig *c = &rc->t->model->config;
+    const size_t hd = c->n_embd / c->n_head, k_slice = rc->t->n_ctx16 * hd, v_slice = (size_t)c->n_ctx * hd;
+    const size_t split = rc->src->base_len, k_to = (rc->to + 15) / 16 * 16;
     for (size_t lh = begin; lh < end; lh++) {
-        populate_write(pc->to->kt + lh * k_slice, pc->k_bytes);
-        populate_write(pc->to->v + lh * v_slice, pc->v_bytes);
-        memcpy(pc->to->kt + lh * k_slice, pc->from->kt + lh * k_slice, pc->k_bytes);
-        memcpy(pc->to->v + lh * v_slice, pc->from->v + lh * v_slice, pc->v_bytes);
+        float *kt = rc->dst->kt + lh * k_slice, *v = rc->dst->v + lh * v_slice;
+        populate_write(kt + rc->from * hd, (k_to - rc->from) * hd * sizeof(float));
+        populate_write(v + rc->from * hd, (rc->to - rc->from) * hd * sizeof(float));
+        /* Keys in whole blocks (the rest of the last is never read as valid). */
+        for (size_t p = rc->from; p < k_to;) {
+            const KVCache *from = p < split ? rc->lender : rc->src;
+            size_t end_p = p < split && split < k_to ? split : k_to;
+            memcpy(kt + p * hd, from->kt + lh * k_slice + p * hd, (end_p - p) * hd * sizeof(float));
+            p = end_p;
+        }
+        for (size_t p = rc->from; p < rc->to;) {
+            const KVCache *from = p < split ? rc->lender : rc->src;
+            size_t end_p = p < split && split < rc->to ? split : rc->to;
+            memcpy(v + p * hd, from->v + lh * v_slice + p * hd, (end_p - p) * hd * sizeof(float));
+            p = end_p;
+        }
     }
+}
+
+static void copy_range(Transformer *t, size_t dst, size_t src, size_t from, size_t to) {
+    if (from >= to) return;
+    const ModelConfig *c = &t->model->config;
+    const KVCache *s = &t->caches[src];
+    RangeCopy rc = {t, s, s->base_len ? &t->caches[s->base] : s, &t->caches[dst], from, to};
+    gpt2_threadpool_for(t->pool, (size_t)c->n_layer * c->n_head, 1, run_range_copy, &rc);
+}
+
+/* Sequence s borrows only positions below keep (a multiple of 16): the
+ * rest of what it borrowed is copied into its own cache. */
+static void borrow_less(Transformer *t, size_t s, size_t keep) {
+    KVCache *kv = &t->caches[s];
+    if (kv->base_len <= keep) return;
+    copy_range(t, s, kv->base, keep, kv->base_len);
+    kv->base_len = (uint32_t)keep;
+}
+
+void gpt2_transformer_own(Transformer *t, size_t s) {
+    if (s < t->n_seq) borrow_less(t, s, 0);
+}
+
+/* Sequence s is about to write its positions pos and after: each sequence
+ * that borrows them from s copies them first.  (A lender borrows nothing
+ * itself: a copy into it comes after this.) */
+static void lend_below(Transformer *t, size_t s, size_t pos) {
+    for (size_t d = 0; d < t->n_seq; d++) {
+        const KVCache *kv = &t->caches[d];
+        if (d != s && kv->base_len > pos && kv->base == s) borrow_less(t, d, pos / 16 * 16);
+    }
+}
+
+/* Sequence s is about to write its positions pos and after (borrowed ones
+ * among them, in a rare rewind, are first its own). */
+static void before_write(Transformer *t, size_t s, size_t pos) {
+    lend_below(t, s, pos);
+    borrow_less(t, s, pos / 16 * 16);
+}
+
+/* Sequence s is about to start afresh: nothing of what it holds or
+ * borrows is kept. */
+static void before_forget(Transformer *t, size_t s) {
+    lend_below(t, s, 0);
+    t->caches[s].base_len = 0;
+}
+
+void gpt2_transformer_reset(Transformer *t, size_t s) {
+    if (s >= t->n_seq) return;
+    before_forget(t, s);
+    t->caches[s].len = 0;
 }
 
 bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32_t n_pos) {
     if (dst >= t->n_seq || src >= t->n_seq || n_pos > t->caches[src].len) return false;
+    KVCache *to = &t->caches[dst];
     if (dst == src) {
-        t->caches[dst].len = n_pos;
+        before_write(t, dst, n_pos);
+        to->len = n_pos;
         return true;
     }
-    const ModelConfig *c = &t->model->config;
-    const size_t H = c->n_head, hd = c->n_embd / c->n_head;
-    KVCache *to = &t->caches[dst];
-    /* Keys lie in blocks of 16 positions: copy the blocks that hold a
-     * wanted position (the rest of the last block is never read as valid).
-     * The threads share the work: most of it is the kernel's filling of
-     * fresh pages, which runs in parallel. */
-    PrefixCopy pc = {t, &t->caches[src], to, ((size_t)n_pos + 15) / 16 * 16 * hd * sizeof(float),
-                     (size_t)n_pos * hd * sizeof(float)};
-    gpt2_threadpool_for(t->pool, c->n_layer * H, 1, run_prefix_copy, &pc);
-    memcpy(to->tokens, pc.from->tokens, n_pos * sizeof *to->tokens);
+    before_forget(t, dst);
+    const KVCache *from = &t->caches[src];
+    /* Whole blocks are borrowed from whoever holds them; the rest copied. */
+    size_t lender = from->base_len ? from->base : src;
+    size_t borrow = n_pos / 16 * 16;
+    if (from->base_len && from->base_len < borrow) borrow = from->base_len;
+    to->base = (uint32_t)lender;
+    to->base_len = (uint32_t)borrow;
+    copy_range(t, dst, src, borrow, n_pos);
+    memcpy(to->tokens, from->tokens, n_pos * sizeof *to->tokens);
     to->len = n_pos;
-    if (n_pos > to->populated) to->populated = n_pos / 16 * 16;
+    if (n_pos / 16 * 16 > to->populated) to->populated = n_pos / 16 * 16;
     return true;
 }
 
@@ -358,12 +423,16 @@ static void run_attention(void *ctx, size_t begin, size_t end, int thread) {
         size_t g = s->n_groups - 1 - item / H, h = item % H, r = s->group_row[g];
         assert(job->b->seq[r] < t->n_seq && s->group_len[g] <= t->kernels->attention_queries);
         const KVCache *kv = &t->caches[job->b->seq[r]];
+        const KVCache *lender = kv->base_len ? &t->caches[kv->base] : kv;
         AttentionArgs a = {
             .q = s->qkv + r * 3 * C + h * hd,
             .q_stride = 3 * C,
             .kt = kv->kt + (job->layer * H + h) * t->n_ctx16 * hd,
             .v = kv->v + (job->layer * H + h) * c->n_ctx * hd,
             .v_stride = hd,
+            .kt_base = lender->kt + (job->layer * H + h) * t->n_ctx16 * hd,
+            .v_base = lender->v + (job->layer * H + h) * c->n_ctx * hd,
+            .n_base = kv->base_len,
             .n_q = s->group_len[g],
             .n_keys = job->b->pos[r] + 1,
             .head_dim = hd,
@@ -436,6 +505,7 @@ static void populate_cache(Transformer *t, const Batch *b) {
     for (size_t r = 0; r < b->n; r++) {
         KVCache *kv = &t->caches[b->seq[r]];
         if (b->pos[r] < kv->populated) continue;
+        if (kv->populated < kv->base_len) kv->populated = kv->base_len; /* borrowed pages stay unused */
         size_t to = ((size_t)b->pos[r] + POPULATE_AHEAD) / POPULATE_AHEAD * POPULATE_AHEAD;
         if (to > t->n_ctx16) to = t->n_ctx16;
         PopulateJob job = {t, kv, kv->populated, to};
@@ -478,6 +548,7 @@ static bool check_batch(Transformer *t, const Batch *b, char *err, size_t errsz)
 
 bool gpt2_transformer_forward(Transformer *t, const Batch *b, float *logits, char *err, size_t errsz) {
     if (!check_batch(t, b, err, errsz)) return false;
+    for (size_t r = 0; r < b->n; r++) before_write(t, b->seq[r], b->pos[r]);
     populate_cache(t, b);
     const Model *m = t->model;
     const ModelConfig *c = &m->config;

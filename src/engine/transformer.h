@@ -42,7 +42,9 @@ typedef struct {
     float *kt;                /* [n_layer][n_head][n_ctx16 / 16][head_dim][16]: keys, 16 positions per block */
     float *v;                 /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
     uint32_t len;             /* positions 0 .. len-1 hold valid keys and values */
-    uint32_t populated;       /* the pages of positions 0 .. populated-1 are in memory (see populate_cache) */
+    uint32_t populated;       /* positions 0 .. populated-1 need no pages brought in (see populate_cache) */
+    uint32_t base_len;        /* positions 0 .. base_len-1 (a multiple of 16, or 0) are read from ... */
+    uint32_t base;            /* ... sequence `base`, whose cache they are borrowed from (see copy_prefix) */
     int32_t *tokens;          /* [n_ctx] the token at each of those positions */
     void *kt_block, *v_block; /* the allocations kt and v lie in */
 } KVCache;
@@ -122,11 +124,23 @@ void gpt2_transformer_reset(Transformer *t, size_t s);
 size_t gpt2_transformer_match(const Transformer *t, size_t s, const int32_t *ids, size_t n);
 
 /* Makes sequence dst hold the first n_pos positions of sequence src, keys
- * and values copied bit for bit (and the record of their tokens), so that evaluating dst from position n_pos
- * on gives exactly what evaluating its whole prompt would.  This is how a
- * prompt evaluated once serves many completions (samples of one prompt, a
- * prefix shared by batch lines).  False when a sequence is out of range or
- * src holds fewer than n_pos positions. */
+ * and values bit for bit (and the record of their tokens), so that
+ * evaluating dst from position n_pos on gives exactly what evaluating its
+ * whole prompt would.  This is how a prompt evaluated once serves many
+ * completions (samples of one prompt, a prefix shared by batch lines).
+ *
+ * The whole blocks of 16 positions are borrowed, not copied: dst reads
+ * them from the cache that holds them (src's, or the one src borrows
+ * from), so that 16 completions of one long prompt keep one copy of its
+ * keys and values.  Whatever is about to overwrite borrowed positions
+ * (a row evaluated there, a reset, a copy into the lender) first gives each
+ * borrower its own copy of them; so borrowing never changes a result.
+ * False when a sequence is out of range or src holds fewer than n_pos
+ * positions. */
 bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32_t n_pos);
+
+/* Makes sequence s hold every position in its own cache (for a reader of
+ * kt and v themselves: the prompt cache's writer, the attention capture). */
+void gpt2_transformer_own(Transformer *t, size_t s);
 
 #endif

@@ -78,13 +78,17 @@ typedef struct {
  * meets 16 keys per vector: key s, dimension d is
  *   kt[(s / 16) * head_dim * 16 + d * 16 + s % 16].
  * The whole last block is read, whatever the number of keys.  Values are
- * rows v[s][d] (row stride v_stride). */
+ * rows v[s][d] (row stride v_stride).  The first n_base positions (a
+ * multiple of 16) are read from kt_base and v_base instead, laid out the
+ * same way: a sequence that borrows the cache of a shared prompt. */
 typedef struct {
     const float *q; /* [n_q][q_stride], head_dim used */
     size_t q_stride;
     const float *kt; /* [round_up(n_keys + n_q - 1, 16) / 16][head_dim][16] */
     const float *v;  /* [n_keys + n_q - 1][v_stride] */
     size_t v_stride;
+    const float *kt_base, *v_base; /* positions 0 .. n_base - 1 (kt and v where n_base is 0) */
+    size_t n_base;
     size_t n_q;    /* 1 .. KernelSet.attention_queries */
     size_t n_keys; /* keys the first query sees, >= 1 */
     size_t head_dim;
