@@ -64,6 +64,7 @@ typedef struct {
     int n_threads;
     uint32_t n_batch;
     uint64_t file_bytes;
+    uint32_t n_added; /* added special tokens (a fine-tune's <|pad|>, ...): the last n_added ids */
 } Gpt2Info;
 
 /* What the file or folder at path is, for a caller that wants to say more
@@ -94,8 +95,10 @@ GPT2_API Gpt2Info gpt2_info(const Gpt2 *g);
 
 /* Encodes text[0..len), any bytes at all, into a malloc'd array of ids
  * (*ids, *n_ids; free it with free()).  With special, "<|endoftext|>" in the
- * text becomes the end-of-text id; otherwise it is ordinary text, as in
- * OpenAI's encoder.  Fails only when memory runs out. */
+ * text becomes the end-of-text id, and the text of each added token (a
+ * fine-tune's "<|pad|>", say) its id, the longest where two start at the
+ * same place; otherwise all of it is ordinary text, as in OpenAI's encoder.
+ * Fails only when memory runs out. */
 GPT2_API bool gpt2_tokenize(Gpt2 *g, const char *text, size_t len, bool special, int32_t **ids, size_t *n_ids,
                             char *err, size_t errsz);
 

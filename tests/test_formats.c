@@ -235,6 +235,130 @@ static void test_tokenizer_json(void **state) {
     test_rmtree(tmp);
 }
 
+/* A folder holding links to the files of formats/tiny-added but those in
+ * `skip` (names separated by spaces), and maybe one more file. */
+static void added_folder(const char *shared, const char *dir, const char *skip, const char *extra_name,
+                         const char *extra) {
+    static const char *const names[] = {"added_tokens.json", "config.json",    "merges.txt",
+                                        "model.safetensors", "tokenizer.json", "vocab.json"};
+    char from[4300], to[4300];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (strstr(skip, names[i])) continue;
+        snprintf(from, sizeof from, "%s/reference/formats/tiny-added/%s", shared, names[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, names[i]);
+        if (symlink(from, to) != 0) fail_msg("symlink %s", to);
+    }
+    if (extra_name) {
+        snprintf(to, sizeof to, "%s/%s", dir, extra_name);
+        test_write_file(to, extra, strlen(extra));
+    }
+}
+
+/* Each text of added_texts, encoded with the added tokens matched as
+ * specials, gives its case's ids, and the ids decode back to it. */
+static void check_added_texts(const char *model, const char *expected) {
+    StrBuf text = {0};
+    JsonDoc doc;
+    char err[512];
+    test_read_file(expected, &text);
+    if (!gpt2_json_parse(&doc, text.data, text.len, err, sizeof err)) fail_msg("%s", err);
+    Gpt2Options o = {.n_threads = 1};
+    Gpt2 *g = gpt2_open(model, &o, err, sizeof err);
+    if (!g) fail_msg("%s", err);
+    assert_int_equal(gpt2_info(g).n_added, 2);
+    const JsonValue *texts = member(doc.root, "added_texts"), *cases = member(doc.root, "cases");
+    size_t checked = 0;
+    JsonIter it = gpt2_json_iter(cases);
+    const JsonValue *c;
+    while ((c = gpt2_json_next(&it, NULL))) {
+        const JsonValue *name = member(c, "name"), *t = gpt2_json_get(texts, gpt2_json_string(name, NULL));
+        if (!t) continue;
+        size_t n_want, n_got, len;
+        int32_t *want = ids_of(member(c, "ids"), &n_want), *got;
+        const char *s = gpt2_json_string(t, &len);
+        assert_true(gpt2_tokenize(g, s, len, true, &got, &n_got, err, sizeof err));
+        assert_int_equal(n_got, n_want);
+        assert_memory_equal(got, want, n_want * sizeof *want);
+        StrBuf back = {0};
+        for (size_t i = 0; i < n_got; i++) {
+            size_t n_bytes;
+            const char *bytes = gpt2_token_bytes(g, got[i], &n_bytes);
+            assert_non_null(bytes);
+            gpt2_strbuf_append(&back, bytes, n_bytes);
+        }
+        assert_int_equal(back.len, len);
+        assert_memory_equal(back.data, s, len);
+        gpt2_strbuf_free(&back);
+        /* Without special, the added tokens' text is ordinary text. */
+        free(got);
+        assert_true(gpt2_tokenize(g, s, len, false, &got, &n_got, err, sizeof err));
+        for (size_t i = 0; i < n_got; i++) assert_true(got[i] < 50257);
+        free(got);
+        free(want);
+        checked++;
+    }
+    assert_int_equal(checked, 2);
+    gpt2_close(g);
+    gpt2_json_free(&doc);
+    gpt2_strbuf_free(&text);
+}
+
+/* A fine-tune with two added tokens (vocab_size 50259), named by
+ * added_tokens.json or by tokenizer.json's added_tokens: the model meets
+ * the usual bars on its reference, including the cases whose ids hold the
+ * added tokens, and --special matches them in text. */
+static void test_added_tokens(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    char tmp[4096], dir[4200], out[4300], expected[4200], err[512];
+    snprintf(expected, sizeof expected, "%s/reference/formats/tiny-added/expected.json", shared);
+    check_layout(shared, "tiny-added", "f32", "formats/tiny-added/expected.json");
+    test_mkdtemp(tmp, sizeof tmp);
+    static const char *const skips[] = {"tokenizer.json", "added_tokens.json",
+                                        "added_tokens.json vocab.json merges.txt"};
+    for (size_t i = 0; i < sizeof skips / sizeof *skips; i++) {
+        snprintf(dir, sizeof dir, "%s/%zu", tmp, i);
+        mkdir(dir, 0755);
+        added_folder(shared, dir, skips[i], NULL, NULL);
+        snprintf(out, sizeof out, "%s/model.bin", dir);
+        ConvertOptions o = {dir, NULL, out, DTYPE_F32, NULL};
+        if (!gpt2_convert_hf(&o, err, sizeof err)) fail_msg("without %s: %s", skips[i], err);
+        check_added_texts(out, expected);
+    }
+    /* Lists that do not name every extra row, or contradict the vocabulary. */
+    static const struct {
+        const char *skip, *name, *text, *phrase;
+    } bad[] = {
+        {"added_tokens.json tokenizer.json", NULL, NULL,
+         "holds no added_tokens.json or tokenizer.json to name the other 2"},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257}", "names no token with id 50258"},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|sep|>\": 50259}",
+         "has id 50259, but the model has 50259 token embeddings"},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|sep|>\": 50258, \"<|x|>\": 50256}",
+         "has id 50256, which the vocabulary gives to \"<|endoftext|>\""},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|sep|>\": 50257}",
+         "id 50257 is given to two added tokens"},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"hello\": 50258}", "have the same bytes"},
+        {"added_tokens.json", "added_tokens.json", "[50257]", "expected a JSON object of added tokens"},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|sep|>\": -1}",
+         "\"<|sep|>\": the id is not a non-negative integer"},
+        {"added_tokens.json tokenizer.json", "tokenizer.json", "{\"added_tokens\": [{\"id\": 50257}]}",
+         "added_tokens entry 0 has no \"content\" string"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(dir, sizeof dir, "%s/bad%zu", tmp, i);
+        mkdir(dir, 0755);
+        added_folder(shared, dir, bad[i].skip, bad[i].name, bad[i].text);
+        snprintf(out, sizeof out, "%s/model.bin", dir);
+        ConvertOptions o = {dir, NULL, out, DTYPE_F32, NULL};
+        assert_false(gpt2_convert_hf(&o, err, sizeof err));
+        if (!strstr(err, bad[i].phrase)) fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, bad[i].phrase);
+        assert_null(strchr(err, '\n'));
+        assert_int_equal(access(out, F_OK), -1);
+    }
+    test_rmtree(tmp);
+}
+
 /* lm_head.weight and transformer.wte.weight are two views of one storage. */
 static void test_shared_storage(void **state) {
     (void)state;
@@ -402,6 +526,7 @@ int main(void) {
         cmocka_unit_test(test_zip64),
         cmocka_unit_test(test_gguf),
         cmocka_unit_test(test_tokenizer_json),
+        cmocka_unit_test(test_added_tokens),
         cmocka_unit_test(test_gguf_refusals),
         cmocka_unit_test(test_gguf_q8_0_blocks_carried_over),
     };

@@ -330,8 +330,8 @@ static void test_writer_refusals(void **state) {
     uint8_t bytes[N_VOCAB * 2];
     for (uint32_t i = 0; i <= N_VOCAB; i++) offsets[i] = i;
     uint32_t merges[3] = {0, 1, N_VOCAB};
-    TokenizerData v = {N_VOCAB, offsets, bytes, 1, merges, 0};
-    ModelConfig c = {N_VOCAB, N_CTX, 32, 1, 1, DTYPE_F32, 0, 1e-5f};
+    TokenizerData v = {N_VOCAB, offsets, bytes, 1, merges, 0, 0};
+    ModelConfig c = {N_VOCAB, N_CTX, 32, 1, 1, DTYPE_F32, 0, 1e-5f, 0};
     TensorSource none = {NULL, NULL, NULL};
     char err[ERR_SIZE], path[4200];
     snprintf(path, sizeof path, "%s/never.bin", fx.dir);
@@ -513,12 +513,13 @@ static void test_other_versions_are_named(void **state) {
     /* What the version 1 writer wrote: no checksums, zeros. */
     wr_u32(b + HDR_VERSION, 1);
     memset(b + HDR_HEADER_CRC, 0, MODEL_HEADER_BYTES - HDR_HEADER_CRC);
-    expect_refused(b, f->n, "format version 1 is not supported (this gpt2 reads version 2); convert the model again");
+    expect_refused(b, f->n,
+                   "format version 1 is not supported (this gpt2 reads versions 2 to 3); convert the model again");
     /* A later version, sealed as ours are. */
     memcpy(b, f->bytes, f->n);
     wr_u32(b + HDR_VERSION, MODEL_VERSION + 1);
     gpt2_model_seal(b, f->n);
-    expect_refused(b, f->n, "format version 3 is not supported");
+    expect_refused(b, f->n, "format version 4 is not supported");
     /* A damaged version field is damage, not a version. */
     memcpy(b, f->bytes, f->n);
     wr_u32(b + HDR_VERSION, MODEL_VERSION + 1);
@@ -563,8 +564,10 @@ typedef struct {
  * consistent vocabulary).  Any other field of the header, and every byte of
  * the directory, is checked exactly. */
 static bool may_be_harmless(const uint8_t *b, size_t at) {
-    static const unsigned fields[] = {HDR_N_HEAD,        HDR_LN_EPS,    HDR_N_MERGES,  HDR_HEADER_CRC,
-                                      HDR_DIRECTORY_CRC, HDR_VOCAB_CRC, HDR_MERGES_CRC};
+    /* A version 3 file without added tokens reads the same as version 2,
+     * and a few more added tokens (end-of-text, say) may be consistent. */
+    static const unsigned fields[] = {HDR_VERSION,       HDR_N_HEAD,    HDR_LN_EPS,     HDR_N_MERGES, HDR_HEADER_CRC,
+                                      HDR_DIRECTORY_CRC, HDR_VOCAB_CRC, HDR_MERGES_CRC, HDR_N_ADDED};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         if (at >= fields[i] && at < fields[i] + 4) return true;
     }
@@ -693,6 +696,25 @@ static void forge32(const ModelFile *f, size_t at, uint32_t value, const char *p
     free(b);
 }
 
+/* Version 2 files, written before added tokens existed, still open: their
+ * bytes 112..115, now n_added, were reserved.  In version 3, n_added is
+ * checked against the vocabulary, and an added token cannot be a merge's. */
+static void test_version_2_and_added_tokens(void **state) {
+    (void)state;
+    const ModelFile *f = &fx.synthetic[DTYPE_F32];
+    uint32_t n_vocab = rd_u32(f->bytes + HDR_N_VOCAB);
+    uint8_t *b = aligned_copy(f->bytes, f->n);
+    wr_u32(b + HDR_VERSION, 2);
+    gpt2_model_seal(b, f->n);
+    expect_loads(b, f->n);
+    wr_u32(b + HDR_N_ADDED, 1);
+    gpt2_model_seal(b, f->n);
+    expect_refused(b, f->n, "damaged header: reserved bytes 112..127 are not zero");
+    free(b);
+    forge32(f, HDR_N_ADDED, n_vocab, "added tokens, not fewer than the");
+    forge32(f, HDR_N_ADDED, n_vocab - 1, "names an added token");
+}
+
 static void forge64(const ModelFile *f, size_t at, uint64_t value, const char *phrase) {
     uint8_t *b = forged(f, at, 8, value);
     expect_refused(b, f->n, phrase);
@@ -744,7 +766,7 @@ static void test_forged_hyperparameters(void **state) {
     forge32(f, HDR_HEADER_BYTES, UINT32_MAX, "header size 4294967295");
     forge32(f, HDR_N_TENSORS, 29, "29 tensors listed, a 2-layer model has 28");
     forge32(f, HDR_N_TENSORS, UINT32_MAX, "4294967295 tensors listed");
-    forge32(f, HDR_RESERVED + 9, 1, "damaged header: reserved bytes 112..127 are not zero");
+    forge32(f, HDR_RESERVED + 9, 1, "damaged header: reserved bytes 116..127 are not zero");
     /* What no check can tell from a real model: another head count that
      * divides n_embd, another epsilon.  They load and compute. */
     uint8_t *b = forged(f, HDR_N_HEAD, 4, 4);
@@ -815,7 +837,7 @@ static void test_file_ends_after_the_last_tensor(void **state) {
     }
     /* n_embd 8: the last tensor, a bias of 32 bytes, is followed by 32
      * bytes of padding. */
-    ModelConfig c = {257, 4, 8, 1, 2, DTYPE_F32, 0, 1e-5f};
+    ModelConfig c = {257, 4, 8, 1, 2, DTYPE_F32, 0, 1e-5f, 0};
     ModelFile g;
     char err[ERR_SIZE];
     snprintf(g.path, sizeof g.path, "%s/narrow.bin", fx.dir);
@@ -913,7 +935,7 @@ static TokenizerData long_vocab(LongVocab *v) {
     v->offsets[id++] = at;
     memcpy(v->bytes + at, "<|endoftext|>", 13), at += 13;
     v->offsets[id] = at;
-    return (TokenizerData){259, v->offsets, v->bytes, 0, NULL, 258};
+    return (TokenizerData){259, v->offsets, v->bytes, 0, NULL, 258, 0};
 }
 
 static bool small_weights(void *ctx, const TensorSpec *s, float *out, char *err, size_t errsz) {
@@ -926,7 +948,7 @@ static void test_token_length_limit(void **state) {
     (void)state;
     LongVocab lv;
     TokenizerData v = long_vocab(&lv);
-    ModelConfig c = {259, 8, 32, 1, 2, DTYPE_F16, 258, 1e-5f};
+    ModelConfig c = {259, 8, 32, 1, 2, DTYPE_F16, 258, 1e-5f, 0};
     TensorSource src = {small_weights, NULL, NULL};
     ModelFile f;
     char err[ERR_SIZE];
@@ -945,7 +967,7 @@ static void test_token_length_limit(void **state) {
      * name, a merge that is not the concatenation of its parts */
     c.eot_id = 257;
     assert_false(gpt2_model_write(f.path, &c, &v, &src, err, sizeof err));
-    assert_contains(err, "<|endoftext|> 258) disagrees with the config (259, 257)");
+    assert_contains(err, "<|endoftext|> 258, 0 added) disagrees with the config (259, 257, 0)");
     c.eot_id = 258;
     uint32_t merge[3] = {'b', 'b', 'a'};
     v.merges = merge, v.n_merges = 1;
@@ -986,6 +1008,7 @@ int main(void) {
         cmocka_unit_test(test_foreign_files_are_not_models),
         cmocka_unit_test(test_shared_safetensors_is_not_a_model),
         cmocka_unit_test(test_other_versions_are_named),
+        cmocka_unit_test(test_version_2_and_added_tokens),
         cmocka_unit_test(test_paths_that_are_not_files),
         cmocka_unit_test(test_header_and_directory_damage),
         cmocka_unit_test(test_table_damage),

@@ -328,6 +328,96 @@ static void test_special_token(void **state) {
     gpt2_token_list_free(&special);
 }
 
+/* A vocabulary of the 256 bytes, "<|endoftext|>" (256) and added tokens
+ * (257 on), without merges: every other byte is its own token. */
+typedef struct {
+    uint32_t offsets[300];
+    uint8_t bytes[4096];
+    TokenizerData data;
+} AddedVocab;
+
+static void added_vocab(AddedVocab *v, const char *const *added, size_t n_added) {
+    uint32_t at = 0, id = 0;
+    for (; id < 256; id++) {
+        v->offsets[id] = at;
+        v->bytes[at++] = (uint8_t)id;
+    }
+    const char *eot = "<|endoftext|>";
+    v->offsets[id++] = at;
+    memcpy(v->bytes + at, eot, strlen(eot));
+    at += (uint32_t)strlen(eot);
+    for (size_t i = 0; i < n_added; i++, id++) {
+        v->offsets[id] = at;
+        memcpy(v->bytes + at, added[i], strlen(added[i]));
+        at += (uint32_t)strlen(added[i]);
+    }
+    v->offsets[id] = at;
+    v->data = (TokenizerData){id, v->offsets, v->bytes, 0, NULL, 256, (uint32_t)n_added};
+}
+
+/* Added tokens in special mode: at the leftmost place where one starts, the
+ * longest that starts there, checked against a direct scan on random texts
+ * made of their bytes; without special, every byte is text. */
+static void test_added_tokens_match_leftmost_longest(void **state) {
+    (void)state;
+    static const char *const added[] = {"<|a|>", "<|ab|>", "<|a", "Zz", "ZZZ", "\xC3\xA9", "b|>"};
+    const size_t n_added = sizeof added / sizeof *added;
+    AddedVocab v;
+    added_vocab(&v, added, n_added);
+    Tokenizer *t;
+    char err[256];
+    if (!gpt2_tokenizer_build(&t, &v.data, err, sizeof err)) fail_msg("%s", err);
+    check_encodes_to(t, "<|ab|>", true, IDS(257 + 1));
+    check_encodes_to(t, "<|a|>x<|a", true, IDS(257, 'x', 257 + 2));
+    check_encodes_to(t, "<|ab|>>", true, IDS(258, '>'));
+    check_encodes_to(t, "<|ab|", true, IDS(259, 'b', '|')); /* "<|a", then "b|" is no token */
+    check_encodes_to(t, "ZZzZ", true, IDS('Z', 260, 'Z'));
+    check_encodes_to(t, "ZZZz\xC3\xA9", true, IDS(261, 'z', 262));
+    check_encodes_to(t, "<|endoftext|>Zz", true, IDS(256, 260));
+    check_encodes_to(t, "ZZ", false, IDS('Z', 'Z'));
+    Rng r = {271828};
+    const char alphabet[] = "<|ab>Zz\xC3\xA9x";
+    for (int round = 0; round < 3000; round++) {
+        char text[64];
+        size_t len = rng_below(&r, sizeof text);
+        for (size_t i = 0; i < len; i++) text[i] = alphabet[rng_below(&r, sizeof alphabet - 1)];
+        int32_t want[64];
+        size_t n_want = 0;
+        for (size_t i = 0; i < len;) { /* the longest added token at i, else the byte */
+            size_t best_len = 0;
+            int32_t best = (uint8_t)text[i];
+            for (size_t k = 0; k < n_added; k++) {
+                size_t l = strlen(added[k]);
+                if (l > best_len && l <= len - i && memcmp(text + i, added[k], l) == 0)
+                    best_len = l, best = 257 + (int32_t)k;
+            }
+            want[n_want++] = best;
+            i += best_len ? best_len : 1;
+        }
+        TokenList ids = encode(t, text, len, true);
+        check_same_ids(&ids, want, n_want, "added tokens", text, len);
+        check_decodes_to(t, &ids, text, len);
+        gpt2_token_list_free(&ids);
+    }
+    gpt2_tokenizer_free(t);
+    /* An added token of more than TOKENIZER_MAX_ADDED_BYTES bytes, and a
+     * merge that names one, are refused. */
+    char long_token[TOKENIZER_MAX_ADDED_BYTES + 2];
+    memset(long_token, 'q', sizeof long_token - 1);
+    long_token[sizeof long_token - 1] = '\0';
+    const char *const too_long[] = {long_token};
+    added_vocab(&v, too_long, 1);
+    assert_false(gpt2_tokenizer_build(&t, &v.data, err, sizeof err));
+    assert_non_null(strstr(err, "added token 257 is longer than 256 bytes"));
+    const char *const pair[] = {"ab"};
+    added_vocab(&v, pair, 1);
+    const uint32_t merge[3] = {'a', 'b', 257};
+    v.data.merges = merge;
+    v.data.n_merges = 1;
+    assert_false(gpt2_tokenizer_build(&t, &v.data, err, sizeof err));
+    assert_non_null(strstr(err, "merge 0 names an added token"));
+}
+
 static void test_empty_text(void **state) {
     (void)state;
     REQUIRE_GPT2(t);
@@ -843,7 +933,7 @@ static void test_synthetic_merge_tables(void **state) {
     assert_non_null(v);
     for (int table = 0; table < 40; table++) {
         synth_build(v, &r, 20 + rng_below(&r, 100));
-        TokenizerData data = {v->n_vocab, v->offsets, v->bytes, v->n_merges, v->merges, 256};
+        TokenizerData data = {v->n_vocab, v->offsets, v->bytes, v->n_merges, v->merges, 256, 0};
         Tokenizer *t;
         char err[256];
         if (!gpt2_tokenizer_build(&t, &data, err, sizeof err)) fail_msg("%s", err);
@@ -974,6 +1064,7 @@ int main(void) {
         cmocka_unit_test(test_cases_exact_with_each_loop),
         cmocka_unit_test(test_default_loop_choice),
         cmocka_unit_test(test_special_token),
+        cmocka_unit_test(test_added_tokens_match_leftmost_longest),
         cmocka_unit_test(test_empty_text),
         cmocka_unit_test(test_every_byte_alone),
         cmocka_unit_test(test_decode_refuses_bad_ids),

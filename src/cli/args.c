@@ -79,7 +79,8 @@ static const OptionSpec option_specs[] = {
      "(with neither -p nor -f the prompt is read from standard input)"},
     {NULL, OPT_IDS, "ids", NULL, "the prompt is whitespace-separated token ids, not text"},
     {NULL, OPT_SPECIAL, "special", NULL,
-     "\"<|endoftext|>\" in text is the end-of-text token, not plain text;\n"
+     "\"<|endoftext|>\" in text is the end-of-text token, not plain text, and\n"
+     "so are a fine-tune's added tokens (<|pad|>, ...) theirs;\n"
      "an empty prompt conditions on <|endoftext|>"},
     {"Generation", 'n', "n-predict", "N", "tokens to generate"},
     {NULL, OPT_TEMP, "temp", "T", "temperature; 0 (or below 0.0001) is greedy"},

@@ -497,10 +497,28 @@ static bool find_tokenizer(const char *dir, const char *hint, char *vocab_path, 
            need_file(dir, "merges.txt", hint, merges_path, pathsz, err, errsz);
 }
 
+/* A fine-tune with more token embeddings than its vocabulary has tokens
+ * names the others, its added tokens, in added_tokens.json or in the
+ * "added_tokens" of its tokenizer.json. */
+static bool add_tokens(HfVocab *vocab, const char *dir, const char *vocab_name, uint32_t n_vocab, char *err,
+                       size_t errsz) {
+    char path[4096];
+    if (join(path, sizeof path, dir, "added_tokens.json") && is_regular_file(path))
+        return gpt2_hf_vocab_load_added(vocab, path, false, n_vocab, err, errsz);
+    if (join(path, sizeof path, dir, "tokenizer.json") && is_regular_file(path))
+        return gpt2_hf_vocab_load_added(vocab, path, true, n_vocab, err, errsz);
+    snprintf(err, errsz,
+             "%s has %u tokens but config.json says vocab_size %u, and %s holds no added_tokens.json or "
+             "tokenizer.json to name the other %u",
+             vocab_name, vocab->data.n_vocab, n_vocab, dir, n_vocab - vocab->data.n_vocab);
+    return false;
+}
+
 /* Checks the tensors against c and the vocabulary, and writes the file. */
 static bool write_model(const ConvertOptions *o, ModelConfig *c, HfSource *src, HfVocab *vocab, const char *vocab_name,
                         char *err, size_t errsz) {
     c->eot_id = vocab->data.eot_id;
+    c->n_added = vocab->data.n_added;
     if (vocab->data.n_vocab != c->n_vocab) {
         snprintf(err, errsz, "%s has %u tokens but config.json says vocab_size %u", vocab_name, vocab->data.n_vocab,
                  c->n_vocab);
@@ -606,7 +624,8 @@ bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
         ok = tokenizer_json ? gpt2_hf_vocab_load_tokenizer_json(&vocab, vocab_path, err, errsz)
                             : gpt2_hf_vocab_load(&vocab, vocab_path, merges_path, err, errsz);
     if (ok) {
-        ok = write_model(o, &c, &src, &vocab, vocab_path, err, errsz);
+        ok = (vocab.data.n_vocab >= c.n_vocab || add_tokens(&vocab, tok_dir, vocab_path, c.n_vocab, err, errsz)) &&
+             write_model(o, &c, &src, &vocab, vocab_path, err, errsz);
         gpt2_hf_vocab_free(&vocab);
     }
     gpt2_checkpoint_close(&src.ck);
@@ -719,7 +738,7 @@ static bool synthetic_vocab(SyntheticVocab *v, uint32_t n_vocab) {
     v->offsets[n_vocab - 1] = at;
     memcpy(v->bytes + at, eot, sizeof eot - 1);
     v->offsets[n_vocab] = at + (uint32_t)(sizeof eot - 1);
-    v->data = (TokenizerData){n_vocab, v->offsets, v->bytes, n_merges, v->merges, n_vocab - 1};
+    v->data = (TokenizerData){n_vocab, v->offsets, v->bytes, n_merges, v->merges, n_vocab - 1, 0};
     return true;
 }
 

@@ -120,7 +120,21 @@ typedef struct {
     size_t at; /* 0: absent */
 } Wanted;
 
-enum { K_ARCH, K_CTX, K_EMBD, K_FF, K_LAYERS, K_HEADS, K_EPS, K_ALIGN, K_TOK_MODEL, K_TOKENS, K_MERGES, K_COUNT };
+enum {
+    K_ARCH,
+    K_CTX,
+    K_EMBD,
+    K_FF,
+    K_LAYERS,
+    K_HEADS,
+    K_EPS,
+    K_ALIGN,
+    K_TOK_MODEL,
+    K_TOKENS,
+    K_MERGES,
+    K_TOK_TYPE,
+    K_COUNT
+};
 
 static bool read_int(const uint8_t *b, const Wanted *w, uint64_t *out) {
     const uint8_t *p = b + w->at;
@@ -181,12 +195,42 @@ static bool config_from(const uint8_t *b, const Wanted *kv, ModelConfig *c, char
 
 /* ---- the tokenizer ---------------------------------------------------------------- */
 
+typedef struct {
+    const char *s;
+    size_t len;
+} TokenText;
+
 /* The strings of an array value (checked by skip_value): *count, first at *at. */
 static bool string_array(const uint8_t *b, const Wanted *w, uint64_t *count, size_t *at) {
     if (w->type != GT_ARRAY || le(b + w->at, 4) != GT_STRING) return false;
     *count = le(b + w->at + 4, 8);
     *at = w->at + 12;
     return true;
+}
+
+/* llama.cpp's token types: its converter marks a fine-tune's added tokens
+ * CONTROL (special) or USER_DEFINED, and the rows of a padded vocabulary
+ * that no token names UNUSED ("[PAD50257]"); their strings are raw text,
+ * not GPT-2's byte map. */
+enum { TOKEN_CONTROL = 3, TOKEN_USER_DEFINED = 4, TOKEN_UNUSED = 5 };
+
+/* Where the added tokens start: after the last token that is neither
+ * CONTROL, USER_DEFINED nor UNUSED, or is "<|endoftext|>" (CONTROL, but
+ * GPT-2's own).  n_tokens when the file lists no types. */
+static uint64_t first_added(const uint8_t *b, const Wanted *types, const TokenText *tok, uint64_t n_tokens) {
+    if (!types->at || types->type != GT_ARRAY) return n_tokens;
+    uint32_t elem = (uint32_t)le(b + types->at, 4);
+    if ((elem != GT_I32 && elem != GT_U32) || le(b + types->at + 4, 8) != n_tokens) return n_tokens;
+    const uint8_t *type = b + types->at + 12;
+    uint64_t first = n_tokens;
+    while (first > 0) {
+        uint32_t t = (uint32_t)le(type + 4 * (first - 1), 4);
+        const TokenText *x = &tok[first - 1];
+        bool eot = x->len == 13 && memcmp(x->s, "<|endoftext|>", 13) == 0;
+        if (eot || (t != TOKEN_CONTROL && t != TOKEN_USER_DEFINED && t != TOKEN_UNUSED)) break;
+        first--;
+    }
+    return first;
 }
 
 static bool tokenizer_from(const uint8_t *b, const Wanted *kv, HfVocab *vocab, char *err, size_t errsz) {
@@ -201,22 +245,42 @@ static bool tokenizer_from(const uint8_t *b, const Wanted *kv, HfVocab *vocab, c
         snprintf(err, errsz, "the GGUF file has no tokenizer.ggml.tokens and tokenizer.ggml.merges string arrays");
         return false;
     }
-    /* As vocab.json and merges.txt, for the strict readers of hf_vocab.c. */
+    if (n_tokens == 0 || n_tokens > MAX_VOCAB) {
+        snprintf(err, errsz, "the GGUF file has %llu tokens; expected 1 to %u", (unsigned long long)n_tokens,
+                 MAX_VOCAB);
+        return false;
+    }
+    /* skip_value saw every string inside the file. */
+    TokenText *tok = malloc((size_t)n_tokens * sizeof *tok);
+    HfAddedToken *added = malloc((size_t)n_tokens * sizeof *added);
+    if (!tok || !added) {
+        free(tok);
+        free(added);
+        snprintf(err, errsz, "out of memory");
+        return false;
+    }
+    for (uint64_t i = 0; i < n_tokens; i++) {
+        tok[i].len = (size_t)le(b + at_t, 8);
+        tok[i].s = (const char *)b + at_t + 8;
+        at_t += 8 + tok[i].len;
+    }
+    uint64_t n_base = first_added(b, &kv[K_TOK_TYPE], tok, n_tokens);
+    /* The rest as vocab.json and merges.txt, for the strict readers of hf_vocab.c. */
     StrBuf json = {0}, merges = {0};
     bool ok = gpt2_strbuf_append(&json, "{", 1);
     for (uint64_t i = 0; ok && i < n_tokens; i++) {
-        uint64_t len = le(b + at_t, 8);
-        const uint8_t *s = b + at_t + 8;
-        at_t += 8 + (size_t)len;
-        if (!gpt2_utf8_valid(s, (size_t)len)) {
+        if (!gpt2_utf8_valid((const uint8_t *)tok[i].s, tok[i].len)) {
             snprintf(err, errsz, "the GGUF file's token %llu is not valid UTF-8", (unsigned long long)i);
-            gpt2_strbuf_free(&json);
-            return false;
+            ok = false;
+        } else if (i >= n_base) {
+            added[i - n_base] = (HfAddedToken){tok[i].s, tok[i].len, i};
+        } else {
+            char num[32];
+            int k = snprintf(num, sizeof num, ":%llu", (unsigned long long)i);
+            ok = (i == 0 || gpt2_strbuf_append(&json, ",", 1)) &&
+                 gpt2_json_append_string(&json, tok[i].s, tok[i].len) && gpt2_strbuf_append(&json, num, (size_t)k);
+            if (!ok) snprintf(err, errsz, "out of memory");
         }
-        char num[32];
-        int k = snprintf(num, sizeof num, ":%llu", (unsigned long long)i);
-        ok = (i == 0 || gpt2_strbuf_append(&json, ",", 1)) && gpt2_json_append_string(&json, s, (size_t)len) &&
-             gpt2_strbuf_append(&json, num, (size_t)k);
     }
     ok = ok && gpt2_strbuf_append(&json, "}", 1);
     for (uint64_t i = 0; ok && i < n_merges; i++) {
@@ -225,18 +289,27 @@ static bool tokenizer_from(const uint8_t *b, const Wanted *kv, HfVocab *vocab, c
         at_m += 8 + (size_t)len;
         if (memchr(s, '\n', (size_t)len) || memchr(s, '\r', (size_t)len)) {
             snprintf(err, errsz, "the GGUF file's merge %llu holds a line break", (unsigned long long)i);
-            gpt2_strbuf_free(&json);
-            gpt2_strbuf_free(&merges);
-            return false;
+            ok = false;
+        } else if (!gpt2_strbuf_append(&merges, s, (size_t)len) || !gpt2_strbuf_append(&merges, "\n", 1)) {
+            snprintf(err, errsz, "out of memory");
+            ok = false;
         }
-        ok = gpt2_strbuf_append(&merges, s, (size_t)len) && gpt2_strbuf_append(&merges, "\n", 1);
     }
-    if (!ok) snprintf(err, errsz, "out of memory");
-    if (ok && !merges.data) ok = gpt2_strbuf_append(&merges, "", 0);
-    ok = ok && gpt2_hf_vocab_parse(vocab, json.data, json.len, "tokenizer.ggml.tokens", merges.data ? merges.data : "",
-                                   merges.len, "tokenizer.ggml.merges", err, errsz);
+    if (ok && !merges.data && !gpt2_strbuf_append(&merges, "", 0)) {
+        snprintf(err, errsz, "out of memory");
+        ok = false;
+    }
+    ok = ok && gpt2_hf_vocab_parse(vocab, json.data, json.len, "tokenizer.ggml.tokens", merges.data, merges.len,
+                                   "tokenizer.ggml.merges", err, errsz);
+    if (ok && n_base < n_tokens) {
+        ok = gpt2_hf_vocab_append_added(vocab, added, (size_t)(n_tokens - n_base), (uint32_t)n_tokens,
+                                        "tokenizer.ggml.tokens (added tokens)", err, errsz);
+        if (!ok) gpt2_hf_vocab_free(vocab);
+    }
     gpt2_strbuf_free(&json);
     gpt2_strbuf_free(&merges);
+    free(tok);
+    free(added);
     return ok;
 }
 
@@ -419,6 +492,7 @@ bool gpt2_gguf_parse(Checkpoint *ck, ModelConfig *c, HfVocab *vocab, const uint8
         {"tokenizer.ggml.model", 0, 0},
         {"tokenizer.ggml.tokens", 0, 0},
         {"tokenizer.ggml.merges", 0, 0},
+        {"tokenizer.ggml.token_type", 0, 0},
     };
     if (n_kv > (n - r.pos) / 12) return cut(&r, "the metadata"); /* a key-value takes 12 bytes or more */
     for (uint64_t i = 0; i < n_kv; i++) {

@@ -446,3 +446,156 @@ bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err
     gpt2_strbuf_free(&merges);
     return ok;
 }
+
+/* ---- added tokens -------------------------------------------------------------- */
+
+/* Checks the tables as gpt2_hf_vocab_parse does, naming `name` on failure. */
+static bool vocab_builds(const HfVocab *v, const char *name, char *err, size_t errsz) {
+    Tokenizer *t;
+    char why[512];
+    if (!gpt2_tokenizer_build(&t, &v->data, why, sizeof why)) {
+        snprintf(err, errsz, "%s: %s", name, why);
+        return false;
+    }
+    gpt2_tokenizer_free(t);
+    return true;
+}
+
+bool gpt2_hf_vocab_append_added(HfVocab *v, const HfAddedToken *list, size_t n, uint32_t n_vocab, const char *name,
+                                char *err, size_t errsz) {
+    const uint32_t base = v->data.n_vocab;
+    char shown[48], other[48];
+    if (n_vocab <= base) return true;
+    const HfAddedToken **by_id = calloc(n_vocab - base, sizeof *by_id); /* [n_vocab - base] */
+    if (!by_id) {
+        snprintf(err, errsz, "out of memory");
+        return false;
+    }
+    bool ok = true;
+    size_t total = 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        const HfAddedToken *a = &list[i];
+        const char *text = gpt2_utf8_shown(a->text, a->len, shown, sizeof shown);
+        if (a->id < base) {
+            size_t len = v->offsets[a->id + 1] - v->offsets[a->id];
+            if (len != a->len || memcmp(v->bytes + v->offsets[a->id], a->text, len) != 0) {
+                snprintf(err, errsz, "%s: added token \"%s\" has id %llu, which the vocabulary gives to \"%s\"", name,
+                         text, (unsigned long long)a->id,
+                         gpt2_utf8_shown((const char *)v->bytes + v->offsets[a->id], len, other, sizeof other));
+                ok = false;
+            }
+        } else if (a->id >= n_vocab) {
+            snprintf(err, errsz, "%s: added token \"%s\" has id %llu, but the model has %u token embeddings", name,
+                     text, (unsigned long long)a->id, n_vocab);
+            ok = false;
+        } else if (by_id[a->id - base]) {
+            snprintf(err, errsz, "%s: id %llu is given to two added tokens", name, (unsigned long long)a->id);
+            ok = false;
+        } else if (a->len == 0 || a->len > TOKENIZER_MAX_ADDED_BYTES) {
+            snprintf(err, errsz, "%s: added token %llu is empty or longer than %u bytes", name,
+                     (unsigned long long)a->id, TOKENIZER_MAX_ADDED_BYTES);
+            ok = false;
+        } else {
+            by_id[a->id - base] = a;
+            total += a->len;
+        }
+    }
+    for (uint32_t id = base; ok && id < n_vocab; id++) {
+        if (!by_id[id - base]) {
+            snprintf(err, errsz,
+                     "the model has %u token embeddings, the vocabulary %u tokens, and %s names no token with id %u",
+                     n_vocab, base, name, id);
+            ok = false;
+        }
+    }
+    uint32_t *offsets = NULL;
+    uint8_t *bytes = NULL;
+    if (ok) {
+        offsets = realloc(v->offsets, ((size_t)n_vocab + 1) * sizeof *offsets);
+        if (offsets) v->offsets = offsets;
+        bytes = offsets && total <= UINT32_MAX - v->offsets[base] ? realloc(v->bytes, v->offsets[base] + total) : NULL;
+        if (bytes) v->bytes = bytes;
+        if (!bytes) {
+            snprintf(err, errsz, "out of memory");
+            ok = false;
+        }
+    }
+    for (uint32_t id = base; ok && id < n_vocab; id++) {
+        const HfAddedToken *a = by_id[id - base];
+        memcpy(v->bytes + v->offsets[id], a->text, a->len);
+        v->offsets[id + 1] = v->offsets[id] + (uint32_t)a->len;
+    }
+    free(by_id);
+    if (!ok) return false;
+    v->data.n_vocab = n_vocab;
+    v->data.n_added = n_vocab - base;
+    v->data.offsets = v->offsets;
+    v->data.bytes = v->bytes;
+    return vocab_builds(v, name, err, errsz);
+}
+
+/* The entries of added_tokens.json ({"<|pad|>": 50257, ...}) or of a
+ * tokenizer.json's "added_tokens" ([{"id": 50257, "content": "<|pad|>", ...}]). */
+static bool added_entries(const JsonValue *root, bool tokenizer_json, HfAddedToken *list, size_t *n, const char *name,
+                          char *err, size_t errsz) {
+    JsonIter it = gpt2_json_iter(root);
+    const JsonValue *key, *value;
+    size_t i = 0;
+    int64_t id;
+    while ((value = gpt2_json_next(&it, &key))) {
+        HfAddedToken *a = &list[i];
+        if (tokenizer_json) {
+            const JsonValue *content = value->type == JSON_OBJECT ? gpt2_json_get(value, "content") : NULL;
+            const JsonValue *idv = value->type == JSON_OBJECT ? gpt2_json_get(value, "id") : NULL;
+            a->text = content && content->type == JSON_STRING ? gpt2_json_string(content, &a->len) : NULL;
+            if (!a->text || !idv || !gpt2_json_as_int(idv, 0, INT64_MAX, &id)) {
+                snprintf(err, errsz, "%s: added_tokens entry %zu has no \"content\" string and \"id\" number", name, i);
+                return false;
+            }
+        } else {
+            a->text = gpt2_json_string(key, &a->len);
+            if (!gpt2_json_as_int(value, 0, INT64_MAX, &id)) {
+                char shown[48];
+                snprintf(err, errsz, "%s: added token \"%s\": the id is not a non-negative integer", name,
+                         gpt2_utf8_shown(a->text, a->len, shown, sizeof shown));
+                return false;
+            }
+        }
+        a->id = (uint64_t)id;
+        i++;
+    }
+    *n = i;
+    return true;
+}
+
+bool gpt2_hf_vocab_load_added(HfVocab *v, const char *path, bool tokenizer_json, uint32_t n_vocab, char *err,
+                              size_t errsz) {
+    StrBuf text = {0};
+    JsonDoc doc;
+    char why[256];
+    if (!gpt2_fileio_read_file_max(path, JSON_MAX_VOCAB, &text, err, errsz)) return false;
+    bool ok = gpt2_json_parse(&doc, text.data, text.len, why, sizeof why);
+    gpt2_strbuf_free(&text);
+    if (!ok) {
+        snprintf(err, errsz, "%s: %s", path, why);
+        return false;
+    }
+    const JsonValue *root = doc.root;
+    if (tokenizer_json) root = root->type == JSON_OBJECT ? gpt2_json_get(root, "added_tokens") : NULL;
+    if (!root || root->type != (tokenizer_json ? JSON_ARRAY : JSON_OBJECT)) {
+        snprintf(err, errsz,
+                 tokenizer_json ? "%s: no \"added_tokens\" list" : "%s: expected a JSON object of added tokens to ids",
+                 path);
+        gpt2_json_free(&doc);
+        return false;
+    }
+    size_t n = gpt2_json_count(root);
+    HfAddedToken *list = malloc((n ? n : 1) * sizeof *list);
+    ok = list != NULL;
+    if (!ok) snprintf(err, errsz, "out of memory");
+    ok = ok && added_entries(root, tokenizer_json, list, &n, path, err, errsz) &&
+         gpt2_hf_vocab_append_added(v, list, n, n_vocab, path, err, errsz);
+    free(list);
+    gpt2_json_free(&doc);
+    return ok;
+}

@@ -17,6 +17,7 @@
  *     the vocabulary, no pair twice.  Lines may end in LF or CRLF; the last
  *     may lack its newline, and one empty line may end the file.  Any other
  *     empty line is an error.
+ *   added tokens: see gpt2_hf_vocab_append_added.
  * Finally the tables are checked by gpt2_tokenizer_build, so a loaded HfVocab
  * always builds.
  */
@@ -47,6 +48,28 @@ bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len,
 /* The same from a tokenizer.json: its model.vocab and model.merges, the
  * merges written as "a b" strings or as ["a", "b"] pairs. */
 bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err, size_t errsz);
+
+/* One added token: its text (raw UTF-8, not in the byte map) and id. */
+typedef struct {
+    const char *text;
+    size_t len;
+    uint64_t id;
+} HfAddedToken;
+
+/* Grows v to n_vocab tokens with the added tokens list[0..n), a fine-tune's
+ * <|pad|> and the like (tokenizer.h): every id from v's size to n_vocab - 1
+ * must be named exactly once.  An entry with an id v already has must have
+ * that token's text (tokenizer.json lists "<|endoftext|>" so) and adds
+ * nothing; one at or past n_vocab is refused.  `name` names the list in
+ * messages. */
+bool gpt2_hf_vocab_append_added(HfVocab *v, const HfAddedToken *list, size_t n, uint32_t n_vocab, const char *name,
+                                char *err, size_t errsz);
+
+/* The same with the added tokens of a file: added_tokens.json (an object of
+ * texts to ids) or, with tokenizer_json, the "added_tokens" list of a
+ * tokenizer.json. */
+bool gpt2_hf_vocab_load_added(HfVocab *v, const char *path, bool tokenizer_json, uint32_t n_vocab, char *err,
+                              size_t errsz);
 
 void gpt2_hf_vocab_free(HfVocab *v);
 

@@ -136,6 +136,7 @@ Gpt2Info gpt2_info(const Gpt2 *g) {
         .n_threads = gpt2_threadpool_size(g->tf.pool),
         .n_batch = (uint32_t)g->tf.n_seq,
         .file_bytes = g->model.n_bytes,
+        .n_added = c->n_added,
     };
     return info;
 }

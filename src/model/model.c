@@ -106,14 +106,14 @@ static bool check_identity(const uint8_t *b, size_t n, char *err, size_t errsz) 
  * "Versions").  Anything else is a damaged version field. */
 static bool check_version(const uint8_t *b, char *err, size_t errsz) {
     uint32_t version = rd_u32(b + HDR_VERSION);
-    if (version == MODEL_VERSION) return true;
+    if (version >= MODEL_VERSION_OLDEST && version <= MODEL_VERSION) return true;
     bool version_1 = version == 1 && all_zero(b + HDR_HEADER_CRC, MODEL_HEADER_BYTES - HDR_HEADER_CRC);
     bool sealed = rd_u32(b + HDR_HEADER_CRC) == gpt2_model_header_crc(b);
     if (version_1 || sealed)
         snprintf(err, errsz,
-                 "format version %u is not supported (this gpt2 reads version %d); convert the model again "
-                 "with this gpt2-convert",
-                 version, MODEL_VERSION);
+                 "format version %u is not supported (this gpt2 reads versions %d to %d); convert the model "
+                 "again with this gpt2-convert",
+                 version, MODEL_VERSION_OLDEST, MODEL_VERSION);
     else snprintf(err, errsz, "damaged header: its checksum does not match");
     return false;
 }
@@ -130,9 +130,10 @@ static bool check_header(const uint8_t *b, size_t n, char *err, size_t errsz) {
                  MODEL_HEADER_BYTES);
         return false;
     }
-    if (!all_zero(b + HDR_RESERVED, MODEL_HEADER_BYTES - HDR_RESERVED)) {
-        snprintf(err, errsz, "damaged header: reserved bytes %d..%d are not zero", HDR_RESERVED,
-                 MODEL_HEADER_BYTES - 1);
+    /* Version 2 reserved the bytes that version 3 gives n_added. */
+    size_t reserved = rd_u32(b + HDR_VERSION) < 3 ? HDR_N_ADDED : HDR_RESERVED;
+    if (!all_zero(b + reserved, MODEL_HEADER_BYTES - reserved)) {
+        snprintf(err, errsz, "damaged header: reserved bytes %zu..%d are not zero", reserved, MODEL_HEADER_BYTES - 1);
         return false;
     }
     /* The header is intact, so a file shorter than it says was cut short. */
@@ -158,6 +159,7 @@ static bool read_config(const uint8_t *h, ModelConfig *c, char *err, size_t errs
     c->n_head = rd_u32(h + HDR_N_HEAD);
     c->dtype = (DType)rd_u32(h + HDR_DTYPE);
     c->eot_id = rd_u32(h + HDR_EOT_ID);
+    c->n_added = rd_u32(h + HDR_N_ADDED); /* zero in a version 2 file (check_header) */
     uint32_t eps_bits = rd_u32(h + HDR_LN_EPS);
     memcpy(&c->ln_eps, &eps_bits, sizeof c->ln_eps);
     char why[160];
@@ -283,6 +285,7 @@ static bool check_vocab(Model *m, char *err, size_t errsz) {
     m->vocab.offsets = (const uint32_t *)v;
     m->vocab.bytes = v + table;
     m->vocab.eot_id = m->config.eot_id;
+    m->vocab.n_added = m->config.n_added;
     return true;
 }
 

@@ -31,6 +31,10 @@ bool gpt2_model_config_check(const ModelConfig *c, char *err, size_t errsz) {
         snprintf(err, errsz, "end-of-text id %u is not below n_vocab %u", c->eot_id, c->n_vocab);
         return false;
     }
+    if (c->n_added >= c->n_vocab) {
+        snprintf(err, errsz, "%u added tokens, not fewer than the %u of the vocabulary", c->n_added, c->n_vocab);
+        return false;
+    }
     if (!(c->ln_eps > 0 && c->ln_eps < 1) || !isfinite(c->ln_eps)) {
         snprintf(err, errsz, "LayerNorm epsilon %g is outside (0, 1)", (double)c->ln_eps);
         return false;

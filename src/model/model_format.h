@@ -27,8 +27,10 @@
 #include "dtype.h"
 
 #define MODEL_MAGIC "GPT2MODL" /* 8 bytes, no terminator in the file */
-/* Version 2 added the checksums; a reader accepts its own version only. */
-#define MODEL_VERSION 2
+/* Version 2 added the checksums, version 3 the added tokens.  A reader
+ * reads version 2 files as version 3 files without added tokens. */
+#define MODEL_VERSION 3
+#define MODEL_VERSION_OLDEST 2
 #define MODEL_HEADER_BYTES 128
 #define MODEL_TENSOR_ENTRY_BYTES 32
 #define MODEL_ALIGN 64
@@ -57,7 +59,8 @@ enum {
     HDR_DIRECTORY_CRC = 100, /* u32, CRC-32 of the tensor directory */
     HDR_VOCAB_CRC = 104,     /* u32, CRC-32 of the vocabulary section */
     HDR_MERGES_CRC = 108,    /* u32, CRC-32 of the merge table */
-    HDR_RESERVED = 112       /* 112..127 reserved: written as zero, refused otherwise */
+    HDR_N_ADDED = 112,       /* u32, version 3: added tokens, the last ids of the vocabulary */
+    HDR_RESERVED = 116       /* 116..127 reserved: written as zero, refused otherwise */
 };
 
 /* Byte offsets inside one tensor directory entry. */
@@ -77,10 +80,11 @@ typedef struct {
     uint32_t n_ctx;   /* positions, 1024 for GPT-2 */
     uint32_t n_embd;  /* C, the residual width */
     uint32_t n_layer;
-    uint32_t n_head; /* n_embd % n_head == 0 */
-    DType dtype;     /* type of the weight matrices (see gpt2_tensor_dtype) */
-    uint32_t eot_id; /* <|endoftext|> */
-    float ln_eps;    /* LayerNorm epsilon, 1e-5 for GPT-2 */
+    uint32_t n_head;  /* n_embd % n_head == 0 */
+    DType dtype;      /* type of the weight matrices (see gpt2_tensor_dtype) */
+    uint32_t eot_id;  /* <|endoftext|> */
+    float ln_eps;     /* LayerNorm epsilon, 1e-5 for GPT-2 */
+    uint32_t n_added; /* the last n_added tokens are added special tokens (tokenizer.h) */
 } ModelConfig;
 
 /* Bounds checked on every config read or written.  They are far beyond any

@@ -58,6 +58,7 @@ static uint8_t *build_front(const ModelConfig *c, const TokenizerData *v, const 
     wr_u32(f + HDR_N_HEAD, c->n_head);
     wr_u32(f + HDR_DTYPE, (uint32_t)c->dtype);
     wr_u32(f + HDR_EOT_ID, c->eot_id);
+    wr_u32(f + HDR_N_ADDED, c->n_added);
     uint32_t eps;
     memcpy(&eps, &c->ln_eps, sizeof eps);
     wr_u32(f + HDR_LN_EPS, eps);
@@ -92,9 +93,10 @@ static uint8_t *build_front(const ModelConfig *c, const TokenizerData *v, const 
  * limits, gpt2_tokenizer_build the rest), so that a conversion never ends in a
  * file that cannot be opened. */
 static bool check_tables(const ModelConfig *c, const TokenizerData *v, char *err, size_t errsz) {
-    if (v->n_vocab != c->n_vocab || v->eot_id != c->eot_id) {
-        snprintf(err, errsz, "the vocabulary (%u tokens, <|endoftext|> %u) disagrees with the config (%u, %u)",
-                 v->n_vocab, v->eot_id, c->n_vocab, c->eot_id);
+    if (v->n_vocab != c->n_vocab || v->eot_id != c->eot_id || v->n_added != c->n_added) {
+        snprintf(err, errsz,
+                 "the vocabulary (%u tokens, <|endoftext|> %u, %u added) disagrees with the config (%u, %u, %u)",
+                 v->n_vocab, v->eot_id, v->n_added, c->n_vocab, c->eot_id, c->n_added);
         return false;
     }
     if (v->offsets[0] != 0) {

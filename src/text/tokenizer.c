@@ -1,7 +1,9 @@
 /* tokenizer.c - see tokenizer.h.
  *
- * Spine: gpt2_tokenizer_encode cuts the text at "<|endoftext|>" when asked to,
- * pre-tokenizes each part into pieces (pretokenize.h), and turns each piece
+ * Spine: gpt2_tokenizer_encode cuts the text at its special tokens when asked
+ * to ("<|endoftext|>" and the added tokens, found by narrowing a sorted list
+ * one byte at a time), pre-tokenizes each part into pieces (pretokenize.h),
+ * and turns each piece
  * into ids: one byte is its byte token, a piece seen recently comes from the
  * word cache, anything else goes through the BPE merge loop.
  *
@@ -38,6 +40,13 @@
 #define CACHE_MAX_PIECE 255
 #define CACHE_BYTES (1u << 19)
 #define CACHE_IDS (1u << 17)
+
+/* A special token: "<|endoftext|>" or an added token. */
+typedef struct {
+    const uint8_t *bytes;
+    uint32_t len;
+    uint32_t id;
+} SpecialToken;
 
 /* One merge rule in the pair table; left == NONE marks an empty slot. */
 typedef struct {
@@ -88,6 +97,10 @@ struct Tokenizer {
     size_t pair_mask;
     unsigned pair_shift;    /* 64 - log2(pair_mask + 1) */
     size_t small_piece_max; /* TOKENIZER_SMALL_PIECE_MAX; tests may change it */
+    SpecialToken *special;  /* [n_special] eot and the added tokens, sorted by bytes */
+    uint32_t n_special;
+    bool special_start[256]; /* whether some special token starts with this byte */
+    int only_start;          /* the one byte every special token starts with, or -1 */
     WordCache cache;
     Scratch scratch;
 #ifdef GPT2_TESTING
@@ -176,6 +189,18 @@ static bool check_tokens(const TokenizerData *d, char *err, size_t errsz) {
             return false;
         }
     }
+    if (d->n_added >= d->n_vocab) {
+        snprintf(err, errsz, "tokenizer: %u added tokens leave no room for the %u tokens of the vocabulary",
+                 (unsigned)d->n_added, (unsigned)d->n_vocab);
+        return false;
+    }
+    for (uint32_t i = d->n_vocab - d->n_added; i < d->n_vocab; i++) {
+        if (d->offsets[i + 1] - d->offsets[i] > TOKENIZER_MAX_ADDED_BYTES) {
+            snprintf(err, errsz, "tokenizer: added token %u is longer than %u bytes", (unsigned)i,
+                     TOKENIZER_MAX_ADDED_BYTES);
+            return false;
+        }
+    }
     if (d->eot_id >= d->n_vocab) {
         snprintf(err, errsz, "tokenizer: end-of-text id %u is not below the vocabulary size %u", (unsigned)d->eot_id,
                  (unsigned)d->n_vocab);
@@ -243,6 +268,12 @@ static bool check_merge(const TokenizerData *d, uint32_t r, char *err, size_t er
             return false;
         }
     }
+    uint32_t first_added = d->n_vocab - d->n_added;
+    if (m[0] >= first_added || m[1] >= first_added || m[2] >= first_added) {
+        snprintf(err, errsz, "tokenizer: merge %u names an added token (%u, %u -> %u)", (unsigned)r, (unsigned)m[0],
+                 (unsigned)m[1], (unsigned)m[2]);
+        return false;
+    }
     size_t ll = token_len(d, m[0]), rl = token_len(d, m[1]);
     if (token_len(d, m[2]) != ll + rl || memcmp(token_bytes(d, m[2]), token_bytes(d, m[0]), ll) != 0 ||
         memcmp(token_bytes(d, m[2]) + ll, token_bytes(d, m[1]), rl) != 0) {
@@ -287,6 +318,34 @@ static bool build_pair_table(Tokenizer *t, char *err, size_t errsz) {
     return true;
 }
 
+/* Shorter first where one is a prefix of the other. */
+static int by_bytes(const void *a, const void *b) {
+    const SpecialToken *x = a, *y = b;
+    int c = memcmp(x->bytes, y->bytes, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The special tokens, sorted by their bytes, and the bytes they start with. */
+static bool build_specials(Tokenizer *t) {
+    const TokenizerData *d = &t->data;
+    t->special = malloc(((size_t)d->n_added + 1) * sizeof *t->special);
+    if (!t->special) return false;
+    t->special[0] = (SpecialToken){token_bytes(d, d->eot_id), (uint32_t)token_len(d, d->eot_id), d->eot_id};
+    t->n_special = 1;
+    for (uint32_t id = d->n_vocab - d->n_added; id < d->n_vocab; id++) {
+        if (id != d->eot_id)
+            t->special[t->n_special++] = (SpecialToken){token_bytes(d, id), (uint32_t)token_len(d, id), id};
+    }
+    qsort(t->special, t->n_special, sizeof *t->special, by_bytes);
+    t->only_start = t->special[0].bytes[0];
+    for (uint32_t k = 0; k < t->n_special; k++) {
+        uint8_t b = t->special[k].bytes[0];
+        t->special_start[b] = true;
+        if (b != t->only_start) t->only_start = -1;
+    }
+    return true;
+}
+
 static bool build_cache(WordCache *c) {
     c->slots = calloc(CACHE_SLOTS, sizeof *c->slots);
     c->bytes = malloc(CACHE_BYTES);
@@ -324,7 +383,7 @@ bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err,
         gpt2_tokenizer_free(t);
         return false;
     }
-    if (!build_cache(&t->cache)) {
+    if (!build_specials(t) || !build_cache(&t->cache)) {
         snprintf(err, errsz, "tokenizer: out of memory");
         gpt2_tokenizer_free(t);
         return false;
@@ -336,6 +395,7 @@ bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err,
 void gpt2_tokenizer_free(Tokenizer *t) {
     if (!t) return;
     free(t->pairs);
+    free(t->special);
     free_cache(&t->cache);
     free_scratch(&t->scratch);
     free(t);
@@ -609,27 +669,67 @@ static bool encode_ordinary(Tokenizer *t, const uint8_t *text, size_t len, Token
     return true;
 }
 
-/* First "<|endoftext|>" in s[0..n), or NULL. */
-static const uint8_t *find_eot(const uint8_t *s, size_t n) {
-    while (n >= EOT_LEN) {
-        const uint8_t *lt = memchr(s, '<', n - EOT_LEN + 1);
-        if (!lt) return NULL;
-        if (memcmp(lt, EOT_TEXT, EOT_LEN) == 0) return lt;
-        n -= (size_t)(lt + 1 - s);
-        s = lt + 1;
+/* In special[*lo .. *hi), which share their first d bytes, the range whose
+ * byte d is c (every token there being longer than d). */
+static void narrow(const SpecialToken *special, uint32_t *lo, uint32_t *hi, size_t d, uint8_t c) {
+    uint32_t a = *lo, b = *hi;
+    while (a < b) { /* first with byte d >= c */
+        uint32_t m = a + (b - a) / 2;
+        if (special[m].bytes[d] < c) a = m + 1;
+        else b = m;
     }
-    return NULL;
+    uint32_t e = a;
+    b = *hi;
+    while (e < b) { /* first with byte d > c */
+        uint32_t m = e + (b - e) / 2;
+        if (special[m].bytes[d] <= c) e = m + 1;
+        else b = m;
+    }
+    *lo = a, *hi = e;
+}
+
+/* The longest special token that s[0..n) starts with, or NULL.  Sorted by
+ * bytes, the tokens that start with s[0..d) form a range, the one exactly
+ * s[0..d) (if any) first; each further byte narrows it.  The walk is at most
+ * TOKENIZER_MAX_ADDED_BYTES deep. */
+static const SpecialToken *special_at(const Tokenizer *t, const uint8_t *s, size_t n) {
+    const SpecialToken *best = NULL;
+    uint32_t lo = 0, hi = t->n_special;
+    for (size_t d = 0; lo < hi; d++) {
+        if (t->special[lo].len == d) best = &t->special[lo++];
+        if (d == n || lo == hi) break;
+        narrow(t->special, &lo, &hi, d, s[d]);
+    }
+    return best;
+}
+
+/* Where the next special token starts in s[0..n) (n when none does), and
+ * which one. */
+static size_t next_special(const Tokenizer *t, const uint8_t *s, size_t n, const SpecialToken **found) {
+    for (size_t i = 0; i < n; i++) {
+        if (t->only_start >= 0) {
+            const uint8_t *p = memchr(s + i, t->only_start, n - i);
+            if (!p) break;
+            i = (size_t)(p - s);
+        } else if (!t->special_start[s[i]]) {
+            continue;
+        }
+        if ((*found = special_at(t, s + i, n - i)) != NULL) return i;
+    }
+    *found = NULL;
+    return n;
 }
 
 bool gpt2_tokenizer_encode(Tokenizer *t, const uint8_t *text, size_t len, bool special, TokenList *out) {
     if (!special) return encode_ordinary(t, text, len, out);
-    const uint8_t *end = text + len;
     for (;;) {
-        const uint8_t *eot = find_eot(text, (size_t)(end - text));
-        if (!eot) return encode_ordinary(t, text, (size_t)(end - text), out);
-        if (!encode_ordinary(t, text, (size_t)(eot - text), out)) return false;
-        if (!gpt2_token_list_push(out, (int32_t)t->data.eot_id)) return false;
-        text = eot + EOT_LEN;
+        const SpecialToken *s;
+        size_t at = next_special(t, text, len, &s);
+        if (!encode_ordinary(t, text, at, out)) return false;
+        if (!s) return true;
+        if (!gpt2_token_list_push(out, (int32_t)s->id)) return false;
+        text += at + s->len;
+        len -= at + s->len;
     }
 }
 

@@ -39,7 +39,14 @@ typedef struct {
     uint32_t n_merges;
     const uint32_t *merges; /* [n_merges][3]: left id, right id, merged id; row index = rank */
     uint32_t eot_id;        /* <|endoftext|> */
+    uint32_t n_added;       /* the last n_added ids are added tokens (a fine-tune's <|pad|>, ...) */
 } TokenizerData;
+
+/* Added tokens are special tokens that a fine-tune appended to the
+ * vocabulary: their bytes are their text, no merge makes them, and in
+ * special mode their text becomes their id, as "<|endoftext|>" does.  Each is
+ * at most this many bytes, which bounds the cost of matching them. */
+#define TOKENIZER_MAX_ADDED_BYTES 256u
 
 typedef struct Tokenizer Tokenizer;
 
@@ -48,14 +55,18 @@ typedef struct Tokenizer Tokenizer;
  * same bytes (so merging ids is merging strings, as encoder.py does), a
  * single-byte token for each of the 256 bytes, eot_id's bytes being
  * "<|endoftext|>", each merge's bytes equal to the concatenation of its
- * parts, no pair listed twice.  On failure returns false with a one-line
+ * parts, no pair listed twice, fewer added tokens than tokens and none
+ * longer than TOKENIZER_MAX_ADDED_BYTES.  On failure returns false with a one-line
  * reason in err. */
 bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err, size_t errsz);
 void gpt2_tokenizer_free(Tokenizer *t);
 
 /* Appends the ids of text[0..len) to out.  With special, each occurrence of
- * the bytes "<|endoftext|>" becomes eot_id; without it, it is ordinary text
- * (as in OpenAI's encoder).  Returns false only when memory runs out (a
+ * the bytes of a special token ("<|endoftext|>" and the added tokens) becomes
+ * its id, the leftmost first and the longest where two start at the same
+ * byte (as Hugging Face's tokenizers match added tokens); the text between
+ * them is encoded as usual.  Without special, all of it is ordinary text (as
+ * in OpenAI's encoder).  Returns false only when memory runs out (a
  * single pre-tokenized piece of 4 GiB or more counts as that); out then
  * holds some prefix of the ids. */
 bool gpt2_tokenizer_encode(Tokenizer *t, const uint8_t *text, size_t len, bool special, TokenList *out);
