@@ -464,8 +464,8 @@ static void test_matmul_tiles_same_bits(void **state) {
     float *x = malloc(MAX_X * COLS * sizeof *x), *xt = malloc(16 * COLS * sizeof *xt);
     float *y = malloc(MAX_X * ROWS * sizeof *y);
     float *want = malloc(MAX_X * ROWS * sizeof *want);
-    uint8_t *xq = malloc(MAX_X * 2 * COLS);
-    float *xd = malloc(MAX_X * 2 * (COLS / Q8_BLOCK) * sizeof *xd);
+    uint8_t *xq = malloc(MAX_X * Q8_TERMS * COLS);
+    float *xd = malloc(MAX_X * Q8_TERMS * (COLS / Q8_BLOCK) * sizeof *xd);
     assert_true(w && bias && x && xt && y && want && xq && xd);
     uint32_t seed = 12345;
     for (size_t i = 0; i < ROWS * COLS; i++) {
@@ -505,7 +505,8 @@ static void test_matmul_tiles_same_bits(void **state) {
                     MatmulArgs a = {&m, bias, x, COLS, y, ROWS, n_x, epilogues[e], NULL, NULL, NULL};
                     if (dtypes[d] == DTYPE_Q8_0) {
                         for (size_t r = 0; r < n_x; r++)
-                            ks->quantize(xq + r * 2 * COLS, xd + r * 2 * (COLS / Q8_BLOCK), x + r * COLS, COLS);
+                            ks->quantize(xq + r * Q8_TERMS * COLS, xd + r * Q8_TERMS * (COLS / Q8_BLOCK), x + r * COLS,
+                                         COLS);
                         a.xq = xq;
                         a.xd = xd;
                     } else if (n_x >= 2 && n_x <= ks->wide_rows) {

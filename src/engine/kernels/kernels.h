@@ -13,17 +13,19 @@
  *    upwards, acc = fma(x[k], w[k], acc), starting at +0.  Tiles, blocking
  *    and threads only change which chains run side by side.
  *  - With q8_0 weights the input row is quantized first, per block of 32
- *    values, to two int8 vectors (quantize below).  Quantizing v gives
- *    amax = max |v|, d = amax / 127 and q = round-half-even(v * (127 /
- *    amax)) clamped to -127..127 (q = 0 and d = 0 when amax < 2^-64 or is
- *    NaN).  The block x gives (q1, d1); its remainder r = fma(q1, -d1, x)
- *    gives (q2, d2), so that x = d1 q1 + d2 q2 to about 16 bits (int8
- *    alone would cost q8_0 its accuracy).  A block's products are the
- *    exact integer sums s1 = sum q1 q_w and s2 = sum q2 q_w (|s| < 2^24, so
- *    (float)s is exact), and the row sum is the chain over the blocks
- *    acc = fma((float)s1, d_w * d1, acc), acc = fma((float)s2, d_w * d2,
- *    acc), each d_w * d rounded once.  Integer sums are exact in any order,
- *    so each kernel set may form them with its own instructions.
+ *    values, to Q8_TERMS (3) int8 vectors (quantize below).  Quantizing v
+ *    gives amax = max |v|, d = amax / 127 and q = round-half-even(v * (127
+ *    / amax)) clamped to -127..127 (q = 0 and d = 0 when amax < 2^-64 or
+ *    is NaN).  The block x gives (q1, d1); its remainder r1 = fma(q1, -d1,
+ *    x) gives (q2, d2), and r2 = fma(q2, -d2, r1) gives (q3, d3), so that
+ *    x = d1 q1 + d2 q2 + d3 q3 to about 23 bits, close to float32's 24
+ *    (one int8 would cost q8_0 its accuracy, and two, 16 bits, left logits
+ *    of 50 off by 2.6e-3).  A block's products are the exact integer sums
+ *    s_t = sum q_t q_w (|s| < 2^24, so (float)s is exact), and the row sum
+ *    is the chain over the blocks acc = fma((float)s_t, d_w * d_t, acc)
+ *    for t = 1, 2, 3, each d_w * d_t rounded once.  Integer sums are exact
+ *    in any order, so each kernel set may form them with its own
+ *    instructions.
  *  - A sum of n values (LayerNorm statistics, the softmax denominator) is
  *    taken in 16 lanes, lane j adding elements j, j+16, j+32, ... in order,
  *    missing elements counting as +0; the lanes are then combined by the
@@ -41,6 +43,9 @@
 #include <stdint.h>
 
 #include "dtype.h"
+
+/* The int8 vectors a q8_0 product's input row is quantized to (above). */
+#define Q8_TERMS 3
 
 /* What a matrix product does with each result before storing it. */
 typedef enum {
@@ -64,8 +69,8 @@ typedef struct {
      * transposed, xt[k * n_x + m] = x[m][k]. */
     const float *xt;
     /* q8_0 weights only: x quantized row by row with KernelSet.quantize. */
-    const uint8_t *xq; /* [n_x][2][w->cols] quants + 128: q1, then q2 */
-    const float *xd;   /* [n_x][w->cols / 32][2] block scales d1, d2 */
+    const uint8_t *xq; /* [n_x][Q8_TERMS][w->cols] quants + 128: q1, q2, q3 */
+    const float *xd;   /* [n_x][w->cols / 32][Q8_TERMS] block scales d1, d2, d3 */
 } MatmulArgs;
 
 /* One head of causal attention for n_q queries of one sequence at
@@ -110,8 +115,8 @@ typedef struct {
      * k in [k_begin, k_end): the transposed input of a wide product. */
     void (*transpose)(float *xt, const float *x, size_t x_stride, size_t n_x, size_t k_begin, size_t k_end);
     /* Quantizes x[0..n) (n a multiple of 32) for q8_0 weights, as above:
-     * xq[i] = q1_i + 128, xq[n + i] = q2_i + 128, xd[2b] = d1 and
-     * xd[2b + 1] = d2 of block b. */
+     * xq[t * n + i] = q_t+1,i + 128 and xd[Q8_TERMS * b + t] = d_t+1 of
+     * block b, for t < Q8_TERMS. */
     void (*quantize)(uint8_t *xq, float *xd, const float *x, size_t n);
     /* out[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i], biased var. */
     void (*layernorm)(float *out, const float *x, const float *w, const float *b, size_t n, float eps);
