@@ -127,7 +127,7 @@ static int32_t byte_token(const Tokenizer *t, uint8_t b) {
 }
 
 static uint64_t total_work(const TokenizerStats *s) {
-    return s->merges + s->pair_lookups + s->heap_steps + s->scan_steps;
+    return s->merges + s->pair_table.searches + s->heap_steps + s->scan_steps;
 }
 
 /* ---- the shared cases ---------------------------------------------------- */

@@ -91,7 +91,7 @@ typedef struct {
 
 struct Tokenizer {
     TokenizerData data;    /* the caller's tables, checked by gpt2_tokenizer_build */
-    HashKey key;           /* of every hash table below: random, made at build */
+    HashKey key;           /* of every hash table below: random, drawn at build (tests may choose it) */
     uint32_t byte_id[256]; /* the single-byte token of each byte value */
     PairSlot *pairs;       /* [pair_mask + 1] open addressing on (left, right) */
     size_t pair_mask;
@@ -108,11 +108,19 @@ struct Tokenizer {
 #endif
 };
 
-/* The work counters exist only in the testing build (tokenizer.h). */
+/* The work counters exist only in the testing build (tokenizer.h);
+ * TOK_PROBES records one search of a table that visited n slots. */
 #ifdef GPT2_TESTING
 #define TOK_COUNT(t, field, n) ((t)->stats.field += (n))
+#define TOK_PROBES(t, table, n) probes_add(&(t)->stats.table, (n))
+static void probes_add(TokenizerProbes *p, uint64_t slots) {
+    p->searches++;
+    p->slots += slots;
+    if (slots > p->longest) p->longest = slots;
+}
 #else
 #define TOK_COUNT(t, field, n) ((void)(t))
+#define TOK_PROBES(t, table, n) ((void)(t), (void)(n))
 #endif
 
 /* ---- token lists ------------------------------------------------------- */
@@ -153,12 +161,17 @@ static size_t pair_slot(const Tokenizer *t, uint32_t left, uint32_t right) {
 
 /* Rank of the merge rule (left, right), or NONE. */
 static inline uint32_t pair_rank(Tokenizer *t, uint32_t left, uint32_t right) {
-    TOK_COUNT(t, pair_lookups, 1);
     size_t i = pair_slot(t, left, right);
-    for (;;) {
+    for (uint64_t probes = 1;; probes++) {
         const PairSlot *s = &t->pairs[i];
-        if (s->left == left && s->right == right) return s->rank;
-        if (s->left == NONE) return NONE;
+        if (s->left == left && s->right == right) {
+            TOK_PROBES(t, pair_table, probes);
+            return s->rank;
+        }
+        if (s->left == NONE) {
+            TOK_PROBES(t, pair_table, probes);
+            return NONE;
+        }
         i = (i + 1) & t->pair_mask;
     }
 }
@@ -305,6 +318,7 @@ static bool build_pair_table(Tokenizer *t, char *err, size_t errsz) {
         if (!check_merge(d, r, err, errsz)) return false;
         const uint32_t *m = d->merges + (size_t)r * 3;
         size_t i = pair_slot(t, m[0], m[1]);
+        uint64_t probes = 1;
         while (t->pairs[i].left != NONE) {
             if (t->pairs[i].left == m[0] && t->pairs[i].right == m[1]) {
                 snprintf(err, errsz, "tokenizer: merge %u repeats the pair of merge %u (tokens %u and %u)", (unsigned)r,
@@ -312,7 +326,9 @@ static bool build_pair_table(Tokenizer *t, char *err, size_t errsz) {
                 return false;
             }
             i = (i + 1) & t->pair_mask;
+            probes++;
         }
+        TOK_PROBES(t, pair_build, probes);
         t->pairs[i] = (PairSlot){m[0], m[1], r};
     }
     return true;
@@ -368,7 +384,7 @@ static void free_scratch(Scratch *s) {
     free(s->deferred.keys);
 }
 
-bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err, size_t errsz) {
+static bool build_keyed(Tokenizer **out, const TokenizerData *data, HashKey key, char *err, size_t errsz) {
     *out = NULL;
     if (!check_tokens(data, err, errsz)) return false;
     Tokenizer *t = calloc(1, sizeof *t);
@@ -377,7 +393,7 @@ bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err,
         return false;
     }
     t->data = *data;
-    t->key = gpt2_hash_new_key();
+    t->key = key;
     t->small_piece_max = TOKENIZER_SMALL_PIECE_MAX;
     if (!check_unique(t, err, errsz) || !find_byte_tokens(t, err, errsz) || !build_pair_table(t, err, errsz)) {
         gpt2_tokenizer_free(t);
@@ -390,6 +406,10 @@ bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err,
     }
     *out = t;
     return true;
+}
+
+bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err, size_t errsz) {
+    return build_keyed(out, data, gpt2_hash_new_key(), err, errsz);
 }
 
 void gpt2_tokenizer_free(Tokenizer *t) {
@@ -408,22 +428,27 @@ static void cache_clear(WordCache *c) {
     c->used = c->bytes_used = c->ids_used = 0;
 }
 
-/* The slot holding piece p[0..n), or the empty slot where it would go. */
-static CacheSlot *cache_slot(WordCache *c, uint64_t h, const uint8_t *p, size_t n) {
+/* The slot of t's word cache holding piece p[0..n) of hash h, or the empty
+ * slot where it would go. */
+static CacheSlot *cache_slot(Tokenizer *t, uint64_t h, const uint8_t *p, size_t n) {
+    WordCache *c = &t->cache;
     size_t i = (size_t)h & (CACHE_SLOTS - 1);
-    for (;;) {
+    for (uint64_t probes = 1;; probes++) {
         CacheSlot *s = &c->slots[i];
-        if (s->len == 0) return s;
-        if (s->hash == h && s->len == n && memcmp(c->bytes + s->bytes_at, p, n) == 0) return s;
+        if (s->len == 0 || (s->hash == h && s->len == n && memcmp(c->bytes + s->bytes_at, p, n) == 0)) {
+            TOK_PROBES(t, word_cache, probes);
+            return s;
+        }
         i = (i + 1) & (CACHE_SLOTS - 1);
     }
 }
 
-static void cache_insert(WordCache *c, uint64_t h, const uint8_t *p, size_t n, const int32_t *ids, size_t n_ids) {
+static void cache_insert(Tokenizer *t, uint64_t h, const uint8_t *p, size_t n, const int32_t *ids, size_t n_ids) {
+    WordCache *c = &t->cache;
     if (c->used >= CACHE_SLOTS / 2 || c->bytes_used + n > CACHE_BYTES || c->ids_used + n_ids > CACHE_IDS) {
         cache_clear(c);
     }
-    CacheSlot *s = cache_slot(c, h, p, n);
+    CacheSlot *s = cache_slot(t, h, p, n);
     memcpy(c->bytes + c->bytes_used, p, n);
     memcpy(c->ids + c->ids_used, ids, n_ids * sizeof *ids);
     *s = (CacheSlot){h, (uint32_t)c->bytes_used, (uint32_t)c->ids_used, (uint16_t)n, (uint16_t)n_ids};
@@ -646,7 +671,7 @@ static bool encode_piece(Tokenizer *t, const uint8_t *p, size_t n, TokenList *ou
     uint64_t h = 0;
     if (n <= CACHE_MAX_PIECE) {
         h = gpt2_hash_bytes(t->key, p, n);
-        const CacheSlot *hit = cache_slot(&t->cache, h, p, n);
+        const CacheSlot *hit = cache_slot(t, h, p, n);
         if (hit->len != 0) {
             TOK_COUNT(t, cache_hits, 1);
             return append_ids(out, t->cache.ids + hit->ids_at, hit->n_ids);
@@ -655,7 +680,7 @@ static bool encode_piece(Tokenizer *t, const uint8_t *p, size_t n, TokenList *ou
     size_t m;
     if (!bpe_piece(t, p, n, &m)) return false;
     const int32_t *ids = (const int32_t *)(const void *)t->scratch.sym;
-    if (n <= CACHE_MAX_PIECE) cache_insert(&t->cache, h, p, n, ids, m);
+    if (n <= CACHE_MAX_PIECE) cache_insert(t, h, p, n, ids, m);
     return append_ids(out, ids, m);
 }
 
@@ -769,4 +794,10 @@ void gpt2_tokenizer_set_small_piece_max(Tokenizer *t, size_t max_bytes) {
     t->small_piece_max = max_bytes;
     cache_clear(&t->cache);
 }
+
+bool gpt2_tokenizer_build_keyed(Tokenizer **out, const TokenizerData *data, HashKey key, char *err, size_t errsz) {
+    return build_keyed(out, data, key, err, errsz);
+}
+
+HashKey gpt2_tokenizer_key(const Tokenizer *t) { return t->key; }
 #endif

@@ -84,22 +84,44 @@ int32_t gpt2_tokenizer_eot(const Tokenizer *t);
 #define TOKENIZER_SMALL_PIECE_MAX 48
 
 #ifdef GPT2_TESTING
+#include "hash.h"
+
 /* Test hooks, compiled only into the testing build of this layer (the
  * archive the tests and fuzzers link; never libgpt2).
  *
- * Work done by gpt2_tokenizer_encode since the tokenizer was built, counted in
- * steps that do not depend on the machine, so that tests can check the
- * cost of a text (e.g. that a long run costs O(n log n)) without timing. */
+ * Searches of one of the open-addressing tables: how many, the slots they
+ * visited in all and the most that one search visited.  Under the keyed
+ * hash, slots / searches stays near 1 and longest near log n whatever the
+ * keys are; keys made to collide in an unkeyed hash make both grow with the
+ * number of keys. */
 typedef struct {
-    uint64_t pieces;       /* pre-tokenized pieces encoded */
-    uint64_t cache_hits;   /* pieces answered by the word cache */
-    uint64_t merges;       /* BPE merges applied */
-    uint64_t pair_lookups; /* probes of the merge-pair hash table */
-    uint64_t heap_steps;   /* heap pushes and pops, and each of their sift steps */
-    uint64_t scan_steps;   /* pair ranks visited by the loop for small pieces */
+    uint64_t searches, slots, longest;
+} TokenizerProbes;
+
+/* Work done since the tokenizer was built (pair_build: by the build
+ * itself; the rest: by gpt2_tokenizer_encode), counted in steps that do not
+ * depend on the machine, so that tests can check the cost of a text (e.g.
+ * that a long run costs O(n log n)) without timing. */
+typedef struct {
+    uint64_t pieces;            /* pre-tokenized pieces encoded */
+    uint64_t cache_hits;        /* pieces answered by the word cache */
+    uint64_t merges;            /* BPE merges applied */
+    uint64_t heap_steps;        /* heap pushes and pops, and each of their sift steps */
+    uint64_t scan_steps;        /* pair ranks visited by the loop for small pieces */
+    TokenizerProbes pair_build; /* the merge-pair table: inserting every rule */
+    TokenizerProbes pair_table; /* the merge-pair table: the rank of a pair, while encoding */
+    TokenizerProbes word_cache; /* the word cache: a piece looked up, and inserted after a miss */
 } TokenizerStats;
 
 TokenizerStats gpt2_tokenizer_stats(const Tokenizer *t);
+
+/* gpt2_tokenizer_build with key for every hash table instead of a fresh
+ * random one, so that tests can check that the key decides where entries
+ * sit and nothing else. */
+bool gpt2_tokenizer_build_keyed(Tokenizer **out, const TokenizerData *data, HashKey key, char *err, size_t errsz);
+
+/* The key the tokenizer's tables were built with. */
+HashKey gpt2_tokenizer_key(const Tokenizer *t);
 
 /* Pieces of at most this many bytes are merged by a direct loop over an
  * array (fast when short, quadratic when long); longer ones by a linked list
