@@ -25,6 +25,7 @@
 #include "pickle.h"
 #include "test_reference.h"
 #include "test_util.h"
+#include "tokenizer.h"
 #include "torch_checkpoint.h"
 #include "zip.h"
 
@@ -166,6 +167,131 @@ static uint8_t *gguf_type_field(StrBuf *b, const char *name) {
         if (memcmp(b->data + i, key, 8 + len) == 0) return (uint8_t *)b->data + i + 8 + len + 4 + 16;
     fail_msg("no tensor %s", name);
     return NULL;
+}
+
+/* ---- a GGUF of metadata only -------------------------------------------- */
+
+static void gguf_u32(StrBuf *b, uint32_t v) {
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    gpt2_strbuf_append(b, x, 4);
+}
+
+static void gguf_u64(StrBuf *b, uint64_t v) {
+    gguf_u32(b, (uint32_t)v);
+    gguf_u32(b, (uint32_t)(v >> 32));
+}
+
+static void gguf_str(StrBuf *b, const char *s, size_t n) {
+    gguf_u64(b, n);
+    gpt2_strbuf_append(b, s, n);
+}
+
+static void gguf_key_u32(StrBuf *b, const char *key, uint32_t v) {
+    gguf_str(b, key, strlen(key));
+    gguf_u32(b, 4); /* UINT32 */
+    gguf_u32(b, v);
+}
+
+/* GPT-2's printable character for byte c, as UTF-8 (vocab.json's spelling). */
+static size_t byte_char(int c, char *out) {
+    uint32_t cp = (uint32_t)c;
+    if (!((c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF))) {
+        uint32_t k = 0; /* the k-th byte that does not stand for itself */
+        for (int d = 0; d < c; d++)
+            if (!((d >= 0x21 && d <= 0x7E) || (d >= 0xA1 && d <= 0xAC) || (d >= 0xAE && d <= 0xFF))) k++;
+        cp = 0x100 + k;
+    }
+    if (cp < 0x80) return out[0] = (char)cp, 1;
+    out[0] = (char)(0xC0 | cp >> 6);
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
+/* llama.cpp stores a fine-tune's added tokens at the end of its token list,
+ * as raw text, typed CONTROL (3) or USER_DEFINED (4), and the rows of a
+ * padded vocabulary as UNUSED (5) "[PADn]"; "<|endoftext|>" is CONTROL too
+ * but GPT-2's own.  Those after the last ordinary token become added
+ * tokens, their bytes the text itself (not GPT-2's byte map). */
+static void test_gguf_added_tokens(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        uint32_t type;
+    } tail[] = {{"<|endoftext|>", 3}, {"<|pad|>", 3}, {"\xC3\xA9t\xC3\xA9", 4}, {"[PAD259]", 5}};
+    const uint32_t n_tokens = 256 + 4;
+    StrBuf b = {0};
+    gpt2_strbuf_append(&b, "GGUF", 4);
+    gguf_u32(&b, 3);
+    gguf_u64(&b, 0); /* tensors */
+    gguf_u64(&b, 8); /* key-values */
+    gguf_str(&b, "general.architecture", 20);
+    gguf_u32(&b, 8); /* STRING */
+    gguf_str(&b, "gpt2", 4);
+    gguf_key_u32(&b, "gpt2.context_length", 16);
+    gguf_key_u32(&b, "gpt2.embedding_length", 32);
+    gguf_key_u32(&b, "gpt2.block_count", 1);
+    gguf_key_u32(&b, "gpt2.attention.head_count", 2);
+    gguf_str(&b, "tokenizer.ggml.tokens", 21);
+    gguf_u32(&b, 9); /* ARRAY */
+    gguf_u32(&b, 8); /* of STRING */
+    gguf_u64(&b, n_tokens);
+    for (int c = 0; c < 256; c++) {
+        char ch[2];
+        gguf_str(&b, ch, byte_char(c, ch));
+    }
+    for (size_t i = 0; i < 4; i++) gguf_str(&b, tail[i].text, strlen(tail[i].text));
+    gguf_str(&b, "tokenizer.ggml.token_type", 25);
+    gguf_u32(&b, 9);
+    gguf_u32(&b, 5); /* of INT32 */
+    gguf_u64(&b, n_tokens);
+    for (int c = 0; c < 256; c++) gguf_u32(&b, 1); /* NORMAL */
+    for (size_t i = 0; i < 4; i++) gguf_u32(&b, tail[i].type);
+    gguf_str(&b, "tokenizer.ggml.merges", 21);
+    gguf_u32(&b, 9);
+    gguf_u32(&b, 8);
+    gguf_u64(&b, 0);
+    while (b.len % 32) gpt2_strbuf_append(&b, "", 1); /* the (empty) data starts aligned */
+    Checkpoint ck = {0};
+    ModelConfig c = {0};
+    HfVocab v;
+    char err[512];
+    if (!gpt2_gguf_parse(&ck, &c, &v, (const uint8_t *)b.data, b.len, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(v.data.n_vocab, n_tokens);
+    assert_int_equal(v.data.n_added, 3);
+    assert_int_equal(v.data.eot_id, 256);
+    for (uint32_t id = 257; id < n_tokens; id++) {
+        const char *want = tail[id - 256].text;
+        assert_int_equal(v.offsets[id + 1] - v.offsets[id], strlen(want));
+        assert_memory_equal(v.bytes + v.offsets[id], want, strlen(want));
+    }
+    Tokenizer *t;
+    assert_true(gpt2_tokenizer_build(&t, &v.data, err, sizeof err));
+    TokenList ids = {0};
+    const char *text = "a<|pad|>\xC3\xA9t\xC3\xA9<|endoftext|>";
+    assert_true(gpt2_tokenizer_encode(t, (const uint8_t *)text, strlen(text), true, &ids));
+    assert_int_equal(ids.n, 4);
+    assert_int_equal(ids.ids[0], 'a');
+    assert_int_equal(ids.ids[1], 257);
+    assert_int_equal(ids.ids[2], 258);
+    assert_int_equal(ids.ids[3], 256);
+    gpt2_token_list_free(&ids);
+    gpt2_tokenizer_free(t);
+    gpt2_hf_vocab_free(&v);
+    gpt2_checkpoint_close(&ck);
+    /* Without token types, every token is read in GPT-2's byte map, where
+     * "\xC3\xA9" (U+00E9) stands for the byte 0xE9: nothing is added. */
+    size_t at = 0;
+    while (at + 25 <= b.len && memcmp(b.data + at, "tokenizer.ggml.token_type", 25) != 0) at++;
+    assert_true(at + 25 <= b.len);
+    b.data[at] = 'X';
+    Checkpoint ck2 = {0};
+    if (!gpt2_gguf_parse(&ck2, &c, &v, (const uint8_t *)b.data, b.len, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(v.data.n_added, 0);
+    assert_int_equal(v.offsets[259] - v.offsets[258], 3);
+    assert_memory_equal(v.bytes + v.offsets[258], "\xE9t\xE9", 3);
+    gpt2_hf_vocab_free(&v);
+    gpt2_checkpoint_close(&ck2);
+    gpt2_strbuf_free(&b);
 }
 
 /* Refusals: a type other than F32, F16, BF16 and Q8_0, by name; an
@@ -526,6 +652,7 @@ int main(void) {
         cmocka_unit_test(test_tokenizer_json),
         cmocka_unit_test(test_added_tokens),
         cmocka_unit_test(test_gguf_refusals),
+        cmocka_unit_test(test_gguf_added_tokens),
         cmocka_unit_test(test_gguf_q8_0_blocks_carried_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
