@@ -102,13 +102,11 @@ static bool read_index(const JsonValue *map, const char *index_path, Listed **ou
     return true;
 }
 
-bool gpt2_shards_add_index(Checkpoint *ck, const char *index_path, bool torch, char *err, size_t errsz) {
-    StrBuf text = {0};
+bool gpt2_shards_add_index_text(Checkpoint *ck, const char *text, size_t len, const char *index_path, bool torch,
+                                char *err, size_t errsz) {
     JsonDoc doc;
     char why[400];
-    if (!gpt2_fileio_read_file_max(index_path, JSON_MAX_INDEX, &text, err, errsz)) return false;
-    bool ok = gpt2_json_parse(&doc, text.data, text.len, why, sizeof why);
-    gpt2_strbuf_free(&text);
+    bool ok = gpt2_json_parse(&doc, text, len, why, sizeof why);
     if (!ok) {
         snprintf(err, errsz, "%s: %s", index_path, why);
         return false;
@@ -166,5 +164,13 @@ bool gpt2_shards_add_index(Checkpoint *ck, const char *index_path, bool torch, c
     free(files);
     free(listed);
     gpt2_json_free(&doc);
+    return ok;
+}
+
+bool gpt2_shards_add_index(Checkpoint *ck, const char *index_path, bool torch, char *err, size_t errsz) {
+    StrBuf text = {0};
+    if (!gpt2_fileio_read_file_max(index_path, JSON_MAX_INDEX, &text, err, errsz)) return false;
+    bool ok = gpt2_shards_add_index_text(ck, text.data, text.len, index_path, torch, err, errsz);
+    gpt2_strbuf_free(&text);
     return ok;
 }

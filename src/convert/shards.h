@@ -22,4 +22,10 @@ bool gpt2_shards_add_safetensors(Checkpoint *ck, const char *path, char *err, si
  * torch tells whether they are torch.save files or safetensors. */
 bool gpt2_shards_add_index(Checkpoint *ck, const char *index_path, bool torch, char *err, size_t errsz);
 
+/* The same for the index's text, already in memory: the shards are still
+ * read from index_path's folder, and index_path names the index in
+ * messages. */
+bool gpt2_shards_add_index_text(Checkpoint *ck, const char *text, size_t len, const char *index_path, bool torch,
+                                char *err, size_t errsz);
+
 #endif
