@@ -55,6 +55,14 @@ static bool plain_name(const char *s, size_t len) {
            strcmp(s, "..") != 0;
 }
 
+/* Nor may it hold a control character: the shard's path goes into
+ * messages, which are one line. */
+static bool has_control(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F) return true;
+    return false;
+}
+
 static int str_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 /* Each tensor the index lists, with its shard; a later duplicate key
@@ -85,6 +93,14 @@ static bool read_index(const JsonValue *map, const char *index_path, Listed **ou
             char shown[UTF8_SHOWN];
             snprintf(err, errsz, "%s: weight_map entry \"%s\" does not name a file in the same folder", index_path,
                      gpt2_utf8_shown(k, klen, shown, sizeof shown));
+            free(l);
+            return false;
+        }
+        if (has_control(v, vlen)) {
+            char shown[UTF8_SHOWN], file[UTF8_SHOWN];
+            snprintf(err, errsz, "%s: weight_map entry \"%s\" names the file \"%s\", with a control character",
+                     index_path, gpt2_utf8_shown(k, klen, shown, sizeof shown),
+                     gpt2_utf8_shown(v, vlen, file, sizeof file));
             free(l);
             return false;
         }

@@ -4,8 +4,9 @@
  * that transformers' save_pretrained writes beside the shards of a large
  * checkpoint (model.safetensors.index.json, pytorch_model.bin.index.json):
  * {"metadata": {...}, "weight_map": {tensor name: shard file name}}.  The
- * shards must be plain file names in the index's folder; every tensor the
- * index lists must be in its shard, and the shards hold nothing else.
+ * shards must be plain file names in the index's folder, without control
+ * characters (they go into messages); every tensor the index lists must be
+ * in its shard, and the shards hold nothing else.
  */
 #ifndef GPT2_SHARDS_H
 #define GPT2_SHARDS_H
