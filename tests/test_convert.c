@@ -694,6 +694,10 @@ static void test_refuses_damaged_sharded_and_pickled_checkpoints(void **state) {
     refused(fx, "model.safetensors.index.json: no \"weight_map\"");
     test_write_file(path, "{\"weight_map\":{\"wte.weight\":\"../x.safetensors\"}}", 48);
     refused(fx, "weight_map entry \"wte.weight\" does not name a file in the same folder");
+    /* A shard's name goes into messages: a line break in it is refused. */
+    static const char broken[] = "{\"weight_map\":{\"wte.weight\":\"a\\nb.safetensors\"}}";
+    test_write_file(path, broken, sizeof broken - 1);
+    refused(fx, "weight_map entry \"wte.weight\" names the file \"a?b.safetensors\", with a control character");
 }
 
 /* ---- refusals: the tensors -------------------------------------------------- */

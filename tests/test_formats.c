@@ -579,6 +579,44 @@ static void test_pickle_refusals(void **state) {
     }
 }
 
+/* A legacy torch.save file made here whose one tensor is named "a\nb":
+ * the refusals that name it do so on one line.  storage is 0 (no storage
+ * list entry: "not in the file") or the offset of a one-element storage
+ * (2: "starts beyond its storage"). */
+static void test_torch_messages_one_line(void **state) {
+    (void)state;
+    static const char head[] = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19."
+                               "\x80\x02M\xe9\x03."
+                               "\x80\x02}."
+                               "\x80\x02}(X\x03\x00\x00\x00"
+                               "a\nbctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00"
+                               "storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
+                               "0X\x03\x00\x00\x00"
+                               "cpuK\x01NtQK\x02K\x01\x85K\x01\x85\x89}tRu.";
+    static const struct {
+        const char *tail;
+        size_t len;
+        const char *phrase;
+    } cases[] = {
+        {"\x80\x02].", 4, "storage \"0\" of tensor \"a?b\" is not in the file"},
+        {"\x80\x02](X\x01\x00\x00\x00"
+         "0e.\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80?",
+         24, "tensor \"a?b\" starts beyond its storage"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint8_t b[512];
+        memcpy(b, head, sizeof head - 1);
+        memcpy(b + sizeof head - 1, cases[i].tail, cases[i].len);
+        Checkpoint ck = {0};
+        char err[256] = "";
+        if (gpt2_torch_checkpoint_parse(&ck, b, sizeof head - 1 + cases[i].len, "x.bin", err, sizeof err))
+            fail_msg("case %zu accepted", i);
+        gpt2_checkpoint_close(&ck);
+        if (!strstr(err, cases[i].phrase)) fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].phrase);
+        assert_null(strchr(err, '\n'));
+    }
+}
+
 /* A zip64 archive made here: the end records point through the zip64
  * locator, and an entry's sizes and offset come from its zip64 extra. */
 static void put16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
@@ -646,6 +684,7 @@ int main(void) {
         cmocka_unit_test(test_sharded),
         cmocka_unit_test(test_shared_storage),
         cmocka_unit_test(test_hostile_pickles),
+        cmocka_unit_test(test_torch_messages_one_line),
         cmocka_unit_test(test_pickle_refusals),
         cmocka_unit_test(test_zip64),
         cmocka_unit_test(test_gguf),

@@ -129,21 +129,25 @@ static bool config_from_json(const JsonValue *root, const char *path, ModelConfi
     return true;
 }
 
-bool gpt2_hf_config_read(const char *path, ModelConfig *c, char *err, size_t errsz) {
-    StrBuf text = {0};
+bool gpt2_hf_config_parse(const char *text, size_t len, const char *name, ModelConfig *c, char *err, size_t errsz) {
     JsonDoc doc;
     char why[256];
-    if (!gpt2_fileio_read_file_max(path, JSON_MAX_CONFIG, &text, err, errsz)) return false;
-    bool ok = gpt2_json_parse(&doc, text.data, text.len, why, sizeof why);
-    gpt2_strbuf_free(&text);
-    if (!ok) {
-        snprintf(err, errsz, "%s: %s", path, why);
+    if (!gpt2_json_parse(&doc, text, len, why, sizeof why)) {
+        snprintf(err, errsz, "%s: %s", name, why);
         return false;
     }
     ModelConfig parsed = *c;
-    ok = config_from_json(doc.root, path, &parsed, err, errsz);
+    bool ok = config_from_json(doc.root, name, &parsed, err, errsz);
     gpt2_json_free(&doc);
     if (ok) *c = parsed;
+    return ok;
+}
+
+bool gpt2_hf_config_read(const char *path, ModelConfig *c, char *err, size_t errsz) {
+    StrBuf text = {0};
+    if (!gpt2_fileio_read_file_max(path, JSON_MAX_CONFIG, &text, err, errsz)) return false;
+    bool ok = gpt2_hf_config_parse(text.data, text.len, path, c, err, errsz);
+    gpt2_strbuf_free(&text);
     return ok;
 }
 

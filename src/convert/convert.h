@@ -33,6 +33,9 @@ bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz);
  * as they were).  Refuses configurations this engine does not compute,
  * such as another activation function. */
 bool gpt2_hf_config_read(const char *path, ModelConfig *c, char *err, size_t errsz);
+/* The same from text already in memory; name is used in messages.  On
+ * failure c is left as it was. */
+bool gpt2_hf_config_parse(const char *text, size_t len, const char *name, ModelConfig *c, char *err, size_t errsz);
 
 /* The shape of a published GPT-2 by name ("124M", "355M", "774M", "1558M",
  * "distil"), or "LAYERSxHEADSxEMBD[xCTX]" such as "2x2x16x160". */

@@ -408,16 +408,15 @@ static bool merges_text(const JsonValue *merges, StrBuf *out, size_t *bad) {
     return ok;
 }
 
-bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err, size_t errsz) {
+bool gpt2_hf_vocab_parse_tokenizer_json(HfVocab *out, const char *text, size_t len, const char *name, char *err,
+                                        size_t errsz) {
     memset(out, 0, sizeof *out);
-    StrBuf text = {0}, vocab = {0}, merges = {0};
+    StrBuf vocab = {0}, merges = {0};
     JsonDoc doc;
     char why[256];
-    if (!gpt2_fileio_read_file_max(path, JSON_MAX_VOCAB, &text, err, errsz)) return false;
-    bool ok = gpt2_json_parse(&doc, text.data, text.len, why, sizeof why);
-    gpt2_strbuf_free(&text);
+    bool ok = gpt2_json_parse(&doc, text, len, why, sizeof why);
     if (!ok) {
-        snprintf(err, errsz, "%s: %s", path, why);
+        snprintf(err, errsz, "%s: %s", name, why);
         return false;
     }
     const JsonValue *model = doc.root->type == JSON_OBJECT ? gpt2_json_get(doc.root, "model") : NULL;
@@ -425,25 +424,34 @@ bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err
     const JsonValue *v = model && model->type == JSON_OBJECT ? gpt2_json_get(model, "vocab") : NULL;
     const JsonValue *m = model && model->type == JSON_OBJECT ? gpt2_json_get(model, "merges") : NULL;
     if (!v || v->type != JSON_OBJECT || !m || m->type != JSON_ARRAY || (type && !gpt2_json_string_is(type, "BPE"))) {
-        snprintf(err, errsz, "%s: no BPE model with a \"vocab\" object and a \"merges\" list", path);
+        snprintf(err, errsz, "%s: no BPE model with a \"vocab\" object and a \"merges\" list", name);
         ok = false;
     }
     size_t bad = SIZE_MAX;
     if (ok && (!vocab_text(v, &vocab) || !merges_text(m, &merges, &bad))) {
         if (bad != SIZE_MAX)
-            snprintf(err, errsz, "%s: model.merges entry %zu is neither \"a b\" nor [\"a\", \"b\"]", path, bad);
+            snprintf(err, errsz, "%s: model.merges entry %zu is neither \"a b\" nor [\"a\", \"b\"]", name, bad);
         else snprintf(err, errsz, "out of memory");
         ok = false;
     }
     gpt2_json_free(&doc);
     if (ok) {
         char vname[4200], mname[4200];
-        snprintf(vname, sizeof vname, "%s (model.vocab)", path);
-        snprintf(mname, sizeof mname, "%s (model.merges)", path);
+        snprintf(vname, sizeof vname, "%s (model.vocab)", name);
+        snprintf(mname, sizeof mname, "%s (model.merges)", name);
         ok = gpt2_hf_vocab_parse(out, vocab.data, vocab.len, vname, merges.data, merges.len, mname, err, errsz);
     }
     gpt2_strbuf_free(&vocab);
     gpt2_strbuf_free(&merges);
+    return ok;
+}
+
+bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err, size_t errsz) {
+    memset(out, 0, sizeof *out);
+    StrBuf text = {0};
+    if (!gpt2_fileio_read_file_max(path, JSON_MAX_VOCAB, &text, err, errsz)) return false;
+    bool ok = gpt2_hf_vocab_parse_tokenizer_json(out, text.data, text.len, path, err, errsz);
+    gpt2_strbuf_free(&text);
     return ok;
 }
 

@@ -48,6 +48,10 @@ bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len,
 /* The same from a tokenizer.json: its model.vocab and model.merges, the
  * merges written as "a b" strings or as ["a", "b"] pairs. */
 bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err, size_t errsz);
+/* The same from the text of a tokenizer.json already in memory; name is
+ * used in messages. */
+bool gpt2_hf_vocab_parse_tokenizer_json(HfVocab *out, const char *text, size_t len, const char *name, char *err,
+                                        size_t errsz);
 
 /* One added token: its text (raw UTF-8, not in the byte map) and id. */
 typedef struct {

@@ -55,6 +55,14 @@ static bool plain_name(const char *s, size_t len) {
            strcmp(s, "..") != 0;
 }
 
+/* Nor may it hold a control character: the shard's path goes into
+ * messages, which are one line. */
+static bool has_control(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F) return true;
+    return false;
+}
+
 static int str_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 /* Each tensor the index lists, with its shard; a later duplicate key
@@ -88,6 +96,14 @@ static bool read_index(const JsonValue *map, const char *index_path, Listed **ou
             free(l);
             return false;
         }
+        if (has_control(v, vlen)) {
+            char shown[UTF8_SHOWN], file[UTF8_SHOWN];
+            snprintf(err, errsz, "%s: weight_map entry \"%s\" names the file \"%s\", with a control character",
+                     index_path, gpt2_utf8_shown(k, klen, shown, sizeof shown),
+                     gpt2_utf8_shown(v, vlen, file, sizeof file));
+            free(l);
+            return false;
+        }
         l[n++] = (Listed){k, v};
     }
     /* A key listed twice takes its last file (what gpt2_json_get finds),
@@ -102,13 +118,11 @@ static bool read_index(const JsonValue *map, const char *index_path, Listed **ou
     return true;
 }
 
-bool gpt2_shards_add_index(Checkpoint *ck, const char *index_path, bool torch, char *err, size_t errsz) {
-    StrBuf text = {0};
+bool gpt2_shards_add_index_text(Checkpoint *ck, const char *text, size_t len, const char *index_path, bool torch,
+                                char *err, size_t errsz) {
     JsonDoc doc;
     char why[400];
-    if (!gpt2_fileio_read_file_max(index_path, JSON_MAX_INDEX, &text, err, errsz)) return false;
-    bool ok = gpt2_json_parse(&doc, text.data, text.len, why, sizeof why);
-    gpt2_strbuf_free(&text);
+    bool ok = gpt2_json_parse(&doc, text, len, why, sizeof why);
     if (!ok) {
         snprintf(err, errsz, "%s: %s", index_path, why);
         return false;
@@ -166,5 +180,13 @@ bool gpt2_shards_add_index(Checkpoint *ck, const char *index_path, bool torch, c
     free(files);
     free(listed);
     gpt2_json_free(&doc);
+    return ok;
+}
+
+bool gpt2_shards_add_index(Checkpoint *ck, const char *index_path, bool torch, char *err, size_t errsz) {
+    StrBuf text = {0};
+    if (!gpt2_fileio_read_file_max(index_path, JSON_MAX_INDEX, &text, err, errsz)) return false;
+    bool ok = gpt2_shards_add_index_text(ck, text.data, text.len, index_path, torch, err, errsz);
+    gpt2_strbuf_free(&text);
     return ok;
 }

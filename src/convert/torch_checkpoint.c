@@ -30,7 +30,8 @@ static bool add_view(Checkpoint *ck, const PickleTensor *t, const uint8_t *s, ui
         return false;
     }
     if (t->offset > t->storage_numel) {
-        snprintf(err, errsz, "%s: tensor \"%s\" starts beyond its storage", name, t->name);
+        snprintf(err, errsz, "%s: tensor \"%s\" starts beyond its storage", name,
+                 gpt2_utf8_shown(t->name, strlen(t->name), shown, sizeof shown));
         return false;
     }
     char why[256];
@@ -106,9 +107,10 @@ static bool parse_zip(Checkpoint *ck, const uint8_t *b, size_t n, const char *na
         snprintf(rest, sizeof rest, "data/%.500s", t->storage_key);
         const ZipEntry *e = strlen(t->storage_key) < 500 ? entry_in(&z, folder, rest) : NULL;
         if (!e || !e->data) {
-            char shown[UTF8_SHOWN];
+            char shown[UTF8_SHOWN], tensor[UTF8_SHOWN];
             snprintf(err, errsz, "%s: storage \"%s\" of tensor \"%s\" is %s", name,
-                     gpt2_utf8_shown(t->storage_key, strlen(t->storage_key), shown, sizeof shown), t->name,
+                     gpt2_utf8_shown(t->storage_key, strlen(t->storage_key), shown, sizeof shown),
+                     gpt2_utf8_shown(t->name, strlen(t->name), tensor, sizeof tensor),
                      e ? "compressed, which torch.save never does" : "not in the archive");
             ok = false;
             break;
@@ -179,9 +181,10 @@ static bool parse_legacy(Checkpoint *ck, const uint8_t *b, size_t n, const char 
         size_t k = 0;
         while (k < n_keys && strcmp(keys[k], t->storage_key) != 0) k++;
         if (k == n_keys) {
-            char shown[UTF8_SHOWN];
+            char shown[UTF8_SHOWN], tensor[UTF8_SHOWN];
             snprintf(err, errsz, "%s: storage \"%s\" of tensor \"%s\" is not in the file", name,
-                     gpt2_utf8_shown(t->storage_key, strlen(t->storage_key), shown, sizeof shown), t->name);
+                     gpt2_utf8_shown(t->storage_key, strlen(t->storage_key), shown, sizeof shown),
+                     gpt2_utf8_shown(t->name, strlen(t->name), tensor, sizeof tensor));
             ok = false;
             break;
         }
