@@ -424,7 +424,7 @@ fetch() {
         rm -f "$part"
         die "$file: $(algo_name "$algo") mismatch: expected $hash (announced by the hub), got $got; the download was deleted"
     fi
-    mv -f "$part" "$dest"
+    mv -f "$part" "$dest" || die "cannot move $part to $dest"
     note "verified $dest ($(algo_name "$algo"))"
 }
 

@@ -54,8 +54,10 @@ class Model:
             fail("%s: not a gpt2 model file" % path)
         (version, _, self.n_vocab, self.n_ctx, self.n_embd, self.n_layer, self.n_head, dtype, self.eot_id,
          self.ln_eps, _, n_tensors) = struct.unpack_from("<IIIIIIIIIfII", m, 8)
-        if version != 2:
-            fail("%s: model file version %d, not 2" % (path, version))
+        if version not in (2, 3):
+            fail("%s: model file version %d, not 2 or 3" % (path, version))
+        if version == 3 and struct.unpack_from("<I", m, 112)[0] != 0:
+            fail("%s: the model has added tokens, which this script does not write out" % path)
         if dtype != 0:
             fail("%s: only f32 model files can be written out (this one's dtype is %d)" % (path, dtype))
         dir_at = struct.unpack_from("<Q", m, 88)[0]

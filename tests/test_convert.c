@@ -937,7 +937,10 @@ static void test_refuses_bad_config(void **state) {
         {"\"layer_norm_epsilon\": 1e-05", "\"layer_norm_epsilon\": 0", "layer_norm_epsilon must be a number in (0, 1)"},
         {"\"layer_norm_epsilon\": 1e-05", "\"layer_norm_epsilon\": 1e-60", "layer_norm_epsilon must be"},
         {"\"layer_norm_epsilon\": 1e-05", "\"layer_norm_epsilon\": \"1e-5\"", "layer_norm_epsilon must be"},
-        {"\"vocab_size\": 260", "\"vocab_size\": 261", "has 260 tokens but config.json says vocab_size 261"},
+        {"\"vocab_size\": 260", "\"vocab_size\": 259", "has 260 tokens but config.json says vocab_size 259"},
+        /* More rows than tokens would be padding ([PAD<id>] placeholders),
+         * but these embeddings do not have them. */
+        {"\"vocab_size\": 260", "\"vocab_size\": 261", "has shape [260, 32], but config.json implies [261, 32]"},
         {"\"n_layer\": 2,", "\"n_layer\": 2", "config.json: expected ',' or '}' at byte"},
         {"{", "[", "config.json: expected ',' or ']'"},
     };

@@ -453,22 +453,60 @@ static void test_added_tokens(void **state) {
     static const struct {
         const char *skip, *name, *text, *phrase;
     } bad[] = {
-        {"added_tokens.json tokenizer.json", NULL, NULL,
-         "holds no added_tokens.json or tokenizer.json to name the other 2"},
-        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257}", "names no token with id 50258"},
         {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|sep|>\": 50259}",
          "has id 50259, but the model has 50259 token embeddings"},
         {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|sep|>\": 50258, \"<|x|>\": 50256}",
          "has id 50256, which the vocabulary gives to \"<|endoftext|>\""},
         {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|sep|>\": 50257}",
          "id 50257 is given to two added tokens"},
-        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"hello\": 50258}", "have the same bytes"},
+        {"added_tokens.json tokenizer.json", "tokenizer.json",
+         "{\"added_tokens\": [{\"id\": 50257, \"content\": \"<|pad|>\"}, {\"id\": 50258, \"content\": \"<|pad|>\"}]}",
+         "tokens 50257 and 50258 have the same bytes"},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|endoftext|>\": 50258}",
+         "tokens 50256 and 50258 have the same bytes"},
         {"added_tokens.json", "added_tokens.json", "[50257]", "expected a JSON object of added tokens"},
         {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \"<|sep|>\": -1}",
          "\"<|sep|>\": the id is not a non-negative integer"},
         {"added_tokens.json tokenizer.json", "tokenizer.json", "{\"added_tokens\": [{\"id\": 50257}]}",
          "added_tokens entry 0 has no \"content\" string"},
     };
+    /* Rows no list names become placeholders (a vocabulary padded to a
+     * round size), and an added token may repeat an ordinary token's text
+     * (Hugging Face's add_tokens(" hello")). */
+    static const struct {
+        const char *skip, *name, *text, *token_50257, *token_50258;
+    } good[] = {
+        {"added_tokens.json tokenizer.json", NULL, NULL, "[PAD50257]", "[PAD50258]"},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257}", "<|pad|>", "[PAD50258]"},
+        {"added_tokens.json", "added_tokens.json", "{\"<|pad|>\": 50257, \" hello\": 50258}", "<|pad|>", " hello"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        snprintf(dir, sizeof dir, "%s/good%zu", tmp, i);
+        mkdir(dir, 0755);
+        added_folder(shared, dir, good[i].skip, good[i].name, good[i].text);
+        snprintf(out, sizeof out, "%s/model.bin", dir);
+        ConvertOptions o = {dir, NULL, out, DTYPE_F32, NULL};
+        if (!gpt2_convert_hf(&o, err, sizeof err)) fail_msg("good case %zu: %s", i, err);
+        Gpt2Options go = {.n_threads = 1};
+        Gpt2 *g = gpt2_open(out, &go, err, sizeof err);
+        if (!g) fail_msg("%s", err);
+        const char *want[2] = {good[i].token_50257, good[i].token_50258};
+        for (int k = 0; k < 2; k++) {
+            size_t len;
+            const char *bytes = gpt2_token_bytes(g, 50257 + k, &len);
+            assert_non_null(bytes);
+            assert_int_equal(len, strlen(want[k]));
+            assert_memory_equal(bytes, want[k], len);
+        }
+        /* " hello" in special mode is the added token; otherwise GPT-2's. */
+        int32_t *ids;
+        size_t n;
+        assert_true(gpt2_tokenize(g, " hello", 6, i == 2, &ids, &n, err, sizeof err));
+        assert_int_equal(n, 1);
+        assert_int_equal(ids[0], i == 2 ? 50258 : 23748);
+        free(ids);
+        gpt2_close(g);
+    }
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(dir, sizeof dir, "%s/bad%zu", tmp, i);
         mkdir(dir, 0755);

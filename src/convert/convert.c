@@ -503,19 +503,21 @@ static bool find_tokenizer(const char *dir, const char *hint, char *vocab_path, 
 
 /* A fine-tune with more token embeddings than its vocabulary has tokens
  * names the others, its added tokens, in added_tokens.json or in the
- * "added_tokens" of its tokenizer.json. */
-static bool add_tokens(HfVocab *vocab, const char *dir, const char *vocab_name, uint32_t n_vocab, char *err,
+ * "added_tokens" of its tokenizer.json; rows that neither names (a
+ * vocabulary padded to a round size) become placeholders. */
+static bool add_tokens(const ConvertOptions *o, HfVocab *vocab, const char *dir, uint32_t n_vocab, char *err,
                        size_t errsz) {
     char path[4096];
     if (join(path, sizeof path, dir, "added_tokens.json") && is_regular_file(path))
         return gpt2_hf_vocab_load_added(vocab, path, false, n_vocab, err, errsz);
     if (join(path, sizeof path, dir, "tokenizer.json") && is_regular_file(path))
         return gpt2_hf_vocab_load_added(vocab, path, true, n_vocab, err, errsz);
-    snprintf(err, errsz,
-             "%s has %u tokens but config.json says vocab_size %u, and %s holds no added_tokens.json or "
-             "tokenizer.json to name the other %u",
-             vocab_name, vocab->data.n_vocab, n_vocab, dir, n_vocab - vocab->data.n_vocab);
-    return false;
+    if (o->progress)
+        fprintf(o->progress,
+                "note: config.json's vocab_size %u exceeds the vocabulary's %u tokens and no "
+                "added_tokens.json names the others: they become placeholders [PAD<id>]\n",
+                n_vocab, vocab->data.n_vocab);
+    return gpt2_hf_vocab_append_added(vocab, NULL, 0, n_vocab, "config.json", err, errsz);
 }
 
 /* Checks the tensors against c and the vocabulary, and writes the file. */
@@ -628,7 +630,7 @@ bool gpt2_convert_hf(const ConvertOptions *o, char *err, size_t errsz) {
         ok = tokenizer_json ? gpt2_hf_vocab_load_tokenizer_json(&vocab, vocab_path, err, errsz)
                             : gpt2_hf_vocab_load(&vocab, vocab_path, merges_path, err, errsz);
     if (ok) {
-        ok = (vocab.data.n_vocab >= c.n_vocab || add_tokens(&vocab, tok_dir, vocab_path, c.n_vocab, err, errsz)) &&
+        ok = (vocab.data.n_vocab >= c.n_vocab || add_tokens(o, &vocab, tok_dir, c.n_vocab, err, errsz)) &&
              write_model(o, &c, &src, &vocab, vocab_path, err, errsz);
         gpt2_hf_vocab_free(&vocab);
     }

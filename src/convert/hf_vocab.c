@@ -18,6 +18,7 @@
 
 #define NONE UINT32_MAX
 #define EOT_TEXT "<|endoftext|>"
+#define PAD_TOKEN "[PAD%u]" /* a row of the embeddings that no token names */
 
 /* ---- GPT-2's byte-to-character map ---------------------------------------- */
 
@@ -508,21 +509,20 @@ bool gpt2_hf_vocab_append_added(HfVocab *v, const HfAddedToken *list, size_t n, 
             total += a->len;
         }
     }
-    for (uint32_t id = base; ok && id < n_vocab; id++) {
-        if (!by_id[id - base]) {
-            snprintf(err, errsz,
-                     "the model has %u token embeddings, the vocabulary %u tokens, and %s names no token with id %u",
-                     n_vocab, base, name, id);
-            ok = false;
-        }
+    /* Rows no list names (a vocabulary padded to a multiple of 64, say)
+     * get placeholders named as llama.cpp names them. */
+    char pad[24];
+    for (uint32_t id = base; ok && id < n_vocab; id++)
+        if (!by_id[id - base]) total += (size_t)snprintf(pad, sizeof pad, PAD_TOKEN, (unsigned)id);
+    if (ok && total > UINT32_MAX - v->offsets[base]) {
+        snprintf(err, errsz, "%s: the added tokens hold more than 4 GiB", name);
+        ok = false;
     }
-    uint32_t *offsets = NULL;
-    uint8_t *bytes = NULL;
     if (ok) {
-        offsets = realloc(v->offsets, ((size_t)n_vocab + 1) * sizeof *offsets);
-        if (offsets) v->offsets = offsets;
-        bytes = offsets && total <= UINT32_MAX - v->offsets[base] ? realloc(v->bytes, v->offsets[base] + total) : NULL;
-        if (bytes) v->bytes = bytes;
+        uint32_t *offsets = realloc(v->offsets, ((size_t)n_vocab + 1) * sizeof *offsets);
+        if (offsets) v->offsets = offsets, v->data.offsets = offsets;
+        uint8_t *bytes = offsets ? realloc(v->bytes, v->offsets[base] + total) : NULL;
+        if (bytes) v->bytes = bytes, v->data.bytes = bytes;
         if (!bytes) {
             snprintf(err, errsz, "out of memory");
             ok = false;
@@ -530,8 +530,9 @@ bool gpt2_hf_vocab_append_added(HfVocab *v, const HfAddedToken *list, size_t n, 
     }
     for (uint32_t id = base; ok && id < n_vocab; id++) {
         const HfAddedToken *a = by_id[id - base];
-        memcpy(v->bytes + v->offsets[id], a->text, a->len);
-        v->offsets[id + 1] = v->offsets[id] + (uint32_t)a->len;
+        size_t len = a ? a->len : (size_t)snprintf(pad, sizeof pad, PAD_TOKEN, (unsigned)id);
+        memcpy(v->bytes + v->offsets[id], a ? a->text : pad, len);
+        v->offsets[id + 1] = v->offsets[id] + (uint32_t)len;
     }
     free(by_id);
     if (!ok) return false;

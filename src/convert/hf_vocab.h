@@ -61,11 +61,12 @@ typedef struct {
 } HfAddedToken;
 
 /* Grows v to n_vocab tokens with the added tokens list[0..n), a fine-tune's
- * <|pad|> and the like (tokenizer.h): every id from v's size to n_vocab - 1
- * must be named exactly once.  An entry with an id v already has must have
- * that token's text (tokenizer.json lists "<|endoftext|>" so) and adds
- * nothing; one at or past n_vocab is refused.  `name` names the list in
- * messages. */
+ * <|pad|> and the like (tokenizer.h): ids from v's size to n_vocab - 1,
+ * each named at most once; an id that none names (the padding of a
+ * vocabulary rounded up) becomes the placeholder "[PAD<id>]", as llama.cpp
+ * names it.  An entry with an id v already has must have that token's text
+ * (tokenizer.json lists "<|endoftext|>" so) and adds nothing; one at or past
+ * n_vocab is refused.  `name` names the list in messages. */
 bool gpt2_hf_vocab_append_added(HfVocab *v, const HfAddedToken *list, size_t n, uint32_t n_vocab, const char *name,
                                 char *err, size_t errsz);
 

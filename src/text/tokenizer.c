@@ -237,6 +237,7 @@ static bool check_unique(const Tokenizer *t, char *err, size_t errsz) {
         return false;
     }
     memset(set, 0xFF, cap * sizeof *set);
+    const uint32_t first_added = d->n_vocab - d->n_added;
     bool ok = true;
     for (uint32_t id = 0; id < d->n_vocab && ok; id++) {
         const uint8_t *b = token_bytes(d, id);
@@ -244,7 +245,11 @@ static bool check_unique(const Tokenizer *t, char *err, size_t errsz) {
         size_t i = (size_t)gpt2_hash_bytes(t->key, b, n) & (cap - 1);
         while (set[i] != NONE) {
             uint32_t other = set[i];
-            if (token_len(d, other) == n && memcmp(token_bytes(d, other), b, n) == 0) {
+            /* An added token may repeat an ordinary token other than
+             * end-of-text (Hugging Face's add_tokens(" hello")): BPE never
+             * makes it, and in special mode its text is it. */
+            bool allowed = (other >= first_added) != (id >= first_added) && other != d->eot_id && id != d->eot_id;
+            if (!allowed && token_len(d, other) == n && memcmp(token_bytes(d, other), b, n) == 0) {
                 snprintf(err, errsz, "tokenizer: tokens %u and %u have the same bytes", (unsigned)other, (unsigned)id);
                 ok = false;
                 break;
@@ -260,7 +265,7 @@ static bool check_unique(const Tokenizer *t, char *err, size_t errsz) {
 static bool find_byte_tokens(Tokenizer *t, char *err, size_t errsz) {
     const TokenizerData *d = &t->data;
     for (int b = 0; b < 256; b++) t->byte_id[b] = NONE;
-    for (uint32_t id = 0; id < d->n_vocab; id++) {
+    for (uint32_t id = 0; id < d->n_vocab - d->n_added; id++) { /* an added "\n" is not the byte's token */
         if (token_len(d, id) == 1) t->byte_id[token_bytes(d, id)[0]] = id;
     }
     for (int b = 0; b < 256; b++) {

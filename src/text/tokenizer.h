@@ -52,7 +52,8 @@ typedef struct Tokenizer Tokenizer;
 
 /* Builds a tokenizer over data, checking that the tables make sense: ids in
  * range, offsets non-decreasing, non-empty tokens, no two tokens with the
- * same bytes (so merging ids is merging strings, as encoder.py does), a
+ * same bytes (so merging ids is merging strings, as encoder.py does) except
+ * that an added token may repeat an ordinary token other than eot_id's, a
  * single-byte token for each of the 256 bytes, eot_id's bytes being
  * "<|endoftext|>", each merge's bytes equal to the concatenation of its
  * parts, no pair listed twice, fewer added tokens than tokens and none
