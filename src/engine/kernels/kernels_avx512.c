@@ -22,7 +22,10 @@
 #define MM_WIDE 16
 #define MM_WR 8
 #define MM_WNP 2
-#define MM_MR_Q8 4
+/* 2 x 2 q8_0 tiles: with three input terms (kernels.h) a 4 x 2 tile's 32
+ * integer sums and accumulators spill (pp512, 124M, 2 threads: 4 x 2 1585,
+ * 3 x 2 1767, 2 x 2 1812 tok/s). */
+#define MM_MR_Q8 2
 #define MM_NP_Q8 2
 /* One row of q8_0 reads one panel at a time: a single stream, prefetched
  * 8 KiB ahead, streams 5-20% faster on a Zen 5 than four side by side,
