@@ -19,19 +19,10 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "fuzz_check.h"
 
 /* The largest tensor read whole, in elements. */
 #define FUZZ_MAX_READ (1u << 16)
-
-static void require(bool ok) {
-    if (!ok) abort();
-}
-
-static void check_refusal(const char *err, size_t errsz) {
-    require(memchr(err, '\0', errsz) != NULL);
-    require(err[0] != '\0');
-    require(strpbrk(err, "\n\r") == NULL);
-}
 
 static bool is_float(CkDType t) { return t == CK_F32 || t == CK_F16 || t == CK_BF16 || t == CK_Q8_0; }
 

@@ -20,21 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "hf_vocab.h"
 #include "strbuf.h"
 #include "tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void require(bool ok) {
-    if (!ok) abort();
-}
-
-static void check_refusal(const char *err, size_t errsz) {
-    require(memchr(err, '\0', errsz) != NULL);
-    require(err[0] != '\0');
-    require(strpbrk(err, "\n\r") == NULL);
-}
 
 static void check_vocab(const HfVocab *v) {
     const TokenizerData *d = &v->data;

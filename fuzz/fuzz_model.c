@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "kernels.h"
 #include "model.h"
 #include "strbuf.h"
@@ -49,15 +50,6 @@
 #define MAX_CACHE_FLOATS (1u << 22)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void require(bool ok) {
-    if (!ok) abort();
-}
-
-static void check_refusal(const char *err) {
-    require(err[0] != '\0');
-    require(strpbrk(err, "\n\r") == NULL);
-}
 
 /* Every weight pointer of a loaded model lies inside the file. */
 static void check_inside(const Model *m, const void *p, size_t bytes) {
@@ -112,7 +104,7 @@ static void load(const uint8_t *bytes, size_t n) {
     Model m;
     char err[512];
     if (!gpt2_model_open_memory(&m, bytes, n, err, sizeof err)) {
-        check_refusal(err);
+        check_refusal(err, sizeof err);
         return;
     }
     check_weights(&m);
@@ -122,7 +114,7 @@ static void load(const uint8_t *bytes, size_t n) {
         forward_one_token(&m);
         gpt2_tokenizer_free(t);
     } else {
-        check_refusal(err);
+        check_refusal(err, sizeof err);
     }
     gpt2_model_close(&m);
 }

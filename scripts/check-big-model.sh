@@ -103,6 +103,17 @@ generate() { # generate LABEL MODEL: 8 greedy tokens after "Hello"; sets ids to 
   gen_rows+=("$1|$ids|$load|$ms_tok")
 }
 
+# converts_back FOLDER NAME WHAT: converts the Hugging Face FOLDER (holding
+# WHAT) to $work/NAME, which must be r1558.bin byte for byte and generate its
+# tokens.
+converts_back() {
+  timed "gpt2-convert $(basename "$1")/ ($3)" "$work/$2" "$convert" -q "$1" "$work/$2"
+  cmp "$work/r1558.bin" "$work/$2" || die "converting $3 did not give back r1558.bin"
+  echo "$2 is r1558.bin, byte for byte" >&2
+  generate "$2 ($3)" "$work/$2"
+  [[ $ids == "$want" ]] || die "$2 generates $ids, r1558.bin $want"
+}
+
 past_4gib() { # past_4gib LINE: LINE ends in "starts at byte N"; N must be past 4 GiB (with SHAPE 1558M)
   local at=${1##* }
   echo "$1" >&2
@@ -122,22 +133,14 @@ past_4gib "$(sed -n 1p "$work/dump.txt")"
 past_4gib "$(sed -n 2p "$work/dump.txt")"
 rm "$work/dump.txt"
 cp "$tok/vocab.json" "$tok/merges.txt" "$work/hf/"
-timed "gpt2-convert hf/ (model.safetensors)" "$work/st.bin" "$convert" -q "$work/hf" "$work/st.bin"
-cmp "$work/r1558.bin" "$work/st.bin" || die "converting model.safetensors did not give back r1558.bin"
-echo "st.bin is r1558.bin, byte for byte" >&2
-generate "st.bin (model.safetensors)" "$work/st.bin"
-[[ $ids == "$want" ]] || die "st.bin generates $ids, r1558.bin $want"
+converts_back "$work/hf" st.bin "model.safetensors"
 drop "$work/st.bin" "$work/hf/model.safetensors"
 
 # ---- 3. shards -----------------------------------------------------------------
 timed "model-to-hf.py --shards 3: 3 shards + index" "$work/hf-sharded" \
   python3 "$here/model-to-hf.py" "$work/r1558.bin" "$work/hf-sharded" --shards 3 --prefix transformer. >&2
 cp "$tok/vocab.json" "$tok/merges.txt" "$work/hf-sharded/"
-timed "gpt2-convert hf-sharded/ (index + 3 shards)" "$work/sh.bin" "$convert" -q "$work/hf-sharded" "$work/sh.bin"
-cmp "$work/r1558.bin" "$work/sh.bin" || die "converting the shards did not give back r1558.bin"
-echo "sh.bin is r1558.bin, byte for byte" >&2
-generate "sh.bin (shards)" "$work/sh.bin"
-[[ $ids == "$want" ]] || die "sh.bin generates $ids, r1558.bin $want"
+converts_back "$work/hf-sharded" sh.bin "index + 3 shards"
 drop "$work/sh.bin"
 
 # ---- 4. other weight types -----------------------------------------------------

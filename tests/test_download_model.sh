@@ -32,17 +32,22 @@ fail() {
     echo "FAIL: $case_name: $*" >&2
 }
 
-# dl NAME ARGS...: runs the script in $work/run/NAME; sets rc, err (its
-# standard error) and d (the folder).
-dl() {
+# again NAME ARGS...: runs the script once more in the folder $d, as case
+# NAME; sets rc and err (its standard error).
+again() {
     case_name="$1"
     shift
-    d="$work/run/$case_name"
-    mkdir -p "$d"
     : >"$FAKE_HUB/log"
     rc=0
     (cd "$d" && "$script" "$@") >"$d.out" 2>"$d.err" || rc=$?
     err="$(cat "$d.err")"
+}
+
+# dl NAME ARGS...: the same in a new folder $work/run/NAME, which d names.
+dl() {
+    d="$work/run/$1"
+    mkdir -p "$d"
+    again "$@"
 }
 
 expect_rc() {
@@ -105,20 +110,14 @@ expect_log "-o models/hf/test--plain/model.safetensors.[0-9a-f]{16}.part https:/
 expect_absent "$d/models/plain.bin"
 
 # Run again: every file is there and verifies, nothing is downloaded.
-case_name=plain-again
-: >"$FAKE_HUB/log"
-(cd "$d" && "$script" test/plain --no-convert) >"$d.out" 2>"$d.err" && rc=0 || rc=$?
-err="$(cat "$d.err")"
+again plain-again test/plain --no-convert
 expect_rc 0
 expect_no_log " -o "
 if [ "$(grep -c '^have ' "$d.err")" = 4 ]; then pass; else fail "expected 4 files kept:"$'\n'"$err"; fi
 
 # A file already there that does not verify is downloaded again.
-case_name=plain-damaged
 printf 'x' >>"$out/vocab.json"
-: >"$FAKE_HUB/log"
-(cd "$d" && "$script" test/plain --no-convert) >"$d.out" 2>"$d.err" && rc=0 || rc=$?
-err="$(cat "$d.err")"
+again plain-damaged test/plain --no-convert
 expect_rc 0
 expect_same "$out/vocab.json" "$hub/test/plain/vocab.json"
 expect_log "-o models/hf/test--plain/vocab.json"
@@ -216,10 +215,7 @@ if [ "$(grep -c ' -o .*model-00001-of-00002.safetensors' "$FAKE_HUB/log")" = 1 ]
 mkrepo test/torch pytorch_model.bin
 mkdir -p "$d/models/hf/test--torch"
 cp "$out"/* "$d/models/hf/test--torch/"
-case_name=torch
-: >"$FAKE_HUB/log"
-(cd "$d" && "$script" test/torch --no-convert) >"$d.out" 2>"$d.err" && rc=0 || rc=$?
-err="$(cat "$d.err")"
+again torch test/torch --no-convert
 out="$d/models/hf/test--torch"
 expect_rc 0
 expect_same "$out/pytorch_model.bin" "$hub/test/torch/pytorch_model.bin"
@@ -267,10 +263,7 @@ expect_absent "$d/models/hf/test--cut/model.safetensors"
 parts="$(find "$d" -name 'model.safetensors.*.part')"
 if [ -n "$parts" ] && [ "$(wc -c <"$parts")" = 30000 ]; then pass; else fail "expected a 30000-byte .part, got '$parts'"; fi
 rm "$hub/test/cut/.meta/model.safetensors.cut"
-case_name=cut-resumed
-: >"$FAKE_HUB/log"
-(cd "$d" && "$script" test/cut --no-convert) >"$d.out" 2>"$d.err" && rc=0 || rc=$?
-err="$(cat "$d.err")"
+again cut-resumed test/cut --no-convert
 expect_rc 0
 expect_log "^resume from 30000$"
 expect_same "$d/models/hf/test--cut/model.safetensors" "$hub/test/cut/model.safetensors"

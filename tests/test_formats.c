@@ -172,13 +172,15 @@ static uint8_t *gguf_type_field(StrBuf *b, const char *name) {
 /* ---- a GGUF of metadata only -------------------------------------------- */
 
 static void gguf_u32(StrBuf *b, uint32_t v) {
-    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    uint8_t x[4];
+    wr_u32(x, v);
     gpt2_strbuf_append(b, x, 4);
 }
 
 static void gguf_u64(StrBuf *b, uint64_t v) {
-    gguf_u32(b, (uint32_t)v);
-    gguf_u32(b, (uint32_t)(v >> 32));
+    uint8_t x[8];
+    wr_u64(x, v);
+    gpt2_strbuf_append(b, x, 8);
 }
 
 static void gguf_str(StrBuf *b, const char *s, size_t n) {
@@ -359,13 +361,16 @@ static void test_tokenizer_json(void **state) {
     test_rmtree(tmp);
 }
 
-/* A folder holding links to the files of formats/tiny-added but those in
- * `skip` (names separated by spaces), and maybe one more file. */
-static void added_folder(const char *shared, const char *dir, const char *skip, const char *extra_name,
-                         const char *extra) {
+/* Converts folder dir (made here) to dir/model.bin, named in out: links to
+ * the files of formats/tiny-added but those in `skip` (names separated by
+ * spaces), and maybe one more file.  False with gpt2_convert_hf's message
+ * in err when it refuses. */
+static bool convert_added(const char *shared, const char *dir, const char *skip, const char *extra_name,
+                          const char *extra, char *out, size_t outsz, char *err, size_t errsz) {
     static const char *const names[] = {"added_tokens.json", "config.json",    "merges.txt",
                                         "model.safetensors", "tokenizer.json", "vocab.json"};
     char from[4300], to[4300];
+    if (mkdir(dir, 0755) != 0) fail_msg("mkdir %s", dir);
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         if (strstr(skip, names[i])) continue;
         snprintf(from, sizeof from, "%s/reference/formats/tiny-added/%s", shared, names[i]);
@@ -376,6 +381,9 @@ static void added_folder(const char *shared, const char *dir, const char *skip, 
         snprintf(to, sizeof to, "%s/%s", dir, extra_name);
         test_write_file(to, extra, strlen(extra));
     }
+    snprintf(out, outsz, "%s/model.bin", dir);
+    ConvertOptions o = {dir, NULL, out, DTYPE_F32, NULL};
+    return gpt2_convert_hf(&o, err, errsz);
 }
 
 /* Each text of added_texts, encoded with the added tokens matched as
@@ -442,14 +450,11 @@ static void test_added_tokens(void **state) {
                                         "added_tokens.json vocab.json merges.txt"};
     for (size_t i = 0; i < sizeof skips / sizeof *skips; i++) {
         snprintf(dir, sizeof dir, "%s/%zu", tmp, i);
-        mkdir(dir, 0755);
-        added_folder(shared, dir, skips[i], NULL, NULL);
-        snprintf(out, sizeof out, "%s/model.bin", dir);
-        ConvertOptions o = {dir, NULL, out, DTYPE_F32, NULL};
-        if (!gpt2_convert_hf(&o, err, sizeof err)) fail_msg("without %s: %s", skips[i], err);
+        if (!convert_added(shared, dir, skips[i], NULL, NULL, out, sizeof out, err, sizeof err))
+            fail_msg("without %s: %s", skips[i], err);
         check_added_texts(out, expected);
     }
-    /* Lists that do not name every extra row, or contradict the vocabulary. */
+    /* Lists that contradict the vocabulary or themselves, or are malformed. */
     static const struct {
         const char *skip, *name, *text, *phrase;
     } bad[] = {
@@ -482,11 +487,8 @@ static void test_added_tokens(void **state) {
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         snprintf(dir, sizeof dir, "%s/good%zu", tmp, i);
-        mkdir(dir, 0755);
-        added_folder(shared, dir, good[i].skip, good[i].name, good[i].text);
-        snprintf(out, sizeof out, "%s/model.bin", dir);
-        ConvertOptions o = {dir, NULL, out, DTYPE_F32, NULL};
-        if (!gpt2_convert_hf(&o, err, sizeof err)) fail_msg("good case %zu: %s", i, err);
+        if (!convert_added(shared, dir, good[i].skip, good[i].name, good[i].text, out, sizeof out, err, sizeof err))
+            fail_msg("good case %zu: %s", i, err);
         Gpt2Options go = {.n_threads = 1};
         Gpt2 *g = gpt2_open(out, &go, err, sizeof err);
         if (!g) fail_msg("%s", err);
@@ -509,11 +511,8 @@ static void test_added_tokens(void **state) {
     }
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(dir, sizeof dir, "%s/bad%zu", tmp, i);
-        mkdir(dir, 0755);
-        added_folder(shared, dir, bad[i].skip, bad[i].name, bad[i].text);
-        snprintf(out, sizeof out, "%s/model.bin", dir);
-        ConvertOptions o = {dir, NULL, out, DTYPE_F32, NULL};
-        assert_false(gpt2_convert_hf(&o, err, sizeof err));
+        assert_false(
+            convert_added(shared, dir, bad[i].skip, bad[i].name, bad[i].text, out, sizeof out, err, sizeof err));
         if (!strstr(err, bad[i].phrase)) fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, bad[i].phrase);
         assert_null(strchr(err, '\n'));
         assert_int_equal(access(out, F_OK), -1);

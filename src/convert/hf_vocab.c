@@ -324,6 +324,19 @@ void gpt2_hf_vocab_free(HfVocab *v) {
     memset(v, 0, sizeof *v);
 }
 
+/* Lets gpt2_tokenizer_build check the tables; on failure its reason follows
+ * `name` (and `also`, when not NULL) in err. */
+static bool vocab_builds(const HfVocab *v, const char *name, const char *also, char *err, size_t errsz) {
+    Tokenizer *t;
+    char why[512];
+    if (!gpt2_tokenizer_build(&t, &v->data, why, sizeof why)) {
+        snprintf(err, errsz, "%s%s%s: %s", name, also ? ", " : "", also ? also : "", why);
+        return false;
+    }
+    gpt2_tokenizer_free(t);
+    return true;
+}
+
 bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len, const char *vocab_name,
                          const char *merges_txt, size_t merges_len, const char *merges_name, char *err, size_t errsz) {
     memset(out, 0, sizeof *out);
@@ -335,11 +348,7 @@ bool gpt2_hf_vocab_parse(HfVocab *out, const char *vocab_json, size_t vocab_len,
         out->data.offsets = out->offsets;
         out->data.bytes = out->bytes;
         out->data.merges = out->merges;
-        Tokenizer *t;
-        char why[512];
-        ok = gpt2_tokenizer_build(&t, &out->data, why, sizeof why);
-        if (ok) gpt2_tokenizer_free(t);
-        else snprintf(err, errsz, "%s, %s: %s", vocab_name, merges_name, why);
+        ok = vocab_builds(out, vocab_name, merges_name, err, errsz);
     }
     if (!ok) gpt2_hf_vocab_free(out);
     return ok;
@@ -458,18 +467,6 @@ bool gpt2_hf_vocab_load_tokenizer_json(HfVocab *out, const char *path, char *err
 
 /* ---- added tokens -------------------------------------------------------------- */
 
-/* Checks the tables as gpt2_hf_vocab_parse does, naming `name` on failure. */
-static bool vocab_builds(const HfVocab *v, const char *name, char *err, size_t errsz) {
-    Tokenizer *t;
-    char why[512];
-    if (!gpt2_tokenizer_build(&t, &v->data, why, sizeof why)) {
-        snprintf(err, errsz, "%s: %s", name, why);
-        return false;
-    }
-    gpt2_tokenizer_free(t);
-    return true;
-}
-
 bool gpt2_hf_vocab_append_added(HfVocab *v, const HfAddedToken *list, size_t n, uint32_t n_vocab, const char *name,
                                 char *err, size_t errsz) {
     const uint32_t base = v->data.n_vocab;
@@ -540,7 +537,7 @@ bool gpt2_hf_vocab_append_added(HfVocab *v, const HfAddedToken *list, size_t n, 
     v->data.n_added = n_vocab - base;
     v->data.offsets = v->offsets;
     v->data.bytes = v->bytes;
-    return vocab_builds(v, name, err, errsz);
+    return vocab_builds(v, name, NULL, err, errsz);
 }
 
 /* The entries of added_tokens.json ({"<|pad|>": 50257, ...}) or of a
