@@ -14,6 +14,7 @@
 #define MM_WIDE 4
 #define MM_WR 4
 #define MM_WNP 1
+#define MM_WR1 4
 #define MM_MR_Q8 2
 #define MM_NP_Q8 1
 #define MM_NP1_Q8 1 /* one stream, as kernels_avx512.c says */

@@ -11,6 +11,7 @@
 #define MM_WIDE 2
 #define MM_WR 2
 #define MM_WNP 1
+#define MM_WR1 2
 #define MM_MR_Q8 1
 #define MM_NP_Q8 1
 #define MM_NP1_Q8 1
