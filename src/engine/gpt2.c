@@ -95,18 +95,19 @@ Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t 
         free(g);
         return NULL;
     }
-    g->prefault = gpt2_prefault_start(&g->model);
-    if (!gpt2_tokenizer_build(&g->tok, &g->model.vocab, why, sizeof why)) {
-        snprintf(err, errsz, "%s: damaged model file: %s", path, why);
-        gpt2_close(g);
-        return NULL;
-    }
     const uint32_t n_batch = o->n_batch ? o->n_batch : 1;
     const int n_threads = o->n_threads > 0 ? o->n_threads : gpt2_threadpool_cpu_count();
     size_t max_rows = (size_t)g->model.config.n_ctx * n_batch;
     if (max_rows > MAX_ROWS) max_rows = n_batch > MAX_ROWS ? n_batch : MAX_ROWS;
     if (!gpt2_transformer_build(&g->tf, &g->model, kernels, n_batch, max_rows, n_threads, why, sizeof why)) {
         snprintf(err, errsz, "%s", why);
+        gpt2_close(g);
+        return NULL;
+    }
+    /* The tokenizer is built while the prefault thread maps the weights. */
+    g->prefault = gpt2_prefault_start(&g->tf);
+    if (!gpt2_tokenizer_build(&g->tok, &g->model.vocab, why, sizeof why)) {
+        snprintf(err, errsz, "%s: damaged model file: %s", path, why);
         gpt2_close(g);
         return NULL;
     }

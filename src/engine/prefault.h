@@ -1,32 +1,34 @@
-/* prefault.h - mapping a model's pages in the background.
+/* prefault.h - mapping a model's pages, and a first pass's, in the background.
  *
- * Owns the thread that touches the weights of a freshly mapped model file,
- * one byte per page, in the order a forward pass reads them: the layers'
- * matrices first to last, then the embedding (the output head), then the
- * whole file.  A model in the page cache still costs a page fault per
- * 4 KiB the first time a page is read; paid one by one inside the first
- * forward pass they made the first token cost several decoding steps.
- * Touched from this thread they overlap with everything before and during
- * that pass, and opening a model blocks on nothing that grows with its
- * size.  Reading is all it does: no result depends on it.
+ * Owns the thread that, right after a model is opened, brings in the pages
+ * its first forward pass would otherwise fault in one by one: first the
+ * fresh scratch and key/value pages that pass writes
+ * (gpt2_transformer_populate_first), then the weights, mapped read-only in
+ * the order a forward pass reads them (the layers' matrices first to last,
+ * then the embedding, which is the output head), then the rest of the file.
+ * Pages already in the page cache cost only their page-table entries: the
+ * kernel maps them in one call per 2 MiB stretch (MADV_POPULATE_READ), and
+ * the thread then reads one byte per 4 KiB page, which is what a virtual
+ * machine's hypervisor charges for (prefault.c).  Paid inside the first
+ * pass, these costs made the first token cost three or more decoding
+ * steps; here they overlap with building the tokenizer, which the caller
+ * does next, and with the first pass.  Opening a model blocks on nothing
+ * that grows with its size, and no result depends on this thread.
  */
 #ifndef GPT2_PREFAULT_H
 #define GPT2_PREFAULT_H
 
-#include <stddef.h>
-
-#include "model.h"
+#include "transformer.h"
 
 typedef struct Prefault Prefault;
 
-/* Starts touching m's pages in a thread of its own.  NULL when there is
- * nothing to do (a model not mapped from a file) or no thread could be
- * started; either way the model works the same, only its first pass pays
- * the faults. */
-Prefault *gpt2_prefault_start(const Model *m);
+/* Starts bringing in t's first pages and its model's weights, in a thread
+ * of its own.  NULL when no thread could be started; the model then works
+ * the same, only its first pass pays the faults. */
+Prefault *gpt2_prefault_start(Transformer *t);
 
 /* Stops the thread (if it is still running) and frees p; NULL is fine.
- * Call before the model is closed. */
+ * Call before t or its model is freed. */
 void gpt2_prefault_stop(Prefault *p);
 
 #endif

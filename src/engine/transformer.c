@@ -137,6 +137,7 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     const size_t per_layer_k = t->n_ctx16 * C, per_layer_v = (size_t)c->n_ctx * C;
     for (size_t i = 0; ok && i < n_seq; i++) {
         KVCache *kv = &t->caches[i];
+        atomic_init(&kv->prepopulated, 0);
         kv->kt = calloc_pages(c->n_layer * per_layer_k, &kv->kt_block);
         kv->v = calloc_pages(c->n_layer * per_layer_v, &kv->v_block);
         kv->tokens = malloc(c->n_ctx * sizeof *kv->tokens);
@@ -504,6 +505,8 @@ static void populate_cache(Transformer *t, const Batch *b) {
     const ModelConfig *c = &t->model->config;
     for (size_t r = 0; r < b->n; r++) {
         KVCache *kv = &t->caches[b->seq[r]];
+        const uint32_t pre = atomic_load_explicit(&kv->prepopulated, memory_order_acquire);
+        if (kv->populated < pre) kv->populated = pre;
         if (b->pos[r] < kv->populated) continue;
         if (kv->populated < kv->base_len) kv->populated = kv->base_len; /* borrowed pages stay unused */
         size_t to = ((size_t)b->pos[r] + POPULATE_AHEAD) / POPULATE_AHEAD * POPULATE_AHEAD;
@@ -511,6 +514,38 @@ static void populate_cache(Transformer *t, const Batch *b) {
         PopulateJob job = {t, kv, kv->populated, to};
         gpt2_threadpool_for(t->pool, (size_t)c->n_layer * c->n_head, 1, run_populate, &job);
         kv->populated = (uint32_t)to;
+    }
+}
+
+/* Rows of each scratch buffer populate_first brings in: a short prompt, or
+ * a step of a batch of 16. */
+#define FIRST_ROWS 16
+
+void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop) {
+    const ModelConfig *c = &t->model->config;
+    const RunState *s = &t->state;
+    const size_t C = c->n_embd, rows = t->max_rows < FIRST_ROWS ? t->max_rows : FIRST_ROWS, f = sizeof(float);
+    const size_t threads = t->pool ? (size_t)gpt2_threadpool_size(t->pool) : 1;
+    populate_write(s->x, rows * C * f);
+    populate_write(s->xn, rows * C * f);
+    populate_write(s->qkv, rows * 3 * C * f);
+    populate_write(s->att, rows * C * f);
+    populate_write(s->fc, rows * 4 * C * f);
+    populate_write(s->scores, threads * t->kernels->attention_queries * t->n_ctx16 * f);
+    populate_write(s->xt, t->kernels->wide_rows * 4 * C * f);
+    populate_write(s->xq, rows * Q8_TERMS * 4 * C); /* q8_0 products only, but small */
+    populate_write(s->xd, rows * Q8_TERMS * (4 * C / Q8_BLOCK + 1) * f);
+    const size_t hd = C / c->n_head, slices = (size_t)c->n_layer * c->n_head;
+    const size_t k_to = t->n_ctx16 < POPULATE_AHEAD ? t->n_ctx16 : POPULATE_AHEAD;
+    const size_t v_to = c->n_ctx < k_to ? c->n_ctx : k_to;
+    for (size_t q = 0; q < t->n_seq; q++) {
+        if (atomic_load_explicit(stop, memory_order_relaxed)) return;
+        KVCache *kv = &t->caches[q];
+        for (size_t lh = 0; lh < slices; lh++) {
+            populate_write(kv->kt + lh * t->n_ctx16 * hd, k_to * hd * f);
+            populate_write(kv->v + lh * c->n_ctx * hd, v_to * hd * f);
+        }
+        atomic_store_explicit(&kv->prepopulated, (unsigned)k_to, memory_order_release);
     }
 }
 
