@@ -46,6 +46,7 @@
 #define FMA_PASSES 5
 #define E2E_PROMPT "The quick brown fox jumps" /* 5 GPT-2 tokens */
 #define E2E_TOKENS 50
+#define E2E_RUNS 5 /* fresh-process runs of each model */
 #define BATCH_ROUNDS 3
 #define DASHES "--------------------------------------------------------------------------------"
 
@@ -85,6 +86,10 @@ typedef struct {
     uint64_t file_bytes;
     Stat pp[MAX_THREAD_COUNTS], tg[MAX_THREAD_COUNTS]; /* tokens/s */
     double load_ms, e2e_s, rss_bytes;                  /* from the fresh process; < 0: not run */
+    /* Also from it: the first token of the 5-token prompt (the prompt's
+     * pass and the first sample) and the mean decoding step after it, ms;
+     * first_steps is first_ms / step_ms, the median over the runs. */
+    double first_ms, step_ms, first_steps;
 } ModelResult;
 
 /* The machine's bandwidth moves by half or more from one minute to the
@@ -136,11 +141,12 @@ int bench_e2e_child(const char *path, int threads);
 bool bench_e2e_run(const Options *o, ModelResult *m);
 double bench_kv_read_bytes(const ModelConfig *c, int depth, int n);
 double bench_prefill_flops(const ModelConfig *c, int n);
+double bench_token_flops(const ModelConfig *c);
 
 /* report.c */
 const ModelResult *bench_find_dtype(const ModelResult *m, int n, DType t);
 void bench_print_acceptance(const Options *o, const PairedSet *ps, const ModelResult *m, int n_models,
-                            const BatchResult *br, int n_br);
+                            const BatchResult *br, int n_br, double fma_peak);
 void bench_print_fresh_runs(const ModelResult *m, int n_models, int threads);
 
 #endif

@@ -34,6 +34,15 @@ double bench_prefill_flops(const ModelConfig *c, int n) {
     return N * 24 * C * C * L + 4 * C * L * N * (N + 1) / 2 + 2 * C * c->n_vocab;
 }
 
+/* FLOPs of the matrix products that generating one token costs in a
+ * batch of decoding steps: 24 C^2 L for the layers and 2 C V for the
+ * output head (attention, which grows with the position, not counted).
+ * For GPT-2 124M this is 247.4 MFLOP. */
+double bench_token_flops(const ModelConfig *c) {
+    const double C = c->n_embd;
+    return 24 * C * C * c->n_layer + 2 * C * c->n_vocab;
+}
+
 /* Cache bytes one sequence fills over the whole context (transformer.h). */
 double bench_kv_cache_bytes(const ModelConfig *c) {
     double n_ctx16 = (c->n_ctx + 15) / 16 * 16;
@@ -412,13 +421,14 @@ int bench_e2e_child(const char *path, int threads) {
     c.params.ignore_eos = true;
     ok = ok && gpt2_generate(g, &c, 1, NULL, err, sizeof err);
     size_t n_tokens = c.n_tokens;
+    const double first_ms = c.prompt_ms, step_ms = n_tokens > 1 ? c.gen_ms / (double)(n_tokens - 1) : 0;
     gpt2_completion_free(&c);
     free(ids);
     gpt2_close(g);
     double total_ms = now_ms() - t0;
     if (!ok) return 1;
-    printf("load_ms %.3f total_ms %.3f prompt %zu tokens %zu maxrss_kib %ld\n", load_ms, total_ms, n_ids, n_tokens,
-           peak_rss_kib());
+    printf("load_ms %.3f total_ms %.3f prompt %zu tokens %zu maxrss_kib %ld first_ms %.3f step_ms %.3f\n", load_ms,
+           total_ms, n_ids, n_tokens, peak_rss_kib(), first_ms, step_ms);
     return 0;
 }
 
@@ -463,16 +473,19 @@ bool bench_e2e_run(const Options *o, ModelResult *m) {
         return false;
     }
     m->e2e_s = (now_ms() - t0) / 1e3;
-    double load_ms, total_ms;
+    double load_ms, total_ms, first_ms, step_ms;
     size_t n_prompt, n_tokens;
     long rss_kib;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        sscanf(line, "load_ms %lf total_ms %lf prompt %zu tokens %zu maxrss_kib %ld", &load_ms, &total_ms, &n_prompt,
-               &n_tokens, &rss_kib) != 5) {
+        sscanf(line, "load_ms %lf total_ms %lf prompt %zu tokens %zu maxrss_kib %ld first_ms %lf step_ms %lf", &load_ms,
+               &total_ms, &n_prompt, &n_tokens, &rss_kib, &first_ms, &step_ms) != 7) {
         fprintf(stderr, "gpt2-bench: the end-to-end run of %s failed\n", m->path);
         return false;
     }
     m->load_ms = load_ms;
     m->rss_bytes = (double)rss_kib * 1024;
+    m->first_ms = first_ms;
+    m->step_ms = step_ms;
+    m->first_steps = step_ms > 0 ? first_ms / step_ms : 0;
     return true;
 }
