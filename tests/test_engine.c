@@ -16,8 +16,15 @@
  *
  * A sequence started from a copy of another's keys and values gives the
  * bits of a whole evaluation.
+ *
+ * With no thread count, a model runs one thread per CPU the process may
+ * use, as its affinity says.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_setaffinity */
+#endif
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -538,12 +545,42 @@ static void test_matmul_tiles_same_bits(void **state) {
     free(xd);
 }
 
+#ifdef __linux__
+/* Limited to one CPU (as taskset or a container's cpuset limits it), a
+ * model opened with no thread count runs one thread, not one per CPU of
+ * the machine. */
+static void test_default_threads_follow_affinity(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    Fixture *f = make_fixture(shared, "tiny", "f32");
+    cpu_set_t saved, one;
+    assert_int_equal(sched_getaffinity(0, sizeof saved, &saved), 0);
+    int cpu = 0;
+    while (cpu < CPU_SETSIZE - 1 && !CPU_ISSET(cpu, &saved)) cpu++;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+    Gpt2 *g = open_model(f->model, NULL, 0);
+    const int n = gpt2_info(g).n_threads;
+    gpt2_close(g);
+    assert_int_equal(sched_setaffinity(0, sizeof saved, &saved), 0);
+    assert_int_equal(n, 1);
+    free_fixture(f);
+}
+#endif
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tiny_matches_reference),    cmocka_unit_test(test_small_matches_reference),
-        cmocka_unit_test(test_reduced_precision_quality), cmocka_unit_test(test_reduced_precision_same_bits),
-        cmocka_unit_test(test_copied_prefix_same_bits),   cmocka_unit_test(test_borrowed_prefix_outlives_its_lender),
+        cmocka_unit_test(test_tiny_matches_reference),
+        cmocka_unit_test(test_small_matches_reference),
+        cmocka_unit_test(test_reduced_precision_quality),
+        cmocka_unit_test(test_reduced_precision_same_bits),
+        cmocka_unit_test(test_copied_prefix_same_bits),
+        cmocka_unit_test(test_borrowed_prefix_outlives_its_lender),
         cmocka_unit_test(test_matmul_tiles_same_bits),
+#ifdef __linux__
+        cmocka_unit_test(test_default_threads_follow_affinity),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -364,8 +364,8 @@ static bool stream_text(void *ctx, size_t index, const char *bytes, size_t n) {
 
 static void report_speed(const Gpt2 *g, const CliOptions *o, const Gpt2Completion *c, size_t n, double load_ms) {
     Gpt2Info info = gpt2_info(g);
-    fprintf(stderr, "gpt2: model %s (%u layers, %s), %s kernels, %d threads; loaded in %.1f ms\n", o->model_path,
-            info.n_layer, info.dtype, info.kernels, info.n_threads, load_ms);
+    fprintf(stderr, "gpt2: model %s (%u layers, %s), %s kernels, %d thread%s; loaded in %.1f ms\n", o->model_path,
+            info.n_layer, info.dtype, info.kernels, info.n_threads, info.n_threads == 1 ? "" : "s", load_ms);
     for (size_t i = 0; i < n; i++, c++) {
         char who[48] = "";
         if (o->samples) snprintf(who, sizeof who, "sample %zu: ", i);

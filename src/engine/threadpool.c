@@ -15,6 +15,9 @@
  * the caller's stack, is never read after gpt2_threadpool_for returns, and a
  * worker that was asleep or descheduled costs the caller nothing.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity and CPU_COUNT, for the CPUs this process may use */
+#endif
 #include "threadpool.h"
 
 #include <pthread.h>
