@@ -23,7 +23,8 @@
 #   ROUNDS      alternating rounds (default: 3)
 #   REPS        repetitions inside each round, both engines (default: 3)
 #   TOKENIZER   folder of vocab.json and merges.txt (default: ../shared/gpt2)
-#   PYTHON      a Python 3 with numpy (default: python3)
+#   PYTHON      a Python 3 that can import the checkout's gguf-py (numpy, and
+#               at some commits sentencepiece and PyYAML; default: python3)
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +37,7 @@ compare-llamacpp.sh needs a llama.cpp checkout with llama-bench built, e.g.:
     git clone https://github.com/ggml-org/llama.cpp /tmp/llama.cpp
     cmake -S /tmp/llama.cpp -B /tmp/llama.cpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON
     cmake --build /tmp/llama.cpp/build --target llama-bench -j
-    python3 -m pip install numpy      # gguf-py's one dependency
+    python3 -m pip install numpy sentencepiece pyyaml   # what gguf-py imports
 
 then:   scripts/compare-llamacpp.sh /tmp/llama.cpp
 EOF
@@ -72,8 +73,9 @@ if [ ! -d "$llama/gguf-py/gguf" ]; then
     exit 1
 fi
 python=${PYTHON:-python3}
-if ! "$python" -c 'import numpy' 2>/dev/null; then
-    echo "compare-llamacpp.sh: $python has no numpy, which llama.cpp's gguf-py needs (python3 -m pip install numpy)" >&2
+if ! why=$(PYTHONPATH="$llama/gguf-py" "$python" -c 'import numpy, gguf' 2>&1); then
+    echo "compare-llamacpp.sh: $python cannot import llama.cpp's gguf-py: $(printf '%s\n' "$why" | tail -n 1)" >&2
+    echo "    it needs numpy, and at some commits sentencepiece and PyYAML: python3 -m pip install numpy sentencepiece pyyaml" >&2
     exit 1
 fi
 
@@ -100,7 +102,9 @@ mkdir -p "$models"
 
 # A GGUF of random weights in GPT-2's shape, written with llama.cpp's own
 # gguf-py as its convert_hf_to_gguf.py writes a GPT-2: matrices [out][in],
-# the output head tied to token_embd, the real tokenizer.
+# the output head written out as a second copy of token_embd (llama.cpp
+# wants an output.weight; gpt2-convert checks it equals token_embd and
+# keeps one), <|endoftext|> a control token, the real tokenizer.
 write_gguf() { # shape dtype file
     PYTHONPATH="$llama/gguf-py" "$python" - "$1" "$2" "$3" "$tokenizer" <<'EOF'
 import json, sys
@@ -128,23 +132,27 @@ w.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MO
 w.add_tokenizer_model("gpt2")
 w.add_tokenizer_pre("gpt-2")
 w.add_token_list(tokens)
-w.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
+w.add_token_types([gguf.TokenType.CONTROL if i == 50256 else gguf.TokenType.NORMAL for i in range(len(tokens))])
 w.add_token_merges(merges)
 w.add_bos_token_id(50256)
 w.add_eos_token_id(50256)
 
-def tensor(name, shape, std, matrix):
-    a = (rng.standard_normal(shape, dtype=np.float32) * std).astype(np.float32)
+def add(name, a, matrix):
     if matrix and dtype == "q8_0":
         w.add_tensor(name, gguf.quants.quantize(a, gguf.GGMLQuantizationType.Q8_0),
-                     raw_shape=a.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+                     raw_dtype=gguf.GGMLQuantizationType.Q8_0)
     elif matrix and dtype == "f16":
         w.add_tensor(name, a.astype(np.float16))
     else:
         w.add_tensor(name, a)
 
+def tensor(name, shape, std, matrix):
+    a = (rng.standard_normal(shape, dtype=np.float32) * std).astype(np.float32)
+    add(name, a, matrix)
+    return a
+
 C = n_embd
-tensor("token_embd.weight", (n_vocab, C), 0.02, True)
+wte = tensor("token_embd.weight", (n_vocab, C), 0.02, True)
 tensor("position_embd.weight", (n_ctx, C), 0.01, False)
 for l in range(n_layer):
     b = f"blk.{l}."
@@ -162,6 +170,7 @@ for l in range(n_layer):
     tensor(b + "ffn_down.bias", (C,), 0.02, False)
 tensor("output_norm.weight", (C,), 0.1, False)
 tensor("output_norm.bias", (C,), 0.02, False)
+add("output.weight", wte, True)
 w.write_header_to_file()
 w.write_kv_data_to_file()
 w.write_tensors_to_file()
@@ -188,7 +197,12 @@ for t in $dtypes; do
     bin_file="$models/gpt2-$shape-$t.bin"
     if [ ! -f "$gguf_file" ]; then
         echo "making $gguf_file" >&2
-        write_gguf "$shape" "$t" "$gguf_file.tmp" && mv "$gguf_file.tmp" "$gguf_file"
+        if ! write_gguf "$shape" "$t" "$gguf_file.tmp"; then
+            rm -f "$gguf_file.tmp"
+            echo "compare-llamacpp.sh: llama.cpp's gguf-py could not write $gguf_file" >&2
+            exit 1
+        fi
+        mv "$gguf_file.tmp" "$gguf_file"
     fi
     if [ ! -f "$bin_file" ]; then
         echo "converting it to $bin_file" >&2
@@ -197,10 +211,17 @@ for t in $dtypes; do
     r=1
     while [ "$r" -le "$rounds" ]; do
         echo "round $r of $rounds, $t: gpt2-bench, then llama-bench" >&2
-        "$build/gpt2-bench" -t "$threads" -p 512 -n 128 -r "$reps" --batch 0 --no-e2e "$bin_file" |
-            rates | while read -r test v; do echo "$v" >>"$out/gpt2-$t-$test"; done
-        "$lbench" -m "$gguf_file" -t "$threads" -p 512 -n 128 -r "$reps" -o md 2>/dev/null |
-            rates | while read -r test v; do echo "$v" >>"$out/llama-$t-$test"; done
+        if ! "$build/gpt2-bench" -t "$threads" -p 512 -n 128 -r "$reps" --batch 0 --no-e2e "$bin_file" \
+            >"$out/run.md" 2>"$out/run.err"; then
+            echo "compare-llamacpp.sh: gpt2-bench failed on $bin_file: $(tail -n 1 "$out/run.err")" >&2
+            exit 1
+        fi
+        rates <"$out/run.md" | while read -r test v; do echo "$v" >>"$out/gpt2-$t-$test"; done
+        if ! "$lbench" -m "$gguf_file" -t "$threads" -p 512 -n 128 -r "$reps" -o md >"$out/run.md" 2>"$out/run.err"; then
+            echo "compare-llamacpp.sh: llama-bench failed on $gguf_file: $(grep -m 1 -i error "$out/run.err")" >&2
+            exit 1
+        fi
+        rates <"$out/run.md" | while read -r test v; do echo "$v" >>"$out/llama-$t-$test"; done
         r=$((r + 1))
     done
 done
