@@ -6,7 +6,7 @@
 #
 # LLAMA_CPP_DIR is a llama.cpp checkout with a build in it: this script
 # builds nothing of llama.cpp's. It takes llama-bench from the build and
-# the checkout's own gguf Python package (gguf-py, which needs numpy) to
+# the checkout's own gguf Python package (gguf-py; see PYTHON below) to
 # write a GGUF of random GPT-2 weights in each dtype; gpt2-convert turns
 # that same GGUF into a gpt2 model file, so both engines run the very same
 # weights. Then llama-bench and gpt2-bench take turns, ROUNDS times, on
@@ -185,6 +185,18 @@ rates() {
         t = $(NF - 2); v = $(NF - 1); gsub(/ /, "", t); split(v, a, " "); print t, a[1] }'
 }
 
+# Appends the pp512 and tg128 rates of $out/run.md to $out/ENGINE-DTYPE-TEST;
+# a table with neither (another version's layout) stops the comparison.
+parse() { # tool engine dtype
+    rates <"$out/run.md" >"$out/rates"
+    if ! grep -q '^pp512 ' "$out/rates" || ! grep -q '^tg128 ' "$out/rates"; then
+        echo "compare-llamacpp.sh: no pp512 and tg128 rows in what $1 printed:" >&2
+        head -n 5 "$out/run.md" >&2
+        exit 1
+    fi
+    while read -r test v; do echo "$v" >>"$out/$2-$3-$test"; done <"$out/rates"
+}
+
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //')
@@ -216,12 +228,12 @@ for t in $dtypes; do
             echo "compare-llamacpp.sh: gpt2-bench failed on $bin_file: $(tail -n 1 "$out/run.err")" >&2
             exit 1
         fi
-        rates <"$out/run.md" | while read -r test v; do echo "$v" >>"$out/gpt2-$t-$test"; done
+        parse gpt2-bench gpt2 "$t"
         if ! "$lbench" -m "$gguf_file" -t "$threads" -p 512 -n 128 -r "$reps" -o md >"$out/run.md" 2>"$out/run.err"; then
-            echo "compare-llamacpp.sh: llama-bench failed on $gguf_file: $(grep -m 1 -i error "$out/run.err")" >&2
+            echo "compare-llamacpp.sh: llama-bench failed on $gguf_file: $(grep -m 1 -i error "$out/run.err" || tail -n 1 "$out/run.err")" >&2
             exit 1
         fi
-        rates <"$out/run.md" | while read -r test v; do echo "$v" >>"$out/llama-$t-$test"; done
+        parse llama-bench llama "$t"
         r=$((r + 1))
     done
 done

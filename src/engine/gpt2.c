@@ -37,7 +37,7 @@ struct Gpt2 {
     Model model;
     Tokenizer *tok;
     Transformer tf;
-    Prefault *prefault; /* the weights' pages mapped in the background */
+    Prefault *prefault; /* a first pass's pages brought in in the background (prefault.h) */
 };
 
 const char *gpt2_version(void) { return GPT2_VERSION; }

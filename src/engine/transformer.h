@@ -44,7 +44,7 @@ typedef struct {
     float *v;                 /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
     uint32_t len;             /* positions 0 .. len-1 hold valid keys and values */
     uint32_t populated;       /* positions 0 .. populated-1 need no pages brought in (see populate_cache) */
-    atomic_uint prepopulated; /* positions 0 .. prepopulated-1 were, by gpt2_transformer_populate_first */
+    atomic_uint prepopulated; /* positions 0 .. prepopulated-1 were too, by gpt2_transformer_populate_first */
     uint32_t base_len;        /* positions 0 .. base_len-1 (a multiple of 16, or 0) are read from ... */
     uint32_t base;            /* ... sequence `base`, whose cache they are borrowed from (see copy_prefix) */
     int32_t *tokens;          /* [n_ctx] the token at each of those positions */
@@ -95,7 +95,8 @@ typedef struct {
 
 /* Sets up a transformer over model for n_seq sequences and up to max_rows
  * rows per call, running on n_threads threads with the given kernels.  The
- * caches are reserved, not touched: memory is used as positions fill.
+ * caches are reserved, not touched: memory is used as positions fill
+ * (gpt2_transformer_populate_first brings in sequence 0's first 64).
  * Returns false with a reason in err. */
 bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
                             int n_threads, char *err, size_t errsz);
@@ -119,10 +120,9 @@ void gpt2_transformer_head(Transformer *t, const float *x, size_t n, float *logi
 void gpt2_capture_layer(Transformer *t, const Batch *b, size_t layer);
 
 /* Brings in, writable, the fresh pages that a first forward pass of a
- * short prompt or one batch step writes: the first rows of the scratch
- * buffers and the first positions of every sequence's key/value slices
- * (as many as the pass itself would bring in, then records them in
- * prepopulated).  A page's first write costs a fault, far dearer on a
+ * short prompt writes: the first rows of the scratch buffers and the
+ * first positions of sequence 0's key/value slices (as many as the pass
+ * itself would bring in, then records them in its prepopulated).  A page's first write costs a fault, far dearer on a
  * virtual machine than bringing it in here, from another thread, before
  * the pass needs it.  Safe beside a running forward pass (it changes no
  * byte the pass reads); returns early once *stop is set. */

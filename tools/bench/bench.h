@@ -107,6 +107,7 @@ typedef struct {
 
 typedef struct {
     DType dtype;
+    ModelConfig config;             /* the model's shape */
     double batched_tps, single_tps; /* generated tokens per second, all completions together */
     bool identical;                 /* every completion gave the same tokens both ways */
     bool ran;

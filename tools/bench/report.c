@@ -3,6 +3,12 @@
 
 /* ---- the report ------------------------------------------------------------- */
 
+/* Two models of one shape: the only pairs whose speeds compare. */
+static bool same_shape(const ModelConfig *a, const ModelConfig *b) {
+    return a->n_layer == b->n_layer && a->n_embd == b->n_embd && a->n_head == b->n_head && a->n_vocab == b->n_vocab &&
+           a->n_ctx == b->n_ctx;
+}
+
 const ModelResult *bench_find_dtype(const ModelResult *m, int n, DType t) {
     for (int i = 0; i < n; i++)
         if (m[i].dtype == t) return &m[i];
@@ -56,7 +62,7 @@ void bench_print_acceptance(const Options *o, const PairedSet *ps, const ModelRe
     }
     const ModelResult *f32 = bench_find_dtype(m, n_models, DTYPE_F32), *q8 = bench_find_dtype(m, n_models, DTYPE_Q8_0);
     const int top = o->n_threads - 1; /* the throughput table's row at the most threads */
-    if (f32 && q8 && f32->pp[top].mean > 0 && q8->pp[top].mean > 0) {
+    if (f32 && q8 && same_shape(&f32->config, &q8->config) && f32->pp[top].mean > 0 && q8->pp[top].mean > 0) {
         snprintf(what, sizeof what, "prefill pp%d, q8_0 over f32: %.0f / %.0f tok/s (throughput table)", o->n_prompt,
                  q8->pp[top].mean, f32->pp[top].mean);
         snprintf(measured, sizeof measured, "%.2f x", q8->pp[top].mean / f32->pp[top].mean);
@@ -77,18 +83,19 @@ void bench_print_acceptance(const Options *o, const PairedSet *ps, const ModelRe
         snprintf(measured, sizeof measured, "%.2f x", speedup);
         criterion(what, measured, "", NULL, true);
     }
-    if (bf && f32) {
-        const double flops = bench_token_flops(&f32->config), rate = bf->batched_tps * flops;
+    if (bf) {
+        const double flops = bench_token_flops(&bf->config), rate = bf->batched_tps * flops;
         snprintf(what, sizeof what, "batch f32 %dx%d: %.1f tok/s x %.1f MFLOP = %.1f of %.1f GFLOP/s FMA", o->batch,
                  o->batch_tokens, bf->batched_tps, flops / 1e6, rate / 1e9, fma_peak / 1e9);
         snprintf(measured, sizeof measured, "%.1f %%", 100 * rate / fma_peak);
         criterion(what, measured, "", ">= 60 %", bf->identical && rate >= 0.6 * fma_peak);
     }
-    if (bf && bq) {
+    if (bf && bq && same_shape(&bf->config, &bq->config)) {
         snprintf(what, sizeof what, "batch q8_0 over f32 %dx%d: %.1f / %.1f tok/s", o->batch, o->batch_tokens,
                  bq->batched_tps, bf->batched_tps);
         snprintf(measured, sizeof measured, "%.2f x", bq->batched_tps / bf->batched_tps);
-        criterion(what, measured, "", ">= 1.5 x", bq->identical && bq->batched_tps >= 1.5 * bf->batched_tps);
+        criterion(what, measured, "", ">= 1.5 x",
+                  bf->identical && bq->identical && bq->batched_tps >= 1.5 * bf->batched_tps);
     }
     for (int i = 0; i < n_models; i++) {
         if (m[i].load_ms < 0 || m[i].step_ms <= 0) continue;

@@ -37,7 +37,7 @@ double bench_prefill_flops(const ModelConfig *c, int n) {
 /* FLOPs of the matrix products that generating one token costs in a
  * batch of decoding steps: 24 C^2 L for the layers and 2 C V for the
  * output head (attention, which grows with the position, not counted).
- * For GPT-2 124M this is 247.4 MFLOP. */
+ * For GPT-2 124M this is 247.1 MFLOP. */
 double bench_token_flops(const ModelConfig *c) {
     const double C = c->n_embd;
     return 24 * C * C * c->n_layer + 2 * C * c->n_vocab;
@@ -366,6 +366,7 @@ static bool batch_round(const Options *o, const ModelResult *m, double *batched_
  * does not, so taking both from one moment alone would favour either. */
 bool bench_batch(const Options *o, const ModelResult *m, BatchResult *res) {
     res->dtype = m->dtype;
+    res->config = m->config;
     res->identical = true;
     for (int round = 0; round < BATCH_ROUNDS; round++) {
         double batched, single;
