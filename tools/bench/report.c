@@ -74,8 +74,7 @@ void bench_print_acceptance(const Options *o, const PairedSet *ps, const ModelRe
     const BatchResult *bf = NULL, *bq = NULL;
     for (int i = 0; i < n_br; i++) {
         if (!br[i].ran) continue;
-        if (br[i].dtype == DTYPE_F32) bf = &br[i];
-        if (br[i].dtype == DTYPE_Q8_0) bq = &br[i];
+        if (br[i].dtype == DTYPE_F32 && !bf) bf = &br[i];
         const double speedup = br[i].identical ? br[i].batched_tps / br[i].single_tps : 0;
         snprintf(what, sizeof what, "batch %s %dx%d: %.1f tok/s with n_batch %d, %.1f in separate runs%s",
                  gpt2_dtype_name(br[i].dtype), o->batch, o->batch_tokens, br[i].batched_tps, o->batch, br[i].single_tps,
@@ -90,7 +89,9 @@ void bench_print_acceptance(const Options *o, const PairedSet *ps, const ModelRe
         snprintf(measured, sizeof measured, "%.1f %%", 100 * rate / fma_peak);
         criterion(what, measured, "", ">= 60 %", bf->identical && rate >= 0.6 * fma_peak);
     }
-    if (bf && bq && same_shape(&bf->config, &bq->config)) {
+    for (int i = 0; bf && i < n_br && !bq; i++)
+        if (br[i].ran && br[i].dtype == DTYPE_Q8_0 && same_shape(&bf->config, &br[i].config)) bq = &br[i];
+    if (bf && bq) {
         snprintf(what, sizeof what, "batch q8_0 over f32 %dx%d: %.1f / %.1f tok/s", o->batch, o->batch_tokens,
                  bq->batched_tps, bf->batched_tps);
         snprintf(measured, sizeof measured, "%.2f x", bq->batched_tps / bf->batched_tps);
