@@ -537,15 +537,11 @@ void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop) {
     populate_write(s->xd, rows * Q8_TERMS * (4 * C / Q8_BLOCK + 1) * f);
     /* Sequence 0 only: a first completion runs there, and the others'
      * memory stays untouched until they are used. */
-    const size_t hd = C / c->n_head, slices = (size_t)c->n_layer * c->n_head;
     const size_t k_to = t->n_ctx16 < POPULATE_AHEAD ? t->n_ctx16 : POPULATE_AHEAD;
-    const size_t v_to = c->n_ctx < k_to ? c->n_ctx : k_to;
     if (atomic_load_explicit(stop, memory_order_relaxed)) return;
     KVCache *kv = &t->caches[0];
-    for (size_t lh = 0; lh < slices; lh++) {
-        populate_write(kv->kt + lh * t->n_ctx16 * hd, k_to * hd * f);
-        populate_write(kv->v + lh * c->n_ctx * hd, v_to * hd * f);
-    }
+    PopulateJob job = {t, kv, 0, k_to};
+    run_populate(&job, 0, (size_t)c->n_layer * c->n_head, 0);
     atomic_store_explicit(&kv->prepopulated, (unsigned)k_to, memory_order_release);
 }
 

@@ -122,9 +122,9 @@ void gpt2_capture_layer(Transformer *t, const Batch *b, size_t layer);
 /* Brings in, writable, the fresh pages that a first forward pass of a
  * short prompt writes: the first rows of the scratch buffers and the
  * first positions of sequence 0's key/value slices (as many as the pass
- * itself would bring in, then records them in its prepopulated).  A page's first write costs a fault, far dearer on a
- * virtual machine than bringing it in here, from another thread, before
- * the pass needs it.  Safe beside a running forward pass (it changes no
+ * itself would bring in, then records them in its prepopulated).  A
+ * page's first write costs a fault, far dearer on a virtual machine than
+ * bringing it in here, from another thread, before the pass needs it.  Safe beside a running forward pass (it changes no
  * byte the pass reads); returns early once *stop is set. */
 void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop);
 
