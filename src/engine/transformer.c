@@ -32,13 +32,21 @@ static float *calloc_pages(size_t n, void **block) {
 
 /* Faults in the pages of p[0..n) writable in one call: a fresh anonymous
  * page costs a fault on its first write, and the kernel's own populate
- * is several times cheaper than a fault per page.  A no-op where the
- * kernel has none (the copy then faults them as usual). */
+ * is several times cheaper than a fault per page.  Then reads a byte of
+ * each page, which a virtual machine's hypervisor may still charge for
+ * (on the VMs this was measured on, about 10 us a page on its first
+ * access: a first pass's writes paid 5 ms for them); the reads are atomic,
+ * as another thread may be writing there.  A no-op where the kernel has
+ * no populate (reading a fresh page there would map the zero page, and
+ * the first write then fault again). */
 static void populate_write(void *p, size_t n) {
 #ifdef MADV_POPULATE_WRITE
     const uintptr_t page = 4096, begin = (uintptr_t)p / page * page;
     const uintptr_t end = ((uintptr_t)p + n + page - 1) / page * page;
-    (void)madvise((void *)begin, end - begin, MADV_POPULATE_WRITE);
+    if (madvise((void *)begin, end - begin, MADV_POPULATE_WRITE) != 0) return;
+    unsigned char sink = 0;
+    for (uintptr_t q = begin; q < end; q += page) sink ^= __atomic_load_n((const unsigned char *)q, __ATOMIC_RELAXED);
+    (void)sink;
 #else
     (void)p, (void)n;
 #endif
@@ -518,8 +526,13 @@ static void populate_cache(Transformer *t, const Batch *b) {
 }
 
 /* Rows of each scratch buffer populate_first brings in: a short prompt, or
- * a step of a batch of 16. */
+ * a step of a batch of 16.  And the key/value positions: one block, a page
+ * of each slice's keys and one of its values (a first pass of a short
+ * prompt touches no more; each fresh page costs some 10 us of the
+ * thread's time on the VMs this was measured on, and four blocks made the
+ * thread still busy, beside the pass, when it began). */
 #define FIRST_ROWS 16
+#define FIRST_POSITIONS 16
 
 void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop) {
     const ModelConfig *c = &t->model->config;
@@ -537,12 +550,11 @@ void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop) {
     populate_write(s->xd, rows * Q8_TERMS * (4 * C / Q8_BLOCK + 1) * f);
     /* Sequence 0 only: a first completion runs there, and the others'
      * memory stays untouched until they are used. */
-    const size_t k_to = t->n_ctx16 < POPULATE_AHEAD ? t->n_ctx16 : POPULATE_AHEAD;
     if (atomic_load_explicit(stop, memory_order_relaxed)) return;
     KVCache *kv = &t->caches[0];
-    PopulateJob job = {t, kv, 0, k_to};
+    PopulateJob job = {t, kv, 0, FIRST_POSITIONS}; /* n_ctx16 is a multiple of 16 */
     run_populate(&job, 0, (size_t)c->n_layer * c->n_head, 0);
-    atomic_store_explicit(&kv->prepopulated, (unsigned)k_to, memory_order_release);
+    atomic_store_explicit(&kv->prepopulated, FIRST_POSITIONS, memory_order_release);
 }
 
 /* ---- the spine ------------------------------------------------------------ */

@@ -96,7 +96,7 @@ typedef struct {
 /* Sets up a transformer over model for n_seq sequences and up to max_rows
  * rows per call, running on n_threads threads with the given kernels.  The
  * caches are reserved, not touched: memory is used as positions fill
- * (gpt2_transformer_populate_first brings in sequence 0's first 64).
+ * (gpt2_transformer_populate_first brings in sequence 0's first 16).
  * Returns false with a reason in err. */
 bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
                             int n_threads, char *err, size_t errsz);
@@ -121,11 +121,12 @@ void gpt2_capture_layer(Transformer *t, const Batch *b, size_t layer);
 
 /* Brings in, writable, the fresh pages that a first forward pass of a
  * short prompt writes: the first rows of the scratch buffers and the
- * first positions of sequence 0's key/value slices (as many as the pass
- * itself would bring in, then records them in its prepopulated).  A
- * page's first write costs a fault, far dearer on a virtual machine than
- * bringing it in here, from another thread, before the pass needs it.  Safe beside a running forward pass (it changes no
- * byte the pass reads); returns early once *stop is set. */
+ * first block of positions of sequence 0's key/value slices (then records
+ * them in its prepopulated, so that the pass does not populate them
+ * again).  A page's first write costs a fault, far dearer on a virtual
+ * machine than bringing it in here, from another thread, before the pass
+ * needs it.  Safe beside a running forward pass (it changes no byte the
+ * pass reads); returns early once *stop is set. */
 void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop);
 
 /* Forgets everything sequence s holds. */
