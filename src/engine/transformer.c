@@ -43,9 +43,12 @@ static void populate_write(void *p, size_t n) {
 #ifdef MADV_POPULATE_WRITE
     const uintptr_t page = 4096, begin = (uintptr_t)p / page * page;
     const uintptr_t end = ((uintptr_t)p + n + page - 1) / page * page;
-    if (madvise((void *)begin, end - begin, MADV_POPULATE_WRITE) != 0) return;
-    unsigned char sink = 0;
-    for (uintptr_t q = begin; q < end; q += page) sink ^= __atomic_load_n((const unsigned char *)q, __ATOMIC_RELAXED);
+    if (n == 0 || madvise((void *)begin, end - begin, MADV_POPULATE_WRITE) != 0) return;
+    /* p itself, then the start of every page after it: bytes of the range
+     * only, as the pages' other bytes may belong to someone else. */
+    const unsigned char *q = p, *const last = q + n;
+    unsigned char sink = __atomic_load_n(q, __ATOMIC_RELAXED);
+    for (q += page - (uintptr_t)q % page; q < last; q += page) sink ^= __atomic_load_n(q, __ATOMIC_RELAXED);
     (void)sink;
 #else
     (void)p, (void)n;
