@@ -108,3 +108,12 @@ bool gpt2_fileio_map(const char *path, const char *what, const void **bytes, siz
 void gpt2_fileio_unmap(const void *bytes, size_t n) {
     if (n) munmap((void *)bytes, n);
 }
+
+void gpt2_fileio_touch(const void *p, size_t n) {
+    const uintptr_t page = 4096;
+    const unsigned char *q = p, *const end = q + n;
+    if (n == 0) return;
+    volatile unsigned char sink = __atomic_load_n(q, __ATOMIC_RELAXED);
+    for (q += page - (uintptr_t)q % page; q < end; q += page) sink ^= __atomic_load_n(q, __ATOMIC_RELAXED);
+    (void)sink;
+}

@@ -2,7 +2,8 @@
  *
  * Owns the one way the program slurps a file or stream into memory, and the
  * one way it maps a large file (a model, a safetensors file) read-only, so
- * that every caller reports a missing or unreadable file the same way.
+ * that every caller reports a missing or unreadable file the same way; and
+ * the one way it touches the pages of memory before they are needed.
  */
 #ifndef GPT2_FILEIO_H
 #define GPT2_FILEIO_H
@@ -33,5 +34,12 @@ bool gpt2_fileio_read_stream_max(FILE *f, const char *what, size_t max, StrBuf *
  * writes the reason, without the path, to err. */
 bool gpt2_fileio_map(const char *path, const char *what, const void **bytes, size_t *n, char *err, size_t errsz);
 void gpt2_fileio_unmap(const void *bytes, size_t n);
+
+/* Reads one byte of every 4 KiB page that p[0..n) touches: p itself, then
+ * the start of each page after it, so no byte outside the range.  The
+ * loads are atomic (relaxed): another thread may be writing there.  This
+ * maps pages not yet mapped, and pays what a virtual machine may charge
+ * for a page's first access from user space. */
+void gpt2_fileio_touch(const void *p, size_t n);
 
 #endif

@@ -1,6 +1,8 @@
 /* prefault.c - see prefault.h. */
 #include "prefault.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,11 +45,7 @@ static void map_stretch(Prefault *pf, const uint8_t *p, size_t n) {
             pf->populate = false; /* an older kernel: the reads map the pages */
     }
 #endif
-    /* p itself, then the start of every page after it. */
-    const uint8_t *const end = p + n;
-    volatile uint8_t sink = *p;
-    for (const uint8_t *q = p + (PAGE_BYTES - (uintptr_t)p % PAGE_BYTES); q < end; q += PAGE_BYTES) sink ^= *q;
-    (void)sink;
+    gpt2_fileio_touch(p, n);
 }
 
 /* Maps r, STEP_BYTES at a time; false once asked to stop. */

@@ -2,6 +2,8 @@
  * the jobs below it are what the thread pool runs. */
 #include "transformer.h"
 
+#include "fileio.h"
+
 #include <assert.h>
 
 #include <math.h>
@@ -32,24 +34,17 @@ static float *calloc_pages(size_t n, void **block) {
 
 /* Faults in the pages of p[0..n) writable in one call: a fresh anonymous
  * page costs a fault on its first write, and the kernel's own populate
- * is several times cheaper than a fault per page.  Then reads a byte of
- * each page, which a virtual machine's hypervisor may still charge for
- * (on the VMs this was measured on, about 10 us a page on its first
- * access: a first pass's writes paid 5 ms for them); the reads are atomic,
- * as another thread may be writing there.  A no-op where the kernel has
+ * is several times cheaper than a fault per page.  Then touches each
+ * page, which a virtual machine's hypervisor may still charge for (on the
+ * VMs this was measured on, about 10 us a page on its first access: a
+ * first pass's writes paid 5 ms for them).  A no-op where the kernel has
  * no populate (reading a fresh page there would map the zero page, and
  * the first write then fault again). */
 static void populate_write(void *p, size_t n) {
 #ifdef MADV_POPULATE_WRITE
     const uintptr_t page = 4096, begin = (uintptr_t)p / page * page;
     const uintptr_t end = ((uintptr_t)p + n + page - 1) / page * page;
-    if (n == 0 || madvise((void *)begin, end - begin, MADV_POPULATE_WRITE) != 0) return;
-    /* p itself, then the start of every page after it: bytes of the range
-     * only, as the pages' other bytes may belong to someone else. */
-    const unsigned char *q = p, *const last = q + n;
-    unsigned char sink = __atomic_load_n(q, __ATOMIC_RELAXED);
-    for (q += page - (uintptr_t)q % page; q < last; q += page) sink ^= __atomic_load_n(q, __ATOMIC_RELAXED);
-    (void)sink;
+    if (madvise((void *)begin, end - begin, MADV_POPULATE_WRITE) == 0) gpt2_fileio_touch(p, n);
 #else
     (void)p, (void)n;
 #endif
