@@ -410,6 +410,38 @@ static void test_cache_larger_than_memory(void **state) {
     unlink(model);
 }
 
+/* A model file of 1 GiB (the small model, then holes) where only 512 MiB
+ * may be reserved: one line that says the file cannot be mapped and why. */
+static void test_file_larger_than_address_space(void **state) {
+    (void)state;
+    if (UNDER_ASAN) {
+        printf("skipped: AddressSanitizer cannot run under ulimit -v\n");
+        skip();
+        return;
+    }
+    if (!rlimit_as_holds()) {
+        skip();
+        return;
+    }
+    char model[4200];
+    test_path(model, sizeof model, env.dir, "holes.bin");
+    copy_file(env.model, model);
+    assert_int_equal(truncate(model, (off_t)1 << 30), 0);
+    const char *argv[] = {env.gpt2, "-m", model, "-p", "hi", "-n", "2", "-t", "1", NULL};
+    child_as_limit = (size_t)512 << 20;
+    Child ch = spawn(argv, false, NULL);
+    child_as_limit = 0;
+    int status = wait_child(&ch);
+    StrBuf err = {0};
+    read_stderr(&err);
+    if (status != 1) fail_msg("exit %d, want 1; stderr: %s", status, err.data);
+    if (!strstr(err.data, "the file (1.0 GiB) is too large to map in this process's address space"))
+        fail_msg("stderr: %s", err.data);
+    assert_int_equal(strchr(err.data, '\n') - err.data + 1, (long)err.len); /* one line */
+    gpt2_strbuf_free(&err);
+    unlink(model);
+}
+
 /* A valid model whose key/value cache is 8 GiB per sequence (n_ctx 65536,
  * 64 layers of 256): a 32-bit size_t cannot hold that, and the size must
  * be refused, not wrapped into a small allocation that the forward pass
@@ -570,6 +602,7 @@ int main(void) {
         cmocka_unit_test(test_model_file_shrinks_during_batch),
         cmocka_unit_test(test_tables_rewritten_in_place),
         cmocka_unit_test(test_cache_larger_than_memory),
+        cmocka_unit_test(test_file_larger_than_address_space),
         cmocka_unit_test(test_cache_size_wraps_32_bit),
         cmocka_unit_test(test_huge_safetensors_header),
         cmocka_unit_test(test_huge_batch_line),

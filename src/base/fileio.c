@@ -84,7 +84,10 @@ bool gpt2_fileio_map(const char *path, const char *what, const void **bytes, siz
         ok = true;
     } else {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
+        if (p == MAP_FAILED && errno == ENOMEM) { /* no room in the address space (32 bits, ulimit -v) */
+            snprintf(err, errsz, "the file (%.1f GiB) is too large to map in this process's address space",
+                     (double)st.st_size / (1u << 30));
+        } else if (p == MAP_FAILED) {
             snprintf(err, errsz, "cannot map the file: %s", strerror(errno));
         } else {
 #ifdef MADV_HUGEPAGE
