@@ -374,19 +374,39 @@ static bool rlimit_as_holds(void) {
     return false;
 }
 
-/* A valid model whose context (65536 positions, 64 layers) needs 1 GiB of
- * key/value cache per sequence, run where only 768 MiB may be reserved:
- * refused before anything is reserved, with the size in the message.
- * Skipped under AddressSanitizer, which reserves terabytes of address
- * space and cannot run under an address-space limit. */
-static void test_cache_larger_than_memory(void **state) {
-    (void)state;
+/* Whether a test of a refusal under an address-space limit can run here:
+ * not under AddressSanitizer, which reserves terabytes of address space,
+ * nor where the limit does not hold.  Says why when it cannot. */
+static bool address_limit_testable(void) {
     if (UNDER_ASAN) {
         printf("skipped: AddressSanitizer cannot run under ulimit -v\n");
-        skip();
-        return;
+        return false;
     }
-    if (!rlimit_as_holds()) {
+    return rlimit_as_holds();
+}
+
+/* Runs gpt2 -m model -p hi under limit bytes of address space: it must
+ * end with status 1 and one line on stderr that holds want. */
+static void expect_refused_under_limit(const char *model, size_t limit, const char *want) {
+    const char *argv[] = {env.gpt2, "-m", model, "-p", "hi", "-n", "2", "-t", "1", NULL};
+    child_as_limit = limit;
+    Child ch = spawn(argv, false, NULL);
+    child_as_limit = 0;
+    int status = wait_child(&ch);
+    StrBuf err = {0};
+    read_stderr(&err);
+    if (status != 1) fail_msg("exit %d, want 1; stderr: %s", status, err.data);
+    if (!strstr(err.data, want)) fail_msg("stderr: %s", err.data);
+    assert_int_equal(strchr(err.data, '\n') - err.data + 1, (long)err.len); /* one line */
+    gpt2_strbuf_free(&err);
+}
+
+/* A valid model whose context (65536 positions, 64 layers) needs 1 GiB of
+ * key/value cache per sequence, run where only 768 MiB may be reserved:
+ * refused before anything is reserved, with the size in the message. */
+static void test_cache_larger_than_memory(void **state) {
+    (void)state;
+    if (!address_limit_testable()) {
         skip();
         return;
     }
@@ -395,18 +415,8 @@ static void test_cache_larger_than_memory(void **state) {
     ModelConfig c = {
         .n_vocab = 300, .n_ctx = 65536, .n_embd = 32, .n_layer = 64, .n_head = 1, .dtype = DTYPE_Q8_0, .ln_eps = 1e-5f};
     if (!gpt2_convert_random(&c, 5, NULL, model, NULL, msg, sizeof msg)) fail_msg("gpt2_convert_random: %s", msg);
-    const char *argv[] = {env.gpt2, "-m", model, "-p", "hi", "-n", "2", "-t", "1", NULL};
-    child_as_limit = (size_t)768 << 20;
-    Child ch = spawn(argv, false, NULL);
-    child_as_limit = 0;
-    int status = wait_child(&ch);
-    StrBuf err = {0};
-    read_stderr(&err);
-    if (status != 1) fail_msg("exit %d, want 1; stderr: %s", status, err.data);
-    if (!strstr(err.data, "needs 1.0 GiB of key/value cache per sequence, more than this process may use"))
-        fail_msg("stderr: %s", err.data);
-    assert_int_equal(strchr(err.data, '\n') - err.data + 1, (long)err.len); /* one line */
-    gpt2_strbuf_free(&err);
+    expect_refused_under_limit(model, (size_t)768 << 20,
+                               "needs 1.0 GiB of key/value cache per sequence, more than this process may use");
     unlink(model);
 }
 
@@ -414,12 +424,7 @@ static void test_cache_larger_than_memory(void **state) {
  * may be reserved: one line that says the file cannot be mapped and why. */
 static void test_file_larger_than_address_space(void **state) {
     (void)state;
-    if (UNDER_ASAN) {
-        printf("skipped: AddressSanitizer cannot run under ulimit -v\n");
-        skip();
-        return;
-    }
-    if (!rlimit_as_holds()) {
+    if (!address_limit_testable()) {
         skip();
         return;
     }
@@ -427,18 +432,8 @@ static void test_file_larger_than_address_space(void **state) {
     test_path(model, sizeof model, env.dir, "holes.bin");
     copy_file(env.model, model);
     assert_int_equal(truncate(model, (off_t)1 << 30), 0);
-    const char *argv[] = {env.gpt2, "-m", model, "-p", "hi", "-n", "2", "-t", "1", NULL};
-    child_as_limit = (size_t)512 << 20;
-    Child ch = spawn(argv, false, NULL);
-    child_as_limit = 0;
-    int status = wait_child(&ch);
-    StrBuf err = {0};
-    read_stderr(&err);
-    if (status != 1) fail_msg("exit %d, want 1; stderr: %s", status, err.data);
-    if (!strstr(err.data, "the file (1.0 GiB) is too large to map in this process's address space"))
-        fail_msg("stderr: %s", err.data);
-    assert_int_equal(strchr(err.data, '\n') - err.data + 1, (long)err.len); /* one line */
-    gpt2_strbuf_free(&err);
+    expect_refused_under_limit(model, (size_t)512 << 20,
+                               "the file (1.0 GiB) is too large to map in this process's address space");
     unlink(model);
 }
 
@@ -483,16 +478,12 @@ static void test_cache_size_wraps_32_bit(void **state) {
  * and not under AddressSanitizer, which reserves terabytes of address
  * space and cannot run under an address-space limit. */
 static bool huge_inputs_wanted(void) {
-    if (UNDER_ASAN) {
-        printf("skipped: AddressSanitizer cannot run under ulimit -v\n");
-        return false;
-    }
     const char *slow = getenv("GPT2_SLOW_TESTS");
     if (!slow || strcmp(slow, "1") != 0) {
         printf("skipped: huge inputs under ulimit -v run with GPT2_SLOW_TESTS=1\n");
         return false;
     }
-    return rlimit_as_holds();
+    return address_limit_testable();
 }
 
 /* Runs argv under 512 MiB of address space with one thread's worth of
