@@ -1,7 +1,7 @@
 /* test_cli_hostile.c - the gpt2 program under hostile conditions: signals
  * that interrupt blocked I/O, a model file that shrinks while in use, a
- * context too large for the machine, and huge inputs under a small address
- * space.
+ * context or a model file too large for the machine, and huge inputs under
+ * a small address space.
  *
  * These drive the program with a harness of their own (not test_run) so
  * that they can wait until the child really is blocked, as the kernel
