@@ -59,6 +59,13 @@ bool gpt2_fileio_read_file_max(const char *path, size_t max, StrBuf *out, char *
     return ok;
 }
 
+/* The one message for a file that this process cannot map whole: larger
+ * than a size_t (32 bits), or than the address space left (ulimit -v). */
+static void say_too_large(char *err, size_t errsz, off_t size) {
+    snprintf(err, errsz, "the file (%.1f GiB) is too large to map in this process's address space",
+             (double)size / (1u << 30));
+}
+
 bool gpt2_fileio_map(const char *path, const char *what, const void **bytes, size_t *n, char *err, size_t errsz) {
     /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
      * writer.  A regular file ignores it. */
@@ -77,16 +84,15 @@ bool gpt2_fileio_map(const char *path, const char *what, const void **bytes, siz
                                      : "not a regular file (a device, FIFO or socket), not %s",
                  what);
     } else if ((uintmax_t)st.st_size > SIZE_MAX) {
-        snprintf(err, errsz, "the file is too large to map on this machine");
+        say_too_large(err, errsz, st.st_size);
     } else if (st.st_size == 0) {
         *bytes = "";
         *n = 0;
         ok = true;
     } else {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED && errno == ENOMEM) { /* no room in the address space (32 bits, ulimit -v) */
-            snprintf(err, errsz, "the file (%.1f GiB) is too large to map in this process's address space",
-                     (double)st.st_size / (1u << 30));
+        if (p == MAP_FAILED && errno == ENOMEM) {
+            say_too_large(err, errsz, st.st_size);
         } else if (p == MAP_FAILED) {
             snprintf(err, errsz, "cannot map the file: %s", strerror(errno));
         } else {
