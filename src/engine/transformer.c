@@ -416,8 +416,10 @@ static void group_rows(Transformer *t, const Batch *b) {
     }
 }
 
-/* Items are (group, head) pairs, the last groups first: they see the most
- * keys, and the chunks of a loop shrink towards its end. */
+/* Items are (group, head) pairs, head by head, so that one head's keys and
+ * values stay in the cache while its groups are done; within a head the
+ * last groups first: they see the most keys, and the chunks of a loop
+ * shrink towards its end. */
 static void run_attention(void *ctx, size_t begin, size_t end, int thread) {
     AttentionJob *job = ctx;
     Transformer *t = job->t;
@@ -427,7 +429,7 @@ static void run_attention(void *ctx, size_t begin, size_t end, int thread) {
     const float scale = 1.0f / sqrtf((float)hd);
     float *scores = s->scores + (size_t)thread * t->kernels->attention_queries * t->n_ctx16;
     for (size_t item = begin; item < end; item++) {
-        size_t g = s->n_groups - 1 - item / H, h = item % H, r = s->group_row[g];
+        size_t h = item / s->n_groups, g = s->n_groups - 1 - item % s->n_groups, r = s->group_row[g];
         assert(job->b->seq[r] < t->n_seq && s->group_len[g] <= t->kernels->attention_queries);
         const KVCache *kv = &t->caches[job->b->seq[r]];
         const KVCache *lender = kv->base_len ? &t->caches[kv->base] : kv;
