@@ -234,6 +234,35 @@ static void test_crc32_is_zlibs(void **state) {
     assert_int_equal(gpt2_crc32_update(0, "", 0), 0);
 }
 
+/* The CRC one bit at a time, as the polynomial defines it. */
+static uint32_t crc32_bitwise(uint32_t crc, const uint8_t *b, size_t n) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= b[i];
+        for (int k = 0; k < 8; k++) crc = crc & 1 ? crc >> 1 ^ 0xEDB88320u : crc >> 1;
+    }
+    return ~crc;
+}
+
+/* Long inputs take another loop (8 bytes at a time) than short ones: both
+ * must be the same CRC, at every alignment, length and split of a chain. */
+static void test_crc32_long_inputs(void **state) {
+    (void)state;
+    const size_t n = 200008;
+    uint8_t *b = malloc(n);
+    assert_non_null(b);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 24);
+    static const size_t lengths[] = {65535, 65536, 65537, 65543, 131071, 200000};
+    for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++)
+        for (size_t off = 0; off < 8; off++)
+            assert_int_equal(gpt2_crc32_update(0, b + off, lengths[l]), crc32_bitwise(0, b + off, lengths[l]));
+    const uint32_t whole = crc32_bitwise(0, b, 150001);
+    assert_int_equal(gpt2_crc32_update(gpt2_crc32_update(0, b, 70003), b + 70003, 79998), whole);
+    assert_int_equal(gpt2_crc32_update(gpt2_crc32_update(0, b, 3), b + 3, 149998), whole);
+    free(b);
+}
+
 /* The writer lays files out as docs/model-format.md says. */
 static void check_layout(const ModelFile *f, DType dtype) {
     const uint8_t *b = f->bytes;
@@ -998,6 +1027,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_is_zlibs),
+        cmocka_unit_test(test_crc32_long_inputs),
         cmocka_unit_test(test_valid_models_load_and_run),
         cmocka_unit_test(test_empty_merge_table_loads),
         cmocka_unit_test(test_gpt2_tokenizer_model_loads),

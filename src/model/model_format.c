@@ -97,23 +97,52 @@ uint64_t gpt2_tensor_bytes(const TensorSpec *s, DType t) {
     return (uint64_t)s->rows * s->cols * sizeof(float);
 }
 
-/* The CRC of each nibble value: two lookups per byte keep the table small
- * (and constant, so no thread has to build it) at about 1 GB/s, which
- * checks GPT-2's 1 MB of tables in a millisecond. */
+/* The CRC of each nibble value, for short inputs: two lookups per byte
+ * from a 64-byte constant table. */
 static const uint32_t crc_nibble[16] = {
     0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4, 0x4DB26158, 0x5005713C,
     0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
 };
 
-uint32_t gpt2_crc32_update(uint32_t crc, const void *p, size_t n) {
-    const uint8_t *b = p;
-    crc = ~crc;
+static uint32_t crc_by_nibbles(uint32_t crc, const uint8_t *b, size_t n) {
     for (size_t i = 0; i < n; i++) {
         crc ^= b[i];
         crc = crc >> 4 ^ crc_nibble[crc & 15];
         crc = crc >> 4 ^ crc_nibble[crc & 15];
     }
-    return ~crc;
+    return crc;
+}
+
+/* Inputs from this size on are taken 8 bytes at a time ("slicing by 8"),
+ * with tables built on the stack for the call (some 10 us).  The nibble
+ * loop, one dependent lookup after another, runs at 0.25 GB/s: 4.6 ms for
+ * GPT-2's 1.1 MB of tokenizer tables, on the critical path of opening a
+ * model; eight independent lookups per 8 bytes take 0.5 ms. */
+#define CRC_SLICE_MIN 65536
+
+/* t[k][i]: the CRC step of byte i followed by k zero bytes. */
+static void crc_build_slices(uint32_t t[8][256]) {
+    for (uint32_t i = 0; i < 256; i++) {
+        const uint32_t c = i >> 4 ^ crc_nibble[i & 15];
+        t[0][i] = c >> 4 ^ crc_nibble[c & 15];
+    }
+    for (int k = 1; k < 8; k++)
+        for (uint32_t i = 0; i < 256; i++) t[k][i] = t[k - 1][i] >> 8 ^ t[0][t[k - 1][i] & 0xFF];
+}
+
+uint32_t gpt2_crc32_update(uint32_t crc, const void *p, size_t n) {
+    const uint8_t *b = p;
+    crc = ~crc;
+    if (n >= CRC_SLICE_MIN) {
+        uint32_t t[8][256];
+        crc_build_slices(t);
+        for (; n >= 8; b += 8, n -= 8) {
+            const uint32_t lo = crc ^ rd_u32(b), hi = rd_u32(b + 4);
+            crc = t[7][lo & 0xFF] ^ t[6][lo >> 8 & 0xFF] ^ t[5][lo >> 16 & 0xFF] ^ t[4][lo >> 24] ^ t[3][hi & 0xFF] ^
+                  t[2][hi >> 8 & 0xFF] ^ t[1][hi >> 16 & 0xFF] ^ t[0][hi >> 24];
+        }
+    }
+    return ~crc_by_nibbles(crc, b, n);
 }
 
 void gpt2_model_section(const uint8_t *h, Section which, uint64_t *offset, uint64_t *bytes) {
