@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "fileio.h"
 #include "gpt2.h"
 #include "kernels.h"
 #include "model.h"
@@ -232,6 +233,27 @@ static void test_crc32_is_zlibs(void **state) {
     assert_int_equal(gpt2_crc32_update(0, "123456789", 9), 0xCBF43926u);
     assert_int_equal(gpt2_crc32_update(gpt2_crc32_update(0, "1234", 4), "56789", 5), 0xCBF43926u);
     assert_int_equal(gpt2_crc32_update(0, "", 0), 0);
+}
+
+/* The model's tokenizer tables (and the tokenizer's pair table) live in
+ * gpt2_fileio_alloc_table's memory: zeroed, writable to its last byte, on
+ * a 2 MiB boundary where it is a mapping of its own (Linux, 1 MiB on). */
+static void test_alloc_table(void **state) {
+    (void)state;
+    static const size_t sizes[] = {0, 1, 4095, 4096, (1u << 20) - 1, 1u << 20, (1u << 20) + 1, 3u << 20, 4u << 20};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        const size_t n = sizes[k];
+        uint8_t *p = gpt2_fileio_alloc_table(n);
+        assert_non_null(p);
+        for (size_t i = 0; i < n; i += 997) assert_int_equal(p[i], 0);
+        if (n) assert_int_equal(p[n - 1], 0);
+#ifdef __linux__
+        if (n >= (1u << 20)) assert_int_equal((uintptr_t)p % (2u << 20), 0);
+#endif
+        memset(p, 0xA5, n);
+        gpt2_fileio_free_table(p, n);
+    }
+    gpt2_fileio_free_table(NULL, 1u << 20);
 }
 
 /* The CRC one bit at a time, as the polynomial defines it. */
@@ -1028,6 +1050,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_is_zlibs),
         cmocka_unit_test(test_crc32_long_inputs),
+        cmocka_unit_test(test_alloc_table),
         cmocka_unit_test(test_valid_models_load_and_run),
         cmocka_unit_test(test_empty_merge_table_loads),
         cmocka_unit_test(test_gpt2_tokenizer_model_loads),

@@ -2,6 +2,7 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
@@ -125,4 +126,44 @@ void gpt2_fileio_touch(const void *p, size_t n) {
     volatile unsigned char sink = __atomic_load_n(q, __ATOMIC_RELAXED);
     for (q += page - (uintptr_t)q % page; q < end; q += page) sink ^= __atomic_load_n(q, __ATOMIC_RELAXED);
     (void)sink;
+}
+
+/* Tables from this size on get a mapping of their own, in units of a huge
+ * page (x86-64's and arm64's 2 MiB with 4 KiB pages). */
+#define TABLE_MAP_MIN ((size_t)1 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+#define TABLE_MAPS 1
+#else
+#define TABLE_MAPS 0
+#endif
+
+static bool table_mapped(size_t n) { return TABLE_MAPS && n >= TABLE_MAP_MIN; }
+
+static size_t table_map_bytes(size_t n) { return (n + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE; }
+
+void *gpt2_fileio_alloc_table(size_t n) {
+    if (!table_mapped(n)) return calloc(1, n ? n : 1);
+#if TABLE_MAPS
+    if (n > SIZE_MAX - 2 * HUGE_PAGE) return NULL;
+    /* One huge page more than needed, then the ends cut off so that what
+     * is kept starts on a huge page's boundary. */
+    const size_t len = table_map_bytes(n);
+    uint8_t *raw = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    uint8_t *p = raw + (HUGE_PAGE - (uintptr_t)raw % HUGE_PAGE) % HUGE_PAGE;
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    if (p + len < raw + len + HUGE_PAGE) munmap(p + len, (size_t)(raw + len + HUGE_PAGE - (p + len)));
+    madvise(p, len, MADV_HUGEPAGE); /* a hint: without it the table is the same, in 4 KiB pages */
+    return p;
+#else
+    return NULL;
+#endif
+}
+
+void gpt2_fileio_free_table(void *p, size_t n) {
+    if (!p) return;
+    if (table_mapped(n)) munmap(p, table_map_bytes(n));
+    else free(p);
 }

@@ -228,7 +228,8 @@ static bool copy_tables(Model *m, char *err, size_t errsz) {
     uint64_t voff, vlen, moff, mlen;
     gpt2_model_section(m->bytes, SECTION_VOCAB, &voff, &vlen);
     gpt2_model_section(m->bytes, SECTION_MERGES, &moff, &mlen);
-    m->tables = malloc((size_t)(merges_at(vlen) + mlen) + 1);
+    m->tables_bytes = (size_t)(merges_at(vlen) + mlen) + 1;
+    m->tables = gpt2_fileio_alloc_table(m->tables_bytes);
     if (!m->tables) {
         snprintf(err, errsz, "out of memory");
         return false;
@@ -458,7 +459,7 @@ bool gpt2_model_open_memory(Model *m, const uint8_t *b, size_t n, char *err, siz
     m->n_bytes = n;
     if (!read_config(b, &m->config, err, errsz) || !check_sections(m, err, errsz) || !copy_tables(m, err, errsz) ||
         !check_vocab(m, err, errsz) || !check_merges(m, err, errsz)) {
-        free(m->tables);
+        gpt2_fileio_free_table(m->tables, m->tables_bytes);
         memset(m, 0, sizeof *m);
         return false;
     }
@@ -472,7 +473,7 @@ bool gpt2_model_open_memory(Model *m, const uint8_t *b, size_t n, char *err, siz
     free(regions);
     if (!ok) {
         free(m->weights.layers);
-        free(m->tables);
+        gpt2_fileio_free_table(m->tables, m->tables_bytes);
         memset(m, 0, sizeof *m);
     }
     return ok;
@@ -493,7 +494,7 @@ bool gpt2_model_open(Model *m, const char *path, char *err, size_t errsz) {
 
 void gpt2_model_close(Model *m) {
     free(m->weights.layers);
-    free(m->tables);
+    gpt2_fileio_free_table(m->tables, m->tables_bytes);
     if (m->mapped) gpt2_fileio_unmap(m->bytes, m->n_bytes);
     memset(m, 0, sizeof *m);
 }

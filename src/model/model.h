@@ -44,6 +44,7 @@ typedef struct {
     TransformerWeights weights;
     TokenizerData vocab;  /* views into tables, a private copy of the file's */
     uint8_t *tables;      /* the vocabulary and merge sections, copied before they are checked */
+    size_t tables_bytes;  /* gpt2_fileio_alloc_table's n for tables */
     const uint8_t *bytes; /* the whole file */
     size_t n_bytes;
     bool mapped; /* bytes is an mmap this Model must unmap */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "hash.h"
 #include "pretokenize.h"
 
@@ -226,12 +227,15 @@ static bool check_tokens(const TokenizerData *d, char *err, size_t errsz) {
     return true;
 }
 
-/* Refuses two tokens with the same bytes, using a temporary hash set.  The
- * ids are visited in order, so the pair named does not depend on the key. */
+/* Refuses two tokens with the same bytes, using a temporary hash set: in
+ * the pair table's memory, not yet filled, where it fits (fresh pages are
+ * dear, gpt2_fileio_alloc_table).  The ids are visited in order, so the
+ * pair named does not depend on the key. */
 static bool check_unique(const Tokenizer *t, char *err, size_t errsz) {
     const TokenizerData *d = &t->data;
     size_t cap = pow2_at_least((size_t)d->n_vocab * 2);
-    uint32_t *set = malloc(cap * sizeof *set);
+    const bool own = cap * sizeof(uint32_t) > (t->pair_mask + 1) * sizeof *t->pairs;
+    uint32_t *set = own ? gpt2_fileio_alloc_table(cap * sizeof *set) : (uint32_t *)(void *)t->pairs;
     if (!set) {
         snprintf(err, errsz, "tokenizer: out of memory");
         return false;
@@ -258,7 +262,7 @@ static bool check_unique(const Tokenizer *t, char *err, size_t errsz) {
         }
         set[i] = id;
     }
-    free(set);
+    if (own) gpt2_fileio_free_table(set, cap * sizeof *set);
     return ok;
 }
 
@@ -302,23 +306,29 @@ static bool check_merge(const TokenizerData *d, uint32_t r, char *err, size_t er
     return true;
 }
 
-static bool build_pair_table(Tokenizer *t, char *err, size_t errsz) {
+/* The pair table's memory, filled by build_pair_table. */
+static bool alloc_pair_table(Tokenizer *t, char *err, size_t errsz) {
     const TokenizerData *d = &t->data;
     if (d->n_merges > TOKENIZER_MAX_MERGES) {
         snprintf(err, errsz, "tokenizer: %u merges are too many", (unsigned)d->n_merges);
         return false;
     }
     size_t cap = pow2_at_least((size_t)d->n_merges * 2);
-    t->pairs = malloc(cap * sizeof *t->pairs);
+    t->pairs = gpt2_fileio_alloc_table(cap * sizeof *t->pairs);
     if (!t->pairs) {
         snprintf(err, errsz, "tokenizer: out of memory");
         return false;
     }
-    memset(t->pairs, 0xFF, cap * sizeof *t->pairs);
     t->pair_mask = cap - 1;
     unsigned bits = 0;
     while (((size_t)1 << bits) < cap) bits++;
     t->pair_shift = 64 - bits;
+    return true;
+}
+
+static bool build_pair_table(Tokenizer *t, char *err, size_t errsz) {
+    const TokenizerData *d = &t->data;
+    memset(t->pairs, 0xFF, (t->pair_mask + 1) * sizeof *t->pairs);
     for (uint32_t r = 0; r < d->n_merges; r++) {
         if (!check_merge(d, r, err, errsz)) return false;
         const uint32_t *m = d->merges + (size_t)r * 3;
@@ -400,7 +410,8 @@ static bool build_keyed(Tokenizer **out, const TokenizerData *data, HashKey key,
     t->data = *data;
     t->key = key;
     t->small_piece_max = TOKENIZER_SMALL_PIECE_MAX;
-    if (!check_unique(t, err, errsz) || !find_byte_tokens(t, err, errsz) || !build_pair_table(t, err, errsz)) {
+    if (!alloc_pair_table(t, err, errsz) || !check_unique(t, err, errsz) || !find_byte_tokens(t, err, errsz) ||
+        !build_pair_table(t, err, errsz)) {
         gpt2_tokenizer_free(t);
         return false;
     }
@@ -419,7 +430,7 @@ bool gpt2_tokenizer_build(Tokenizer **out, const TokenizerData *data, char *err,
 
 void gpt2_tokenizer_free(Tokenizer *t) {
     if (!t) return;
-    free(t->pairs);
+    if (t->pairs) gpt2_fileio_free_table(t->pairs, (t->pair_mask + 1) * sizeof *t->pairs);
     free(t->special);
     free_cache(&t->cache);
     free_scratch(&t->scratch);
