@@ -2,9 +2,9 @@
 #include "fileio.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
