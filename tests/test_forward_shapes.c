@@ -300,6 +300,7 @@ static void check_shape(const char *shared, Shape s) {
     }
 
     float *first = malloc((size_t)T * VOCAB * sizeof *first);
+    assert_non_null(first);
     for (int threads = 1; threads <= 3; threads++) {
         Gpt2Options o = {.n_threads = threads};
         Gpt2 *g = gpt2_open(model, &o, err, sizeof err);
