@@ -472,7 +472,7 @@ static void test_matmul_tiles_same_bits(void **state) {
     float *y = malloc(MAX_X * ROWS * sizeof *y);
     float *want = malloc(MAX_X * ROWS * sizeof *want);
     uint8_t *xq = malloc(MAX_X * Q8_TERMS * COLS);
-    float *xd = malloc(MAX_X * Q8_TERMS * (COLS / Q8_BLOCK) * sizeof *xd);
+    float *xd = malloc(MAX_X * (COLS / Q8_BLOCK) * sizeof *xd);
     assert_true(w && bias && x && xt && y && want && xq && xd);
     uint32_t seed = 12345;
     for (size_t i = 0; i < ROWS * COLS; i++) {
@@ -512,8 +512,7 @@ static void test_matmul_tiles_same_bits(void **state) {
                     MatmulArgs a = {&m, bias, x, COLS, y, ROWS, n_x, epilogues[e], NULL, NULL, NULL};
                     if (dtypes[d] == DTYPE_Q8_0) {
                         for (size_t r = 0; r < n_x; r++)
-                            ks->quantize(xq + r * Q8_TERMS * COLS, xd + r * Q8_TERMS * (COLS / Q8_BLOCK), x + r * COLS,
-                                         COLS);
+                            ks->quantize(xq + r * Q8_TERMS * COLS, xd + r * (COLS / Q8_BLOCK), x + r * COLS, COLS);
                         a.xq = xq;
                         a.xd = xd;
                     } else if (n_x >= 2 && n_x <= ks->wide_rows) {
@@ -543,6 +542,83 @@ static void test_matmul_tiles_same_bits(void **state) {
     free(want);
     free(xq);
     free(xd);
+}
+
+/* q8_0 input quantization (kernels.h), on every kernel set: each value
+ * becomes the integer nearest v * s, s = Q8_QMAX / amax, within half a
+ * unit, written as three digits in -127..127 (stored plus 128) in
+ * balanced base 255, and each block's unit is amax / Q8_QMAX.  Blocks:
+ * random values, ones reaching +-amax, values at half units, all zeros
+ * and one below 2^-64 (unit 0, integers 0); one holding a NaN must still
+ * give digits in range, the same on every set. */
+static void test_quantize_digits(void **state) {
+    (void)state;
+    enum { BLOCKS = 64, N = BLOCKS * Q8_BLOCK };
+    float *x = malloc(N * sizeof *x);
+    uint8_t *xq = malloc(Q8_TERMS * N), *first = malloc(Q8_TERMS * N);
+    float xd[BLOCKS], first_d[BLOCKS];
+    assert_true(x && xq && first);
+    uint32_t seed = 777;
+    for (size_t i = 0; i < N; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        const float scale = (float)(1u << (i / Q8_BLOCK % 24)) / 4096.0f; /* blocks from 2^-12 to 2^11 */
+        x[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * scale;
+    }
+    for (size_t i = 0; i < Q8_BLOCK; i++) x[Q8_BLOCK * 40 + i] = i % 2 ? 3.0f : -3.0f;
+    for (size_t i = 0; i < Q8_BLOCK; i++) /* k + 1/2 units of 1/Q8_QMAX */
+        x[Q8_BLOCK * 41 + i] = i == 0 ? 1.0f : (float)(((double)(2 * i * 40503 + 1)) / (2.0 * Q8_QMAX));
+    for (size_t i = 0; i < Q8_BLOCK; i++) x[Q8_BLOCK * 42 + i] = 0.0f;
+    for (size_t i = 0; i < Q8_BLOCK; i++) x[Q8_BLOCK * 43 + i] = i == 5 ? 0x1p-65f : 0.0f;
+    x[Q8_BLOCK * 44 + 7] = NAN;
+    const char *names[3];
+    const size_t nk = available_kernels(names);
+    for (size_t k = 0; k < nk; k++) {
+        gpt2_kernels_select(names[k])->quantize(xq, xd, x, N);
+        for (size_t b = 0; b < BLOCKS; b++) {
+            float amax = 0;
+            bool nan = false;
+            for (size_t i = 0; i < Q8_BLOCK; i++) {
+                const float v = x[b * Q8_BLOCK + i];
+                nan = nan || isnan(v);
+                if (fabsf(v) > amax) amax = fabsf(v);
+                for (size_t t = 0; t < Q8_TERMS; t++)
+                    if (xq[t * N + b * Q8_BLOCK + i] < 1)
+                        fail_msg("%s: block %zu value %zu: digit -128", names[k], b, i);
+            }
+            if (nan) continue; /* its digits were checked above; its value is garbage */
+            const bool zero = amax < 0x1p-64f;
+            if (xd[b] != (zero ? 0.0f : amax / (float)Q8_QMAX))
+                fail_msg("%s: block %zu: unit %g for amax %g", names[k], b, (double)xd[b], (double)amax);
+            const double s = zero ? 0.0 : (double)((float)Q8_QMAX / amax);
+            for (size_t i = 0; i < Q8_BLOCK; i++) {
+                const size_t j = b * Q8_BLOCK + i;
+                long q[Q8_TERMS];
+                for (size_t t = 0; t < Q8_TERMS; t++) q[t] = (long)xq[t * N + j] - 128;
+                const long whole = 255 * 255 * q[0] + 255 * q[1] + q[2];
+                if (zero) {
+                    if (whole != 0) fail_msg("%s: block %zu: %ld in a block of unit 0", names[k], b, whole);
+                    continue;
+                }
+                const double exact = (double)x[j] * s; /* float times float: exact in double */
+                if (fabs((double)whole - exact) > 0.5 + 1e-6 || labs(whole) > Q8_QMAX)
+                    fail_msg("%s: block %zu value %zu: %ld for %.17g", names[k], b, i, whole, exact);
+            }
+        }
+        if (k == 0) {
+            memcpy(first, xq, Q8_TERMS * N);
+            memcpy(first_d, xd, sizeof xd);
+        } else if (memcmp(first, xq, Q8_TERMS * N) != 0 || memcmp(first_d, xd, sizeof xd) != 0) {
+            fail_msg("%s quantizes differently from %s", names[k], names[0]);
+        }
+    }
+    /* The block reaching +-amax holds +-Q8_QMAX: digits 127, 0, 0. */
+    assert_int_equal(xq[Q8_BLOCK * 40 + 1], 128 + 127);
+    assert_int_equal(xq[N + Q8_BLOCK * 40 + 1], 128);
+    assert_int_equal(xq[2 * N + Q8_BLOCK * 40 + 1], 128);
+    printf("q8_0 quantization: %d blocks on %zu kernel sets, every value within half a unit\n", BLOCKS, nk);
+    free(x);
+    free(xq);
+    free(first);
 }
 
 #ifdef __linux__
@@ -578,6 +654,7 @@ int main(void) {
         cmocka_unit_test(test_copied_prefix_same_bits),
         cmocka_unit_test(test_borrowed_prefix_outlives_its_lender),
         cmocka_unit_test(test_matmul_tiles_same_bits),
+        cmocka_unit_test(test_quantize_digits),
 #ifdef __linux__
         cmocka_unit_test(test_default_threads_follow_affinity),
 #endif

@@ -134,7 +134,7 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     s->scores = malloc(product(&ovf, threads, kernels->attention_queries, t->n_ctx16, f));
     s->xt = malloc(product(&ovf, kernels->wide_rows, 4 * C, f, 1));
     s->xq = malloc(product(&ovf, max_rows, Q8_TERMS * 4 * C, 1, 1));
-    s->xd = malloc(product(&ovf, max_rows, Q8_TERMS * (4 * C / Q8_BLOCK + 1), f, 1));
+    s->xd = malloc(product(&ovf, max_rows, 4 * C / Q8_BLOCK + 1, f, 1));
     s->group_row = malloc(product(&ovf, max_rows, sizeof *s->group_row, 1, 1));
     s->group_len = malloc(product(&ovf, max_rows, sizeof *s->group_len, 1, 1));
     bool ok = !ovf && t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores && s->xt &&
@@ -325,8 +325,8 @@ static void run_quantize(void *ctx, size_t begin, size_t end, int thread) {
     (void)thread;
     QuantizeJob *job = ctx;
     for (size_t r = begin; r < end; r++)
-        job->k->quantize(job->xq + r * Q8_TERMS * job->n, job->xd + r * Q8_TERMS * (job->n / Q8_BLOCK),
-                         job->x + r * job->x_stride, job->n);
+        job->k->quantize(job->xq + r * Q8_TERMS * job->n, job->xd + r * (job->n / Q8_BLOCK), job->x + r * job->x_stride,
+                         job->n);
 }
 
 /* Columns of x per chunk of a transposition. */
@@ -547,7 +547,7 @@ void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop) {
     populate_write(s->scores, threads * t->kernels->attention_queries * t->n_ctx16 * f);
     populate_write(s->xt, t->kernels->wide_rows * 4 * C * f);
     populate_write(s->xq, rows * Q8_TERMS * 4 * C); /* q8_0 products only, but small */
-    populate_write(s->xd, rows * Q8_TERMS * (4 * C / Q8_BLOCK + 1) * f);
+    populate_write(s->xd, rows * (4 * C / Q8_BLOCK + 1) * f);
     /* Sequence 0 only: a first completion runs there, and the others'
      * memory stays untouched until they are used. */
     if (atomic_load_explicit(stop, memory_order_relaxed)) return;

@@ -61,7 +61,7 @@ typedef struct {
     float *scores;       /* [n_threads][attention_queries * n_ctx16] attention weights, per thread */
     float *xt;           /* [4C][wide_rows] a matrix input of a few rows, transposed */
     uint8_t *xq;         /* [max_rows][Q8_TERMS][4C] a matrix input quantized for q8_0 weights (kernels.h) */
-    float *xd;           /* [max_rows][4C / 32][Q8_TERMS] its block scales */
+    float *xd;           /* [max_rows][4C / 32] its blocks' units */
     uint32_t *group_row; /* [max_rows] first row of each attention group */
     uint32_t *group_len; /* [max_rows] its rows: one sequence, consecutive positions */
     size_t n_groups;

@@ -13,17 +13,20 @@
  *    upwards, acc = fma(x[k], w[k], acc), starting at +0.  Tiles, blocking
  *    and threads only change which chains run side by side.
  *  - With q8_0 weights the input row is quantized first, per block of 32
- *    values, to Q8_TERMS (3) int8 vectors (quantize below).  Quantizing v
- *    gives amax = max |v|, d = amax / 127 and q = round-half-even(v * (127
- *    / amax)) clamped to -127..127 (q = 0 and d = 0 when amax < 2^-64 or
- *    is NaN).  The block x gives (q1, d1); its remainder r1 = fma(q1, -d1,
- *    x) gives (q2, d2), and r2 = fma(q2, -d2, r1) gives (q3, d3), so that
- *    x = d1 q1 + d2 q2 + d3 q3 to about 23 bits, close to float32's 24
+ *    values, to 24-bit integers held as Q8_TERMS (3) int8 digits (quantize
+ *    below).  A block with amax = max |v| has the unit u = amax / Q8_QMAX
+ *    (Q8_QMAX = 127 * 255^2) and the integers Q nearest v * s (the exact
+ *    product, ties to even), s = Q8_QMAX / amax, clamped to -Q8_QMAX..
+ *    Q8_QMAX (Q = 0 and u = 0 when amax < 2^-64).  Q is written in
+ *    balanced base 255, Q = 255^2 q1 + 255 q2 + q3 with every digit in
+ *    -127..127, so that v = u Q to about 23 bits, close to float32's 24
  *    (one int8 would cost q8_0 its accuracy, and two, 16 bits, left logits
  *    of 50 off by 2.6e-3).  A block's products are the exact integer sums
- *    s_t = sum q_t q_w (|s| < 2^24, so (float)s is exact), and the row sum
- *    is the chain over the blocks acc = fma((float)s_t, d_w * d_t, acc)
- *    for t = 1, 2, 3, each d_w * d_t rounded once.  Integer sums are exact
+ *    s_t = sum q_t q_w, and the row sum is the chain over the blocks
+ *      acc = fma(fma((float)s1, 255^2, (float)(255 s2 + s3)), d_w * u, acc)
+ *    where 255 s2 + s3 is exact in int32, and (float) of it, the inner fma
+ *    and d_w * u each round once: one scaling per block, where a scale per
+ *    digit cost q8_0 prefill a tenth of its speed.  Integer sums are exact
  *    in any order, so each kernel set may form them with its own
  *    instructions.
  *  - A sum of n values (LayerNorm statistics, the softmax denominator) is
@@ -44,8 +47,10 @@
 
 #include "dtype.h"
 
-/* The int8 vectors a q8_0 product's input row is quantized to (above). */
+/* The int8 digits a q8_0 product's input values are quantized to, and the
+ * largest integer they hold (above). */
 #define Q8_TERMS 3
+#define Q8_QMAX 8258175 /* 127 * 255 * 255 */
 
 /* What a matrix product does with each result before storing it. */
 typedef enum {
@@ -69,8 +74,8 @@ typedef struct {
      * transposed, xt[k * n_x + m] = x[m][k]. */
     const float *xt;
     /* q8_0 weights only: x quantized row by row with KernelSet.quantize. */
-    const uint8_t *xq; /* [n_x][Q8_TERMS][w->cols] quants + 128: q1, q2, q3 */
-    const float *xd;   /* [n_x][w->cols / 32][Q8_TERMS] block scales d1, d2, d3 */
+    const uint8_t *xq; /* [n_x][Q8_TERMS][w->cols] digits + 128: q1, q2, q3 */
+    const float *xd;   /* [n_x][w->cols / 32] block units u */
 } MatmulArgs;
 
 /* One head of causal attention for n_q queries of one sequence at
@@ -115,8 +120,8 @@ typedef struct {
      * k in [k_begin, k_end): the transposed input of a wide product. */
     void (*transpose)(float *xt, const float *x, size_t x_stride, size_t n_x, size_t k_begin, size_t k_end);
     /* Quantizes x[0..n) (n a multiple of 32) for q8_0 weights, as above:
-     * xq[t * n + i] = q_t+1,i + 128 and xd[Q8_TERMS * b + t] = d_t+1 of
-     * block b, for t < Q8_TERMS. */
+     * xq[t * n + i] = q_t+1,i + 128 for t < Q8_TERMS, and xd[b] = u of
+     * block b. */
     void (*quantize)(uint8_t *xq, float *xd, const float *x, size_t n);
     /* out[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i], biased var. */
     void (*layernorm)(float *out, const float *x, const float *w, const float *b, size_t n, float eps);

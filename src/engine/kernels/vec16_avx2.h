@@ -182,10 +182,18 @@ static inline V16I vi_neg_bias(const uint8_t *block) {
     return vi_zero();
 }
 #define Q8_BIAS_TABLE 0
-static inline V16 vi_to_float(V16I acc, V16I bias) {
-    return v16_make(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc.lo, bias.lo)),
-                    _mm256_cvtepi32_ps(_mm256_sub_epi32(acc.hi, bias.hi)));
+static inline V16I vi_sub(V16I a, V16I b) {
+    V16I r = {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)};
+    return r;
 }
+static inline __m256i v16_base255_half(__m256i high, __m256i low) {
+    return _mm256_add_epi32(_mm256_sub_epi32(_mm256_slli_epi32(high, 8), high), low);
+}
+static inline V16I vi_base255(V16I high, V16I low) {
+    V16I r = {v16_base255_half(high.lo, low.lo), v16_base255_half(high.hi, low.hi)};
+    return r;
+}
+static inline V16 vi_to_float(V16I a) { return v16_make(_mm256_cvtepi32_ps(a.lo), _mm256_cvtepi32_ps(a.hi)); }
 
 #undef V16_MAP2
 #endif

@@ -107,7 +107,11 @@ static inline X4 x4_load(const uint8_t *p) {
 }
 static inline V16I vi_dot(V16I acc, X4 x, Q16 w) { return _mm512_dpbusd_epi32(acc, x, w); }
 static inline V16I vi_dot_bias(V16I bias, Q16 w) { return _mm512_dpbusd_epi32(bias, _mm512_set1_epi8((char)0x80), w); }
-static inline V16 vi_to_float(V16I acc, V16I bias) { return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, bias)); }
+static inline V16I vi_sub(V16I a, V16I b) { return _mm512_sub_epi32(a, b); }
+static inline V16I vi_base255(V16I high, V16I low) { /* (high << 8) - high + low */
+    return _mm512_add_epi32(_mm512_sub_epi32(_mm512_slli_epi32(high, 8), high), low);
+}
+static inline V16 vi_to_float(V16I a) { return _mm512_cvtepi32_ps(a); }
 /* Minus the bias of a whole q8_0 block (its 8 groups): where the sums of
  * many rows start, so that their tiles neither sum nor subtract it. */
 static inline V16I vi_neg_bias(const uint8_t *block) {

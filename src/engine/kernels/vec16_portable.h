@@ -134,7 +134,7 @@ static inline void v_store_q8(uint8_t *p, V16 v) { V16_FOR p[j] = (uint8_t)((int
  * V16I: 16 int32 lanes, one per panel row.  Q16: one group of a q8_0 block,
  * 16 rows x 4 quants (dtype.h).  X4: 4 activation quants, the same for every
  * row.  vi_dot adds, lane by lane, the 4 products of a row; vi_dot_bias
- * accumulates the correction that vi_to_float subtracts again (the AVX-512
+ * accumulates the correction that vi_sub takes off again (the AVX-512
  * instruction takes unsigned activations).  Every implementation ends with
  * the same exact integer sums. */
 typedef struct {
@@ -177,9 +177,18 @@ static inline V16I vi_neg_bias(const uint8_t *block) {
     return vi_zero();
 }
 #define Q8_BIAS_TABLE 0
-static inline V16 vi_to_float(V16I acc, V16I bias) {
+static inline V16I vi_sub(V16I a, V16I b) {
+    V16_FOR a.i[j] -= b.i[j];
+    return a;
+}
+/* 255 * high + low: the sums of two digits (kernels.h), exact in int32. */
+static inline V16I vi_base255(V16I high, V16I low) {
+    V16_FOR high.i[j] = 255 * high.i[j] + low.i[j];
+    return high;
+}
+static inline V16 vi_to_float(V16I a) {
     V16 r;
-    V16_FOR r.f[j] = (float)(acc.i[j] - bias.i[j]);
+    V16_FOR r.f[j] = (float)a.i[j];
     return r;
 }
 
