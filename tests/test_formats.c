@@ -45,7 +45,7 @@ static void check_layout(const char *shared, const char *source, const char *dty
     if (r.status != 0) fail_msg("gpt2-convert %s: %s", source, r.err.data);
     test_run_free(&r);
     /* The same bars for every dtype: q8_0 weights multiply activations
-     * quantized to three int8 terms, about 23 bits (kernels.h). */
+     * quantized to 24-bit integers in three int8 digits (kernels.h). */
     Checks k = {.logit_tol = 1e-3, .nll_tol = 1e-3, .mean_nll_tol = 1e-4, .margin_floor = 1e-3};
     check_model_against(out, exp, &k);
     printf("%s (%s): worst logit %.2g, nll %.2g, mean nll %.2g; argmax %zu/%zu, greedy %zu\n", source, dtype,
