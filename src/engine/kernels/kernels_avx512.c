@@ -23,7 +23,7 @@
 #define MM_WR 8
 #define MM_WNP 2
 #define MM_WR1 16
-/* 2 x 2 q8_0 tiles: with three input terms (kernels.h) a 4 x 2 tile's 32
+/* 2 x 2 q8_0 tiles: with three input digits (kernels.h) a 4 x 2 tile's 32
  * integer sums and accumulators spill (pp512, 124M, 2 threads: 4 x 2 1585,
  * 3 x 2 1767, 2 x 2 1812 tok/s). */
 #define MM_MR_Q8 2
