@@ -84,7 +84,9 @@ static inline float v_reduce_max(V16 v) {
     b = _mm_max_ss(b, _mm_movehdup_ps(b));
     return _mm_cvtss_f32(b);
 }
-static inline void v_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+/* Weights a product reads once: prefetched non-temporal (prefetchnta), so
+ * that they do not push the caches' other lines out (vec16_portable.h). */
+static inline void v_prefetch(const void *p) { __builtin_prefetch(p, 0, 0); }
 /* An 8 x 8 block transposed in place. */
 static inline void v16_transpose8(__m256 r[8]) {
     __m256 t[8], u[8];
