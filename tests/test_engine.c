@@ -459,7 +459,8 @@ static void test_borrowed_prefix_outlives_its_lender(void **state) {
  * gives, to the bit, on every kernel set and however the panels are split
  * between threads: 1 to 40 input rows (the one-row, wide and many-row
  * tiles, each with every number of rows left over) against every dtype,
- * with each epilogue, on a matrix whose last panel is partial. */
+ * with each epilogue, on a matrix whose last panel is partial.  Some q8_0
+ * quants are -128, which a GGUF file may hold and packing never writes. */
 static void test_matmul_tiles_same_bits(void **state) {
     (void)state;
     enum { ROWS = 200, COLS = 96, MAX_X = 40 };
@@ -490,6 +491,11 @@ static void test_matmul_tiles_same_bits(void **state) {
         void *panels = malloc(bytes);
         assert_non_null(panels);
         gpt2_panel_pack(dtypes[d], w, ROWS, COLS, panels);
+        if (dtypes[d] == DTYPE_Q8_0)
+            for (size_t r = 0; r < ROWS; r += 7) { /* a quant of -128 in every seventh row */
+                const size_t c = r * 5 % COLS, block = r / PANEL_ROWS * (COLS / Q8_BLOCK) + c / Q8_BLOCK;
+                ((uint8_t *)panels)[block * Q8_BLOCK_BYTES + q8_quant_offset(r % PANEL_ROWS, c % Q8_BLOCK)] = 0x80;
+            }
         const Matrix m = {dtypes[d], ROWS, COLS, panels};
         const size_t n_panels = (ROWS + PANEL_ROWS - 1) / PANEL_ROWS;
         for (size_t e = 0; e < sizeof epilogues / sizeof *epilogues; e++) {
