@@ -30,7 +30,15 @@
 #define MM_NP_Q8 2
 /* One row of q8_0 reads one panel at a time: a single stream, prefetched
  * 8 KiB ahead, streams 5-20% faster on a Zen 5 than four side by side,
- * whose 13 KB panels (768 columns) end before the prefetch pays. */
+ * whose 13 KB panels (768 columns) end before the prefetch pays.  What
+ * bounds that tile from the caches (about 88 GB/s a core on the Zen 5)
+ * is its 3 input broadcasts per 64 bytes of weights, about one a cycle
+ * in any form (vpbroadcastd, an embedded {1to16}, a 128-bit broadcast and
+ * vpshufd, vpermd): with the digits held in registers instead it read
+ * 141-185 GB/s, while taking out the quarter of its vpdpbusd that sum the
+ * bias (signed digits, weights made unsigned) changed nothing.  Two panels
+ * share each broadcast: 14% faster from L2, but decoding at 2 threads
+ * ran 5-7% slower from memory, so one panel stays. */
 #define MM_NP1_Q8 1
 #define AT_QUERIES 4
 #define AT_VECS 4
