@@ -53,7 +53,7 @@ typedef struct Gpt2 Gpt2;
 typedef struct {
     int n_threads;       /* 0: one per available CPU */
     uint32_t n_batch;    /* completions that may run at once; 0 means 1 */
-    const char *kernels; /* NULL: the fastest this CPU runs; or "portable", "avx2", "avx512" */
+    const char *kernels; /* NULL: the fastest this CPU runs; or "portable", "avx2", "avxvnni", "avx512" */
 } Gpt2Options;
 
 typedef struct {

@@ -79,10 +79,10 @@ static Gpt2 *open_model(const char *path, const char *kernels, int threads) {
 }
 
 /* The kernel sets this build and CPU can run. */
-static size_t available_kernels(const char *out[3]) {
-    static const char *const all[] = {"portable", "avx2", "avx512"};
+static size_t available_kernels(const char *out[4]) {
+    static const char *const all[] = {"portable", "avx2", "avxvnni", "avx512"};
     size_t n = 0;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 4; i++)
         if (gpt2_kernels_select(all[i])) out[n++] = all[i];
     return n;
 }
@@ -122,7 +122,7 @@ static void test_tiny_matches_reference(void **state) {
     (void)state;
     REQUIRE_SHARED(shared);
     Fixture *f = make_fixture(shared, "tiny", "f32");
-    const char *kernels[3];
+    const char *kernels[4];
     size_t nk = available_kernels(kernels);
     assert_true(nk >= 1); /* the portable set at least */
     float **first = NULL;
@@ -148,7 +148,7 @@ static void test_small_matches_reference(void **state) {
     (void)state;
     REQUIRE_SHARED(shared);
     Fixture *f = make_fixture(shared, "small", "f32");
-    const char *kernels[3];
+    const char *kernels[4];
     size_t nk = available_kernels(kernels);
     assert_true(nk >= 1); /* the portable set at least */
     float **first = NULL;
@@ -266,7 +266,7 @@ static void test_reduced_precision_same_bits(void **state) {
     (void)state;
     REQUIRE_SHARED(shared);
     static const char *const dtypes[] = {"f16", "bf16", "q8_0"};
-    const char *kernels[3];
+    const char *kernels[4];
     size_t nk = available_kernels(kernels);
     for (size_t d = 0; d < sizeof dtypes / sizeof *dtypes; d++) {
         Fixture *f = make_fixture(shared, "small", dtypes[d]);
@@ -466,7 +466,7 @@ static void test_matmul_tiles_same_bits(void **state) {
     enum { ROWS = 200, COLS = 96, MAX_X = 40 };
     static const DType dtypes[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0};
     static const Epilogue epilogues[] = {EPI_STORE, EPI_GELU, EPI_ADD};
-    const char *names[3];
+    const char *names[4];
     const size_t nk = available_kernels(names);
     float *w = malloc(ROWS * COLS * sizeof *w), *bias = malloc(ROWS * sizeof *bias);
     float *x = malloc(MAX_X * COLS * sizeof *x), *xt = malloc(16 * COLS * sizeof *xt);
@@ -576,7 +576,7 @@ static void test_quantize_digits(void **state) {
     for (size_t i = 0; i < Q8_BLOCK; i++) x[Q8_BLOCK * 42 + i] = 0.0f;
     for (size_t i = 0; i < Q8_BLOCK; i++) x[Q8_BLOCK * 43 + i] = i == 5 ? 0x1p-65f : 0.0f;
     x[Q8_BLOCK * 44 + 7] = NAN;
-    const char *names[3];
+    const char *names[4];
     const size_t nk = available_kernels(names);
     for (size_t k = 0; k < nk; k++) {
         gpt2_kernels_select(names[k])->quantize(xq, xd, x, N);

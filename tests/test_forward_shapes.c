@@ -334,7 +334,7 @@ static void check_shape(const char *shared, Shape s) {
 
     /* Every kernel set this CPU runs gives the same bits (kernels.h), the
      * heads of 64 dimensions (GPT-2's) included, which the fixtures lack. */
-    static const char *const sets[] = {"portable", "avx2", "avx512"};
+    static const char *const sets[] = {"portable", "avx2", "avxvnni", "avx512"};
     for (size_t k = 0; k < sizeof sets / sizeof *sets; k++) {
         for (int threads = 1; threads <= 2; threads++) {
             Gpt2Options o = {.n_threads = threads, .kernels = sets[k]};

@@ -6,7 +6,7 @@
 Isa bench_isa_of(const char *kernel_set) {
 #ifdef BENCH_X86
     if (strcmp(kernel_set, "avx512") == 0) return ISA_AVX512;
-    if (strcmp(kernel_set, "avx2") == 0) return ISA_AVX2;
+    if (strcmp(kernel_set, "avx2") == 0 || strcmp(kernel_set, "avxvnni") == 0) return ISA_AVX2;
 #endif
     (void)kernel_set;
     return ISA_SCALAR;

@@ -42,7 +42,7 @@ static const char usage[] = "usage: gpt2-bench [options] MODEL...\n"
                             "  --limits         measure the machine's limits only (no model needed)\n"
                             "  -h, --help       show this help\n"
                             "\n"
-                            "GPT2_KERNELS=portable|avx2|avx512 measures that kernel set instead of the best.\n";
+                            "GPT2_KERNELS=portable|avx2|avxvnni|avx512 measures that kernel set instead of the best.\n";
 
 /* ---- options ------------------------------------------------------------------ */
 

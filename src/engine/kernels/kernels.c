@@ -20,7 +20,7 @@
  * registers (AVX needs the YMM state, AVX-512 also the opmask and ZMM
  * state).  Both are needed before a single instruction may run. */
 typedef struct {
-    bool avx2, avx512;
+    bool avx2, avxvnni, avx512;
 } CpuFeatures;
 
 static uint64_t xgetbv0(void) {
@@ -30,7 +30,7 @@ static uint64_t xgetbv0(void) {
 }
 
 static CpuFeatures cpu_features(void) {
-    CpuFeatures f = {false, false};
+    CpuFeatures f = {false, false, false};
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
     const bool fma = c >> 12 & 1, osxsave = c >> 27 & 1, avx = c >> 28 & 1, f16c = c >> 29 & 1;
@@ -42,12 +42,15 @@ static CpuFeatures cpu_features(void) {
     const bool avx512vnni = c >> 11 & 1;
     f.avx2 = ymm_state && avx2 && fma && f16c;
     f.avx512 = f.avx2 && zmm_state && avx512f && avx512bw && avx512vl && avx512vnni;
+    /* AVX-VNNI (the VEX-encoded vpdpbusd): leaf 7, subleaf 1, EAX bit 4. */
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avxvnni = f.avx2 && (a >> 4 & 1);
     return f;
 }
 
 static bool cpu_has(const char *set) {
     CpuFeatures f = cpu_features();
     if (strcmp(set, "avx512") == 0) return f.avx512;
+    if (strcmp(set, "avxvnni") == 0) return f.avxvnni;
     if (strcmp(set, "avx2") == 0) return f.avx2;
     return false;
 }
@@ -59,7 +62,7 @@ static bool cpu_has(const char *set) {
 #endif
 
 const KernelSet *gpt2_kernels_select(const char *force) {
-    const KernelSet *sets[] = {&gpt2_kernels_avx512, &gpt2_kernels_avx2, &gpt2_kernels_portable};
+    const KernelSet *sets[] = {&gpt2_kernels_avx512, &gpt2_kernels_avxvnni, &gpt2_kernels_avx2, &gpt2_kernels_portable};
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
         const KernelSet *k = sets[i];
         if (!k->name) continue; /* not compiled in */

@@ -1,11 +1,13 @@
 /* kernels.h - the numeric kernels: matrix products, LayerNorm, attention.
  *
  * Owns every floating-point loop the forward pass runs, behind one table of
- * function pointers (KernelSet) with three implementations: AVX-512, AVX2
- * and portable C.  The best one the CPU supports is picked at run time
- * (AVX-512 needs F, BW, VL and VNNI; without VNNI a CPU gets AVX2).
+ * function pointers (KernelSet) with four implementations: AVX-512,
+ * AVX2 with AVX-VNNI, AVX2 and portable C.  The best one the CPU supports
+ * is picked at run time (AVX-512 needs F, BW, VL and VNNI; without them a
+ * CPU with AVX-VNNI gets the avxvnni set, which is the AVX2 set with
+ * vpdpbusd for q8_0).
  *
- * All three give bit-identical results, and a result never depends on how
+ * All four give bit-identical results, and a result never depends on how
  * the work is split between threads or batched, because every kernel fixes
  * the order of its arithmetic:
  *
@@ -109,7 +111,7 @@ typedef struct {
 } AttentionArgs;
 
 typedef struct {
-    const char *name;         /* "avx512", "avx2" or "portable" */
+    const char *name;         /* "avx512", "avxvnni", "avx2" or "portable" */
     size_t tile_panels;       /* split a matrix between threads in multiples of this many panels */
     size_t wide_rows;         /* up to this many input rows, a product wants x transposed too */
     size_t attention_queries; /* the most queries one attention call takes */
@@ -129,12 +131,13 @@ typedef struct {
 } KernelSet;
 
 extern const KernelSet gpt2_kernels_portable;
-extern const KernelSet gpt2_kernels_avx2;   /* name is NULL when not compiled in */
-extern const KernelSet gpt2_kernels_avx512; /* likewise */
+extern const KernelSet gpt2_kernels_avx2;    /* name is NULL when not compiled in */
+extern const KernelSet gpt2_kernels_avxvnni; /* likewise */
+extern const KernelSet gpt2_kernels_avx512;  /* likewise */
 
-/* The fastest set this CPU runs.  `force` ("portable", "avx2", "avx512")
- * asks for one set, as GPT2_KERNELS does; NULL chooses.  Returns NULL when
- * the forced set is unknown or unsupported here. */
+/* The fastest set this CPU runs.  `force` ("portable", "avx2", "avxvnni",
+ * "avx512") asks for one set, as GPT2_KERNELS does; NULL chooses.  Returns
+ * NULL when the forced set is unknown or unsupported here. */
 const KernelSet *gpt2_kernels_select(const char *force);
 
 #endif

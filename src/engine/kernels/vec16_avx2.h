@@ -2,7 +2,8 @@
  *
  * A vector is a pair of ymm registers, lanes 0-7 and 8-15.  Every operation
  * computes exactly what its twin in vec16_portable.h computes.  Needs AVX2,
- * FMA and F16C.
+ * FMA and F16C; compiled with AVX-VNNI too (kernels_avxvnni.c), its integer
+ * dot products take vpdpbusd instead.
  */
 #ifndef GPT2_VEC16_AVX2_H
 #define GPT2_VEC16_AVX2_H
@@ -136,6 +137,48 @@ static inline void v_store_q8(uint8_t *p, V16 v) {
     _mm_storeu_si128((__m128i *)(void *)p, b);
 }
 
+#if defined(__AVXVNNI__)
+/* Integer dot products (see vec16_portable.h) with AVX-VNNI's vpdpbusd on
+ * 8 lanes, as in vec16_avx512.h: it multiplies unsigned by signed bytes,
+ * so the activations go in as q + 128 and vi_dot_bias sums 128 * w to take
+ * off again.  Rows 0-7 are the low half. */
+typedef struct {
+    __m256i lo, hi;
+} V16I;
+typedef struct {
+    __m256i lo, hi;
+} Q16;
+typedef __m256i X4; /* the 4 activation bytes, q + 128, in every 32-bit lane */
+
+static inline V16I vi_zero(void) {
+    V16I r = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    return r;
+}
+static inline Q16 q16_load(const uint8_t *p) {
+    Q16 q = {_mm256_loadu_si256((const __m256i *)(const void *)p),
+             _mm256_loadu_si256((const __m256i *)(const void *)(p + 32))};
+    return q;
+}
+static inline X4 x4_load(const uint8_t *p) {
+    int32_t x;
+    memcpy(&x, p, 4);
+    return _mm256_set1_epi32(x);
+}
+static inline V16I vi_dot(V16I acc, X4 x, Q16 w) {
+    V16I r = {_mm256_dpbusd_avx_epi32(acc.lo, x, w.lo), _mm256_dpbusd_avx_epi32(acc.hi, x, w.hi)};
+    return r;
+}
+static inline V16I vi_dot_bias(V16I bias, Q16 w) { return vi_dot(bias, _mm256_set1_epi8((char)0x80), w); }
+/* Minus the bias of a whole q8_0 block (its 8 groups): where the sums of
+ * many rows start, so that their tiles neither sum nor subtract it. */
+static inline V16I vi_neg_bias(const uint8_t *block) {
+    V16I bias = vi_zero();
+    for (int g = 0; g < 8; g++) bias = vi_dot_bias(bias, q16_load(block + 32 + 64 * g));
+    V16I r = {_mm256_sub_epi32(_mm256_setzero_si256(), bias.lo), _mm256_sub_epi32(_mm256_setzero_si256(), bias.hi)};
+    return r;
+}
+#define Q8_BIAS_TABLE 1
+#else
 /* Integer dot products (see vec16_portable.h) with vpmaddubsw, which
  * multiplies unsigned by signed bytes and adds pairs into saturating int16:
  * |w| times x with the sign of w, at most 2 * 128 * 127 < 2^15, so nothing
@@ -184,6 +227,7 @@ static inline V16I vi_neg_bias(const uint8_t *block) {
     return vi_zero();
 }
 #define Q8_BIAS_TABLE 0
+#endif
 static inline V16I vi_sub(V16I a, V16I b) {
     V16I r = {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)};
     return r;

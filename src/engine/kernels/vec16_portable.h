@@ -139,9 +139,9 @@ static inline void v_store_q8(uint8_t *p, V16 v) { V16_FOR p[j] = (uint8_t)((int
  * V16I: 16 int32 lanes, one per panel row.  Q16: one group of a q8_0 block,
  * 16 rows x 4 quants (dtype.h).  X4: 4 activation quants, the same for every
  * row.  vi_dot adds, lane by lane, the 4 products of a row; vi_dot_bias
- * accumulates the correction that vi_sub takes off again (the AVX-512
- * instruction takes unsigned activations).  Every implementation ends with
- * the same exact integer sums. */
+ * accumulates the correction that vi_sub takes off again (vpdpbusd, of the
+ * avx512 and avxvnni sets, takes unsigned activations).  Every
+ * implementation ends with the same exact integer sums. */
 typedef struct {
     int32_t i[16];
 } V16I;
