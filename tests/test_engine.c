@@ -82,7 +82,7 @@ static Gpt2 *open_model(const char *path, const char *kernels, int threads) {
 static size_t available_kernels(const char *out[4]) {
     static const char *const all[] = {"portable", "avx2", "avxvnni", "avx512"};
     size_t n = 0;
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (gpt2_kernels_select(all[i])) out[n++] = all[i];
     return n;
 }

@@ -137,23 +137,24 @@ static inline void v_store_q8(uint8_t *p, V16 v) {
     _mm_storeu_si128((__m128i *)(void *)p, b);
 }
 
+/* Integer dot products: 16 int32 sums, rows 0-7 in the low half. */
+typedef struct {
+    __m256i lo, hi;
+} V16I;
+static inline V16I vi_zero(void) {
+    V16I r = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    return r;
+}
 #if defined(__AVXVNNI__)
 /* Integer dot products (see vec16_portable.h) with AVX-VNNI's vpdpbusd on
  * 8 lanes, as in vec16_avx512.h: it multiplies unsigned by signed bytes,
  * so the activations go in as q + 128 and vi_dot_bias sums 128 * w to take
- * off again.  Rows 0-7 are the low half. */
-typedef struct {
-    __m256i lo, hi;
-} V16I;
+ * off again. */
 typedef struct {
     __m256i lo, hi;
 } Q16;
 typedef __m256i X4; /* the 4 activation bytes, q + 128, in every 32-bit lane */
 
-static inline V16I vi_zero(void) {
-    V16I r = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    return r;
-}
 static inline Q16 q16_load(const uint8_t *p) {
     Q16 q = {_mm256_loadu_si256((const __m256i *)(const void *)p),
              _mm256_loadu_si256((const __m256i *)(const void *)(p + 32))};
@@ -169,33 +170,18 @@ static inline V16I vi_dot(V16I acc, X4 x, Q16 w) {
     return r;
 }
 static inline V16I vi_dot_bias(V16I bias, Q16 w) { return vi_dot(bias, _mm256_set1_epi8((char)0x80), w); }
-/* Minus the bias of a whole q8_0 block (its 8 groups): where the sums of
- * many rows start, so that their tiles neither sum nor subtract it. */
-static inline V16I vi_neg_bias(const uint8_t *block) {
-    V16I bias = vi_zero();
-    for (int g = 0; g < 8; g++) bias = vi_dot_bias(bias, q16_load(block + 32 + 64 * g));
-    V16I r = {_mm256_sub_epi32(_mm256_setzero_si256(), bias.lo), _mm256_sub_epi32(_mm256_setzero_si256(), bias.hi)};
-    return r;
-}
 #define Q8_BIAS_TABLE 1
 #else
 /* Integer dot products (see vec16_portable.h) with vpmaddubsw, which
  * multiplies unsigned by signed bytes and adds pairs into saturating int16:
  * |w| times x with the sign of w, at most 2 * 128 * 127 < 2^15, so nothing
  * saturates and every sum is exact.  A Q16 carries its quants and their
- * magnitudes; rows 0-7 are the low half. */
-typedef struct {
-    __m256i lo, hi;
-} V16I;
+ * magnitudes. */
 typedef struct {
     __m256i lo, hi, abs_lo, abs_hi;
 } Q16;
 typedef __m256i X4; /* the 4 signed quants, in every 32-bit lane */
 
-static inline V16I vi_zero(void) {
-    V16I r = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    return r;
-}
 static inline Q16 q16_load(const uint8_t *p) {
     Q16 q;
     q.lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
@@ -221,12 +207,7 @@ static inline V16I vi_dot_bias(V16I bias, Q16 w) {
     (void)w;
     return bias;
 }
-/* This set's sums need no bias: nothing to table. */
-static inline V16I vi_neg_bias(const uint8_t *block) {
-    (void)block;
-    return vi_zero();
-}
-#define Q8_BIAS_TABLE 0
+#define Q8_BIAS_TABLE 0 /* this set's sums need no bias: nothing to table */
 #endif
 static inline V16I vi_sub(V16I a, V16I b) {
     V16I r = {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)};

@@ -114,13 +114,6 @@ static inline V16I vi_base255(V16I high, V16I low) { /* (high << 8) - high + low
     return _mm512_add_epi32(_mm512_sub_epi32(_mm512_slli_epi32(high, 8), high), low);
 }
 static inline V16 vi_to_float(V16I a) { return _mm512_cvtepi32_ps(a); }
-/* Minus the bias of a whole q8_0 block (its 8 groups): where the sums of
- * many rows start, so that their tiles neither sum nor subtract it. */
-static inline V16I vi_neg_bias(const uint8_t *block) {
-    V16I bias = vi_zero();
-    for (int g = 0; g < 8; g++) bias = vi_dot_bias(bias, q16_load(block + 32 + 64 * g));
-    return _mm512_sub_epi32(vi_zero(), bias);
-}
 #define Q8_BIAS_TABLE 1
 
 #endif

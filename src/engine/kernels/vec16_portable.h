@@ -176,12 +176,7 @@ static inline V16I vi_dot_bias(V16I bias, Q16 w) {
     (void)w;
     return bias;
 }
-/* This set's sums need no bias: nothing to table. */
-static inline V16I vi_neg_bias(const uint8_t *block) {
-    (void)block;
-    return vi_zero();
-}
-#define Q8_BIAS_TABLE 0
+#define Q8_BIAS_TABLE 0 /* this set's sums need no bias: nothing to table */
 static inline V16I vi_sub(V16I a, V16I b) {
     V16_FOR a.i[j] -= b.i[j];
     return a;
