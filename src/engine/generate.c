@@ -48,7 +48,7 @@ typedef struct {
     Tokenizer *tok;
     const Gpt2Callbacks *cb;
     Slot *slots;        /* [t->n_seq] */
-    float *logits;      /* [t->n_seq][n_vocab] */
+    float *logits;      /* [t->n_seq][n_vocab] t->state.logits: kept with the model, its pages stay in */
     float *raw;         /* [n_vocab] a row of logits as the model gave them, for log-probabilities */
     int32_t *row_token; /* [max_rows] the batch being assembled */
     uint32_t *row_pos, *row_seq;
@@ -426,7 +426,7 @@ bool gpt2_generate_run(Transformer *t, Tokenizer *tok, const Gpt2Feed *feed, con
     Run run = {t, tok, cb ? cb : &no_callbacks, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false};
     const size_t n_vocab = t->model->config.n_vocab;
     run.slots = calloc(t->n_seq, sizeof *run.slots);
-    run.logits = malloc(t->n_seq * n_vocab * sizeof(float));
+    run.logits = t->state.logits;
     run.raw = malloc(n_vocab * sizeof(float));
     run.row_token = malloc(t->max_rows * sizeof *run.row_token);
     run.row_pos = malloc(t->max_rows * sizeof *run.row_pos);
@@ -467,7 +467,6 @@ bool gpt2_generate_run(Transformer *t, Tokenizer *tok, const Gpt2Feed *feed, con
     for (uint32_t q = 0; run.slots && q < t->n_seq; q++) /* after a failure */
         if (run.slots[q].active) free_slot(&run.slots[q]);
     free(run.slots);
-    free(run.logits);
     free(run.raw);
     free(run.row_token);
     free(run.row_pos);

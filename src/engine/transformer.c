@@ -135,10 +135,11 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     s->xt = malloc(product(&ovf, kernels->wide_rows, 4 * C, f, 1));
     s->xq = malloc(product(&ovf, max_rows, Q8_TERMS * 4 * C, 1, 1));
     s->xd = malloc(product(&ovf, max_rows, 4 * C / Q8_BLOCK + 1, f, 1));
+    s->logits = malloc(product(&ovf, n_seq, c->n_vocab, f, 1));
     s->group_row = malloc(product(&ovf, max_rows, sizeof *s->group_row, 1, 1));
     s->group_len = malloc(product(&ovf, max_rows, sizeof *s->group_len, 1, 1));
     bool ok = !ovf && t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores && s->xt &&
-              s->xq && s->xd && s->group_row && s->group_len;
+              s->xq && s->xd && s->logits && s->group_row && s->group_len;
     /* check_cache_size checked these products and the page added below. */
     const size_t per_layer_k = t->n_ctx16 * C, per_layer_v = (size_t)c->n_ctx * C;
     for (size_t i = 0; ok && i < n_seq; i++) {
@@ -175,6 +176,7 @@ void gpt2_transformer_free(Transformer *t) {
     free(t->state.xt);
     free(t->state.xq);
     free(t->state.xd);
+    free(t->state.logits);
     free(t->state.group_row);
     free(t->state.group_len);
     memset(t, 0, sizeof *t);
@@ -555,6 +557,9 @@ void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop) {
     PopulateJob job = {t, kv, 0, FIRST_POSITIONS}; /* n_ctx16 is a multiple of 16 */
     run_populate(&job, 0, (size_t)c->n_layer * c->n_head, 0);
     atomic_store_explicit(&kv->prepopulated, FIRST_POSITIONS, memory_order_release);
+    /* Last, as in the pass: the row of logits its output head writes. */
+    if (atomic_load_explicit(stop, memory_order_relaxed)) return;
+    populate_write(s->logits, c->n_vocab * f);
 }
 
 /* ---- the spine ------------------------------------------------------------ */

@@ -62,6 +62,7 @@ typedef struct {
     float *xt;           /* [4C][wide_rows] a matrix input of a few rows, transposed */
     uint8_t *xq;         /* [max_rows][Q8_TERMS][4C] a matrix input quantized for q8_0 weights (kernels.h) */
     float *xd;           /* [max_rows][4C / 32] its blocks' units */
+    float *logits;       /* [n_seq][n_vocab] where the generation loop has a step's wanted rows' logits written */
     uint32_t *group_row; /* [max_rows] first row of each attention group */
     uint32_t *group_len; /* [max_rows] its rows: one sequence, consecutive positions */
     size_t n_groups;
@@ -120,10 +121,10 @@ void gpt2_transformer_head(Transformer *t, const float *x, size_t n, float *logi
 void gpt2_capture_layer(Transformer *t, const Batch *b, size_t layer);
 
 /* Brings in, writable, the fresh pages that a first forward pass of a
- * short prompt writes: the first rows of the scratch buffers and the
- * first block of positions of sequence 0's key/value slices (then records
- * them in its prepopulated, so that the pass does not populate them
- * again).  A page's first write costs a fault, far dearer on a virtual
+ * short prompt writes: the first rows of the scratch buffers, the first
+ * block of positions of sequence 0's key/value slices (then records them
+ * in its prepopulated, so that the pass does not populate them again) and
+ * the first row of state.logits.  A page's first write costs a fault, far dearer on a virtual
  * machine than bringing it in here, from another thread, before the pass
  * needs it.  Safe beside a running forward pass (it changes no byte the
  * pass reads); returns early once *stop is set. */
