@@ -81,7 +81,7 @@ void test_rmtree(const char *dir) {
 
 const char *test_build_dir(void) {
     const char *env = getenv("GPT2_BUILD_DIR");
-    return env && *env ? env : ".";
+    return env && *env ? env : GPT2_BINARY_DIR; /* the programs beside the tests, from any directory */
 }
 
 void test_convert(const char *hf_dir, const char *shared, const char *dtype, const char *out_path) {

@@ -49,7 +49,8 @@ void test_rmtree(const char *dir);
  * for it (out_path.partial...). */
 bool test_has_partial(const char *out_path);
 
-/* The build directory holding the gpt2 and gpt2-convert binaries. */
+/* The build directory holding the gpt2 and gpt2-convert binaries: $GPT2_BUILD_DIR,
+ * else the one the tests were built in. */
 const char *test_build_dir(void);
 
 /* Converts the Hugging Face folder hf_dir with the built gpt2-convert into
