@@ -40,6 +40,7 @@
  * share each broadcast: 14% faster from L2, but decoding at 2 threads
  * ran 5-7% slower from memory, so one panel stays. */
 #define MM_NP1_Q8 1
+#define MM_ODD_Q8 1
 #define AT_QUERIES 4
 #define AT_VECS 4
 #define GPT2_KERNELS_BODY_OK 1
