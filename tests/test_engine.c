@@ -550,6 +550,61 @@ static void test_matmul_tiles_same_bits(void **state) {
     free(xd);
 }
 
+/* q8_0 rows longer than a many-row tile's bias table (Q8_TABLE_BLOCKS,
+ * 256 blocks: a row of 8192 values) sum the bias in every tile instead;
+ * GPT-2's shapes never get there, a model file may.  Every row count up
+ * to 9 (the tiles of 1, 2 and 3 rows), every kernel set, the same bits as
+ * the portable set one row at a time. */
+static void test_matmul_q8_long_rows_same_bits(void **state) {
+    (void)state;
+    enum { ROWS = 32, COLS = 257 * Q8_BLOCK, MAX_X = 9 };
+    const char *names[4];
+    const size_t nk = available_kernels(names);
+    float *w = malloc(ROWS * COLS * sizeof *w), *x = malloc(MAX_X * COLS * sizeof *x);
+    float *y = malloc(MAX_X * ROWS * sizeof *y), *want = malloc(MAX_X * ROWS * sizeof *want);
+    uint8_t *xq = malloc(MAX_X * Q8_TERMS * COLS);
+    float *xd = malloc(MAX_X * (COLS / Q8_BLOCK) * sizeof *xd);
+    void *panels = malloc(gpt2_panel_matrix_bytes(DTYPE_Q8_0, ROWS, COLS));
+    assert_true(w && x && y && want && xq && xd && panels);
+    uint32_t seed = 777;
+    for (size_t i = 0; i < ROWS * COLS; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        w[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
+    }
+    for (size_t i = 0; i < MAX_X * COLS; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 16777216.0f * 4.0f - 2.0f;
+    }
+    gpt2_panel_pack(DTYPE_Q8_0, w, ROWS, COLS, panels);
+    const Matrix m = {DTYPE_Q8_0, ROWS, COLS, panels};
+    const size_t n_panels = ROWS / PANEL_ROWS;
+    const KernelSet *portable = gpt2_kernels_select("portable");
+    for (size_t r = 0; r < MAX_X; r++) {
+        MatmulArgs a = {&m, NULL, x + r * COLS, COLS, want + r * ROWS, ROWS, 1, EPI_STORE, NULL, xq, xd};
+        portable->quantize(xq, xd, x + r * COLS, COLS);
+        portable->matmul(&a, 0, n_panels);
+    }
+    for (size_t k = 0; k < nk; k++) {
+        const KernelSet *ks = gpt2_kernels_select(names[k]);
+        for (size_t n_x = 1; n_x <= MAX_X; n_x++) {
+            for (size_t r = 0; r < n_x; r++)
+                ks->quantize(xq + r * Q8_TERMS * COLS, xd + r * (COLS / Q8_BLOCK), x + r * COLS, COLS);
+            MatmulArgs a = {&m, NULL, x, COLS, y, ROWS, n_x, EPI_STORE, NULL, xq, xd};
+            ks->matmul(&a, 0, n_panels);
+            if (memcmp(y, want, n_x * ROWS * sizeof *y) != 0)
+                fail_msg("q8_0 rows of %d values, %zu input rows: the %s kernels differ from one row at a time",
+                         (int)COLS, n_x, names[k]);
+        }
+    }
+    free(w);
+    free(x);
+    free(y);
+    free(want);
+    free(xq);
+    free(xd);
+    free(panels);
+}
+
 /* q8_0 input quantization (kernels.h), on every kernel set: each value
  * becomes the integer nearest v * s, s = Q8_QMAX / amax, within half a
  * unit, written as three digits in -127..127 (stored plus 128) in
@@ -660,6 +715,7 @@ int main(void) {
         cmocka_unit_test(test_copied_prefix_same_bits),
         cmocka_unit_test(test_borrowed_prefix_outlives_its_lender),
         cmocka_unit_test(test_matmul_tiles_same_bits),
+        cmocka_unit_test(test_matmul_q8_long_rows_same_bits),
         cmocka_unit_test(test_quantize_digits),
 #ifdef __linux__
         cmocka_unit_test(test_default_threads_follow_affinity),
