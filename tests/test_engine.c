@@ -455,57 +455,54 @@ static void test_borrowed_prefix_outlives_its_lender(void **state) {
     free_fixture(f);
 }
 
-/* Every matrix-product tile gives each row what a product of that row alone
- * gives, to the bit, on every kernel set and however the panels are split
- * between threads: 1 to 40 input rows (the one-row, wide and many-row
- * tiles, each with every number of rows left over) against every dtype,
- * with each epilogue, on a matrix whose last panel is partial.  Some q8_0
- * quants are -128, which a GGUF file may hold and packing never writes. */
-static void test_matmul_tiles_same_bits(void **state) {
-    (void)state;
-    enum { ROWS = 200, COLS = 96, MAX_X = 40 };
-    static const DType dtypes[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0};
+/* Checks that every matrix-product tile gives each row what a product of
+ * that row alone gives, to the bit, on every kernel set and however the
+ * panels are split between threads: 1 to max_x input rows against each of
+ * the dtypes, with each epilogue, on a rows x cols matrix.  Some q8_0
+ * quants are -128, which a GGUF file may hold and packing never writes.
+ * Returns the number of (dtype, epilogue, kernel set, rows) cases. */
+static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t rows, size_t cols, size_t max_x) {
     static const Epilogue epilogues[] = {EPI_STORE, EPI_GELU, EPI_ADD};
     const char *names[4];
     const size_t nk = available_kernels(names);
-    float *w = malloc(ROWS * COLS * sizeof *w), *bias = malloc(ROWS * sizeof *bias);
-    float *x = malloc(MAX_X * COLS * sizeof *x), *xt = malloc(16 * COLS * sizeof *xt);
-    float *y = malloc(MAX_X * ROWS * sizeof *y);
-    float *want = malloc(MAX_X * ROWS * sizeof *want);
-    uint8_t *xq = malloc(MAX_X * Q8_TERMS * COLS);
-    float *xd = malloc(MAX_X * (COLS / Q8_BLOCK) * sizeof *xd);
+    float *w = malloc(rows * cols * sizeof *w), *bias = malloc(rows * sizeof *bias);
+    float *x = malloc(max_x * cols * sizeof *x), *xt = malloc(16 * cols * sizeof *xt);
+    float *y = malloc(max_x * rows * sizeof *y);
+    float *want = malloc(max_x * rows * sizeof *want);
+    uint8_t *xq = malloc(max_x * Q8_TERMS * cols);
+    float *xd = malloc(max_x * (cols / Q8_BLOCK) * sizeof *xd);
     assert_true(w && bias && x && xt && y && want && xq && xd);
     uint32_t seed = 12345;
-    for (size_t i = 0; i < ROWS * COLS; i++) {
+    for (size_t i = 0; i < rows * cols; i++) {
         seed = seed * 1664525u + 1013904223u;
         w[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
     }
-    for (size_t i = 0; i < ROWS; i++) bias[i] = 0.01f * (float)(i % 7) - 0.03f;
-    for (size_t i = 0; i < MAX_X * COLS; i++) {
+    for (size_t i = 0; i < rows; i++) bias[i] = 0.01f * (float)(i % 7) - 0.03f;
+    for (size_t i = 0; i < max_x * cols; i++) {
         seed = seed * 1664525u + 1013904223u;
         x[i] = (float)(seed >> 8) / 16777216.0f * 4.0f - 2.0f;
     }
     size_t checked = 0;
-    for (size_t d = 0; d < sizeof dtypes / sizeof *dtypes; d++) {
-        const uint64_t bytes = gpt2_panel_matrix_bytes(dtypes[d], ROWS, COLS);
+    for (size_t d = 0; d < n_dtypes; d++) {
+        const uint64_t bytes = gpt2_panel_matrix_bytes(dtypes[d], rows, cols);
         void *panels = malloc(bytes);
         assert_non_null(panels);
-        gpt2_panel_pack(dtypes[d], w, ROWS, COLS, panels);
+        gpt2_panel_pack(dtypes[d], w, rows, cols, panels);
         if (dtypes[d] == DTYPE_Q8_0)
-            for (size_t r = 0; r < ROWS; r += 7) { /* a quant of -128 in every seventh row */
-                const size_t c = r * 5 % COLS, block = r / PANEL_ROWS * (COLS / Q8_BLOCK) + c / Q8_BLOCK;
+            for (size_t r = 0; r < rows; r += 7) { /* a quant of -128 in every seventh row */
+                const size_t c = r * 5 % cols, block = r / PANEL_ROWS * (cols / Q8_BLOCK) + c / Q8_BLOCK;
                 ((uint8_t *)panels)[block * Q8_BLOCK_BYTES + q8_quant_offset(r % PANEL_ROWS, c % Q8_BLOCK)] = 0x80;
             }
-        const Matrix m = {dtypes[d], ROWS, COLS, panels};
-        const size_t n_panels = (ROWS + PANEL_ROWS - 1) / PANEL_ROWS;
+        const Matrix m = {dtypes[d], rows, cols, panels};
+        const size_t n_panels = (rows + PANEL_ROWS - 1) / PANEL_ROWS;
         for (size_t e = 0; e < sizeof epilogues / sizeof *epilogues; e++) {
             /* The reference: the portable set, one row at a time. */
             const KernelSet *portable = gpt2_kernels_select("portable");
-            for (size_t r = 0; r < MAX_X; r++) {
-                for (size_t i = 0; i < ROWS; i++) want[r * ROWS + i] = 0.5f * (float)i;
-                MatmulArgs a = {&m, bias, x + r * COLS, COLS, want + r * ROWS, ROWS, 1, epilogues[e], NULL, NULL, NULL};
+            for (size_t r = 0; r < max_x; r++) {
+                for (size_t i = 0; i < rows; i++) want[r * rows + i] = 0.5f * (float)i;
+                MatmulArgs a = {&m, bias, x + r * cols, cols, want + r * rows, rows, 1, epilogues[e], NULL, NULL, NULL};
                 if (dtypes[d] == DTYPE_Q8_0) {
-                    portable->quantize(xq, xd, x + r * COLS, COLS);
+                    portable->quantize(xq, xd, x + r * cols, cols);
                     a.xq = xq;
                     a.xd = xd;
                 }
@@ -513,23 +510,23 @@ static void test_matmul_tiles_same_bits(void **state) {
             }
             for (size_t k = 0; k < nk; k++) {
                 const KernelSet *ks = gpt2_kernels_select(names[k]);
-                for (size_t n_x = 1; n_x <= MAX_X; n_x++) {
-                    for (size_t i = 0; i < n_x * ROWS; i++) y[i] = 0.5f * (float)(i % ROWS);
-                    MatmulArgs a = {&m, bias, x, COLS, y, ROWS, n_x, epilogues[e], NULL, NULL, NULL};
+                for (size_t n_x = 1; n_x <= max_x; n_x++) {
+                    for (size_t i = 0; i < n_x * rows; i++) y[i] = 0.5f * (float)(i % rows);
+                    MatmulArgs a = {&m, bias, x, cols, y, rows, n_x, epilogues[e], NULL, NULL, NULL};
                     if (dtypes[d] == DTYPE_Q8_0) {
                         for (size_t r = 0; r < n_x; r++)
-                            ks->quantize(xq + r * Q8_TERMS * COLS, xd + r * (COLS / Q8_BLOCK), x + r * COLS, COLS);
+                            ks->quantize(xq + r * Q8_TERMS * cols, xd + r * (cols / Q8_BLOCK), x + r * cols, cols);
                         a.xq = xq;
                         a.xd = xd;
                     } else if (n_x >= 2 && n_x <= ks->wide_rows) {
-                        ks->transpose(xt, x, COLS, n_x, 0, COLS);
+                        ks->transpose(xt, x, cols, n_x, 0, cols);
                         a.xt = xt;
                     }
                     /* Chunks as the thread pool cuts them: whole tiles, then a short one. */
                     const size_t chunk = ks->tile_panels * (1 + n_x % 3);
                     for (size_t p = 0; p < n_panels; p += chunk)
                         ks->matmul(&a, p, p + chunk < n_panels ? p + chunk : n_panels);
-                    if (memcmp(y, want, n_x * ROWS * sizeof *y) != 0)
+                    if (memcmp(y, want, n_x * rows * sizeof *y) != 0)
                         fail_msg("%s weights, epilogue %d, %zu rows: the %s kernels differ from one row at a time",
                                  gpt2_dtype_name(dtypes[d]), (int)epilogues[e], n_x, names[k]);
                     checked++;
@@ -538,8 +535,6 @@ static void test_matmul_tiles_same_bits(void **state) {
         }
         free(panels);
     }
-    printf("matrix products: %zu shapes x dtypes x epilogues x kernel sets, all the same bits as one row at a time\n",
-           checked);
     free(w);
     free(bias);
     free(x);
@@ -548,61 +543,29 @@ static void test_matmul_tiles_same_bits(void **state) {
     free(want);
     free(xq);
     free(xd);
+    return checked;
+}
+
+/* The tiles on 1 to 40 input rows (the one-row, wide and many-row tiles,
+ * each with every number of rows left over) against every dtype, on a
+ * matrix whose last panel is partial. */
+static void test_matmul_tiles_same_bits(void **state) {
+    (void)state;
+    static const DType dtypes[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0};
+    size_t checked = check_tiles_same_bits(dtypes, sizeof dtypes / sizeof *dtypes, 200, 96, 40);
+    printf("matrix products: %zu shapes x dtypes x epilogues x kernel sets, all the same bits as one row at a time\n",
+           checked);
 }
 
 /* q8_0 rows longer than a many-row tile's bias table (Q8_TABLE_BLOCKS,
  * 256 blocks: a row of 8192 values) sum the bias in every tile instead;
- * GPT-2's shapes never get there, a model file may.  Every row count up
- * to 9 (the tiles of 1, 2 and 3 rows), every kernel set, the same bits as
- * the portable set one row at a time. */
+ * GPT-2's shapes never get there, a model file may.  1 to 9 input rows
+ * (the tiles of 1, 2 and 3 rows). */
 static void test_matmul_q8_long_rows_same_bits(void **state) {
     (void)state;
-    enum { ROWS = 32, COLS = 257 * Q8_BLOCK, MAX_X = 9 };
+    static const DType q8[] = {DTYPE_Q8_0};
     const char *names[4];
-    const size_t nk = available_kernels(names);
-    float *w = malloc(ROWS * COLS * sizeof *w), *x = malloc(MAX_X * COLS * sizeof *x);
-    float *y = malloc(MAX_X * ROWS * sizeof *y), *want = malloc(MAX_X * ROWS * sizeof *want);
-    uint8_t *xq = malloc(MAX_X * Q8_TERMS * COLS);
-    float *xd = malloc(MAX_X * (COLS / Q8_BLOCK) * sizeof *xd);
-    void *panels = malloc(gpt2_panel_matrix_bytes(DTYPE_Q8_0, ROWS, COLS));
-    assert_true(w && x && y && want && xq && xd && panels);
-    uint32_t seed = 777;
-    for (size_t i = 0; i < ROWS * COLS; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        w[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
-    }
-    for (size_t i = 0; i < MAX_X * COLS; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = (float)(seed >> 8) / 16777216.0f * 4.0f - 2.0f;
-    }
-    gpt2_panel_pack(DTYPE_Q8_0, w, ROWS, COLS, panels);
-    const Matrix m = {DTYPE_Q8_0, ROWS, COLS, panels};
-    const size_t n_panels = ROWS / PANEL_ROWS;
-    const KernelSet *portable = gpt2_kernels_select("portable");
-    for (size_t r = 0; r < MAX_X; r++) {
-        MatmulArgs a = {&m, NULL, x + r * COLS, COLS, want + r * ROWS, ROWS, 1, EPI_STORE, NULL, xq, xd};
-        portable->quantize(xq, xd, x + r * COLS, COLS);
-        portable->matmul(&a, 0, n_panels);
-    }
-    for (size_t k = 0; k < nk; k++) {
-        const KernelSet *ks = gpt2_kernels_select(names[k]);
-        for (size_t n_x = 1; n_x <= MAX_X; n_x++) {
-            for (size_t r = 0; r < n_x; r++)
-                ks->quantize(xq + r * Q8_TERMS * COLS, xd + r * (COLS / Q8_BLOCK), x + r * COLS, COLS);
-            MatmulArgs a = {&m, NULL, x, COLS, y, ROWS, n_x, EPI_STORE, NULL, xq, xd};
-            ks->matmul(&a, 0, n_panels);
-            if (memcmp(y, want, n_x * ROWS * sizeof *y) != 0)
-                fail_msg("q8_0 rows of %d values, %zu input rows: the %s kernels differ from one row at a time",
-                         (int)COLS, n_x, names[k]);
-        }
-    }
-    free(w);
-    free(x);
-    free(y);
-    free(want);
-    free(xq);
-    free(xd);
-    free(panels);
+    assert_int_equal(check_tiles_same_bits(q8, 1, 32, 257 * Q8_BLOCK, 9), 3 * 9 * available_kernels(names));
 }
 
 /* q8_0 input quantization (kernels.h), on every kernel set: each value

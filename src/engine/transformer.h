@@ -126,8 +126,8 @@ void gpt2_capture_layer(Transformer *t, const Batch *b, size_t layer);
  * in its prepopulated, so that the pass does not populate them again) and
  * the first row of state.logits.  A page's first write costs a fault, far
  * dearer on a virtual machine than bringing it in here, from another
- * thread, before the pass needs it.  Safe beside a running forward pass (it changes no byte the
- * pass reads); returns early once *stop is set. */
+ * thread, before the pass needs it.  Safe beside a running forward pass
+ * (it changes no byte the pass reads); returns early once *stop is set. */
 void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop);
 
 /* Forgets everything sequence s holds. */
