@@ -713,6 +713,32 @@ static void test_zip64(void **state) {
     }
 }
 
+/* gpt2_checkpoint_read of a column, one element wide, read transposed as
+ * a vector: out[0][c] is element (c, 0), along the first dimension.  The
+ * column is column 0 of a 4 x 2 row-major matrix (strides 2, 1); reading
+ * along the second dimension's stride gave elements 0-3, and, with a
+ * longer stride there (a GGUF Conv1D view, fuzz_gguf found it), read past
+ * the tensor. */
+static void test_checkpoint_reads_column_transposed(void **state) {
+    (void)state;
+    static const float m[4][2] = {{0, 1}, {2, 3}, {4, 5}, {6, 7}};
+    const CkTensor column = {.name = "column",
+                             .dtype = CK_F32,
+                             .dtype_name = "F32",
+                             .n_dims = 2,
+                             .shape = {4, 1},
+                             .stride = {2, 1},
+                             .n_elems = 4,
+                             .data = (const uint8_t *)m,
+                             .span = sizeof m};
+    float out[4] = {0};
+    gpt2_checkpoint_read(&column, true, 1, 4, out);
+    static const float want[4] = {0, 2, 4, 6};
+    assert_memory_equal(out, want, sizeof want);
+    gpt2_checkpoint_read(&column, false, 4, 1, out);
+    assert_memory_equal(out, want, sizeof want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_torch_zip_f32),
@@ -730,6 +756,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_refusals),
         cmocka_unit_test(test_gguf_added_tokens),
         cmocka_unit_test(test_gguf_q8_0_blocks_carried_over),
+        cmocka_unit_test(test_checkpoint_reads_column_transposed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,7 +186,10 @@ float gpt2_checkpoint_get(const CkTensor *t, uint64_t i, uint64_t j) {
 
 void gpt2_checkpoint_read(const CkTensor *t, bool transposed, uint64_t rows, uint64_t cols, float *out) {
     if (rows == 1 || t->n_dims < 2) { /* a vector, perhaps with leading unit dimensions */
-        uint64_t stride = t->n_dims ? t->stride[t->n_dims - 1] : 1;
+        /* Along the last dimension; transposed, out[0][c] is element (c, 0),
+         * along the one before it. */
+        const int d = t->n_dims;
+        const uint64_t stride = d == 0 ? 1 : d >= 2 && transposed ? t->stride[d - 2] : t->stride[d - 1];
         for (uint64_t k = 0; k < rows * cols; k++) out[k] = element(t, k * stride);
         return;
     }
