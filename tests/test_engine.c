@@ -15,7 +15,8 @@
  * same bits on every kernel set and thread count.
  *
  * A sequence started from a copy of another's keys and values gives the
- * bits of a whole evaluation.
+ * bits of a whole evaluation, and an inspection's attention, recomputed
+ * from the cached keys, is the softmax of the pass's own queries and keys.
  *
  * With no thread count, a model runs one thread per CPU the process may
  * use, as its affinity says.
@@ -30,6 +31,7 @@
 #include <string.h>
 
 #include "gpt2.h"
+#include "inspect.h"
 #include "json.h"
 #include "kernels.h"
 #include "model.h"
@@ -316,26 +318,32 @@ static void test_reduced_precision_same_bits(void **state) {
     }
 }
 
-/* Evaluates ids[from..n) of sequence seq as one batch, every row's logits
- * into logits[n - from][n_vocab]. */
+/* Evaluates ids[from..n) of sequence seq in batches of up to 64 rows
+ * (the transformer's max_rows), every row's logits into
+ * logits[n - from][n_vocab]. */
 static void forward_rows(Transformer *t, uint32_t seq, const int32_t *ids, size_t from, size_t n, float *logits) {
     uint32_t pos[64], seqs[64];
     bool want[64];
-    assert_true(n - from <= 64);
-    for (size_t i = from; i < n; i++) {
-        pos[i - from] = (uint32_t)i;
-        seqs[i - from] = seq;
-        want[i - from] = true;
+    assert_true(t->max_rows >= 64);
+    for (size_t first = from; first < n; first += 64) {
+        const size_t rows = n - first < 64 ? n - first : 64;
+        for (size_t i = 0; i < rows; i++) {
+            pos[i] = (uint32_t)(first + i);
+            seqs[i] = seq;
+            want[i] = true;
+        }
+        char err[256];
+        Batch b = {rows, ids + first, pos, seqs, want};
+        if (!gpt2_transformer_forward(t, &b, logits + (first - from) * t->model->config.n_vocab, err, sizeof err))
+            fail_msg("%s", err);
     }
-    char err[256];
-    Batch b = {n - from, ids + from, pos, seqs, want};
-    if (!gpt2_transformer_forward(t, &b, logits, err, sizeof err)) fail_msg("%s", err);
 }
 
 /* A sequence that starts from a copy of another's first k positions, then
  * evaluates the rest, gives the bits a whole evaluation gives: at every
- * cut, inside a 16-position key block and on its edge, and from a source
- * that went on past the cut with other tokens. */
+ * cut, inside a 16-position key block and on its edge, on either side of
+ * a KV_CHUNK, and from a source that went on past the cut with other
+ * tokens. */
 static void test_copied_prefix_same_bits(void **state) {
     (void)state;
     REQUIRE_SHARED(shared);
@@ -345,8 +353,9 @@ static void test_copied_prefix_same_bits(void **state) {
     if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
     Transformer t;
     if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(NULL), 3, 64, 2, err, sizeof err)) fail_msg("%s", err);
-    const size_t n = 40, n_vocab = m.config.n_vocab;
-    int32_t ids[40], other[40];
+    const size_t n = 150, n_vocab = m.config.n_vocab;
+    assert_true(n <= m.config.n_ctx && n > 2 * KV_CHUNK);
+    int32_t ids[150], other[150];
     for (size_t i = 0; i < n; i++) {
         ids[i] = (int32_t)((i * 7919 + 13) % n_vocab);
         other[i] = (int32_t)((i * 104729 + 5) % n_vocab);
@@ -355,11 +364,11 @@ static void test_copied_prefix_same_bits(void **state) {
     assert_true(whole && part);
     forward_rows(&t, 0, ids, 0, n, whole);
     assert_int_equal(gpt2_transformer_match(&t, 0, ids, n), n);
-    static const size_t cuts[] = {1, 15, 16, 17, 21, 32, 39};
+    static const size_t cuts[] = {1, 15, 16, 17, 21, 32, 39, 63, 64, 65, 100, 128, 129, 149};
     for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
         const size_t k = cuts[c];
         /* The source holds ids[0..k) and then other tokens. */
-        int32_t src[40];
+        int32_t src[150];
         memcpy(src, ids, k * sizeof *src);
         memcpy(src + k, other + k, (n - k) * sizeof *src);
         gpt2_transformer_reset(&t, 1);
@@ -398,8 +407,9 @@ static void test_borrowed_prefix_outlives_its_lender(void **state) {
     if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
     Transformer t;
     if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(NULL), 4, 64, 2, err, sizeof err)) fail_msg("%s", err);
-    const size_t n = 40, k = 33, n_vocab = m.config.n_vocab;
-    int32_t ids[40], other[40];
+    const size_t n = 150, k = 97, n_vocab = m.config.n_vocab; /* borrowed: 96 positions, past a KV_CHUNK */
+    assert_true(n <= m.config.n_ctx && k > KV_CHUNK + 16);
+    int32_t ids[150], other[150];
     for (size_t i = 0; i < n; i++) {
         ids[i] = (int32_t)((i * 7919 + 13) % n_vocab);
         other[i] = (int32_t)((i * 104729 + 5) % n_vocab);
@@ -412,9 +422,9 @@ static void test_borrowed_prefix_outlives_its_lender(void **state) {
         forward_rows(&t, 0, ids, 0, n, part);
         assert_true(gpt2_transformer_copy_prefix(&t, 1, 0, (uint32_t)k));
         assert_true(gpt2_transformer_copy_prefix(&t, 2, 1, (uint32_t)k)); /* from a borrower */
-        /* Both borrow the two whole blocks from sequence 0. */
-        assert_int_equal(t.caches[1].base_len, 32), assert_int_equal(t.caches[1].base, 0);
-        assert_int_equal(t.caches[2].base_len, 32), assert_int_equal(t.caches[2].base, 0);
+        /* Both borrow the six whole blocks from sequence 0. */
+        assert_int_equal(t.caches[1].base_len, 96), assert_int_equal(t.caches[1].base, 0);
+        assert_int_equal(t.caches[2].base_len, 96), assert_int_equal(t.caches[2].base, 0);
         switch (mode) {
         case 0: /* the lender starts afresh with other tokens */
             gpt2_transformer_reset(&t, 0);
@@ -427,8 +437,8 @@ static void test_borrowed_prefix_outlives_its_lender(void **state) {
         case 2: /* another sequence's prefix is copied into the lender */
             gpt2_transformer_reset(&t, 3);
             forward_rows(&t, 3, other, 0, n, part);
-            assert_true(gpt2_transformer_copy_prefix(&t, 0, 3, 20));
-            forward_rows(&t, 0, ids, 20, n, part);
+            assert_true(gpt2_transformer_copy_prefix(&t, 0, 3, 70));
+            forward_rows(&t, 0, ids, 70, n, part);
             break;
         case 3: /* a borrower takes its own copy first (the prompt cache's writer does) */
             gpt2_transformer_own(&t, 2);
@@ -439,7 +449,7 @@ static void test_borrowed_prefix_outlives_its_lender(void **state) {
         default: /* the lender only goes on past the prefix: nothing is copied */
             assert_true(gpt2_transformer_copy_prefix(&t, 0, 0, (uint32_t)k));
             forward_rows(&t, 0, other, k, n, part);
-            assert_int_equal(t.caches[1].base_len, 32);
+            assert_int_equal(t.caches[1].base_len, 96);
             break;
         }
         for (uint32_t seq = 1; seq <= 2; seq++) {
@@ -450,6 +460,62 @@ static void test_borrowed_prefix_outlives_its_lender(void **state) {
     }
     free(whole);
     free(part);
+    gpt2_transformer_free(&t);
+    gpt2_model_close(&m);
+    free_fixture(f);
+}
+
+/* The attention weights an inspection reports are recomputed from the
+ * cached keys (inspect.c).  Past the first chunks of the cache they must
+ * still be the softmax of the last query against the keys the pass made:
+ * those are taken here from the pass itself, one position at a time (the
+ * last layer's row of state.qkv after each step), so that the check does
+ * not depend on where the cache keeps them. */
+static void test_inspected_attention_past_a_chunk(void **state) {
+    (void)state;
+    REQUIRE_SHARED(shared);
+    Fixture *f = make_fixture(shared, "tiny", "f32");
+    Model m;
+    char err[256];
+    if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
+    Transformer t;
+    if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(NULL), 1, 64, 2, err, sizeof err)) fail_msg("%s", err);
+    const ModelConfig *c = &m.config;
+    const size_t n = 150, C = c->n_embd, H = c->n_head, hd = C / H, L = c->n_layer;
+    assert_true(n <= c->n_ctx && n > 2 * KV_CHUNK);
+    int32_t ids[150];
+    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)((i * 7919 + 13) % c->n_vocab);
+    float *keys = malloc(n * C * sizeof *keys), *query = malloc(C * sizeof *query);
+    float *logits = malloc(c->n_vocab * sizeof *logits);
+    assert_true(keys && query && logits);
+    for (size_t p = 0; p < n; p++) {
+        forward_rows(&t, 0, ids, p, p + 1, logits);
+        memcpy(keys + p * C, t.state.qkv + C, C * sizeof *keys);
+    }
+    memcpy(query, t.state.qkv, C * sizeof *query);
+    Gpt2Inspection x;
+    const Gpt2InspectOptions o = {0};
+    if (!gpt2_inspect_run(&t, ids, n, &o, &x, err, sizeof err)) fail_msg("%s", err);
+    double w[150];
+    for (size_t h = 0; h < H; h++) {
+        double max = -INFINITY, sum = 0;
+        for (size_t s = 0; s < n; s++) {
+            double dot = 0;
+            for (size_t d = 0; d < hd; d++) dot += (double)query[h * hd + d] * keys[s * C + h * hd + d];
+            w[s] = dot / sqrt((double)hd);
+            if (w[s] > max) max = w[s];
+        }
+        for (size_t s = 0; s < n; s++) sum += w[s] = exp(w[s] - max);
+        for (size_t s = 0; s < n; s++) {
+            const double got = x.attention_last[((L - 1) * H + h) * n + s];
+            if (!(fabs(got - w[s] / sum) <= 1e-6))
+                fail_msg("head %zu, key %zu: inspected weight %.9g, expected %.9g", h, s, got, w[s] / sum);
+        }
+    }
+    gpt2_inspect_free(&x);
+    free(keys);
+    free(query);
+    free(logits);
     gpt2_transformer_free(&t);
     gpt2_model_close(&m);
     free_fixture(f);
@@ -677,6 +743,7 @@ int main(void) {
         cmocka_unit_test(test_reduced_precision_same_bits),
         cmocka_unit_test(test_copied_prefix_same_bits),
         cmocka_unit_test(test_borrowed_prefix_outlives_its_lender),
+        cmocka_unit_test(test_inspected_attention_past_a_chunk),
         cmocka_unit_test(test_matmul_tiles_same_bits),
         cmocka_unit_test(test_matmul_q8_long_rows_same_bits),
         cmocka_unit_test(test_quantize_digits),

@@ -135,6 +135,34 @@ static void test_second_run_evaluates_only_the_rest(void **state) {
     free_run(&plain), free_run(&first), free_run(&again), free_run(&longer), free_run(&longer_plain);
 }
 
+/* A prompt of 130 tokens: its keys and values lie in three chunks of the
+ * cache (positions 0-63, 64-127 and 128 on: kv_row in kernels.h), and the
+ * file holds them position by position. */
+static void test_long_prompt_across_chunks(void **state) {
+    (void)state;
+    NEED_FIXTURE();
+    char cache[4200], text[1024];
+    cache_path(cache, sizeof cache, "long.cache");
+    snprintf(text, sizeof text,
+             "%s, and then it grew: it was read in the morning and in the evening, by the river and under the "
+             "trees, in the old house on the hill and in the new one by the sea, until it was longer than two "
+             "chunks of the cache, and it went on: it was told to the children at night and to the old men at "
+             "noon, to the birds in the spring and to the snow in the winter, to the ships that left the harbour "
+             "and to the ones that never came back, and each time it was the same story, word for word",
+             prompt);
+    const char *args[] = {"--prompt-cache", cache, NULL};
+    Run plain, first, again;
+    run(&plain, tiny, text, NULL);
+    run(&first, tiny, text, args);
+    assert_int_equal(first.err.len, 0);
+    expect_same_output(&plain, &first);
+    assert_true(first.prompt_evaluated > 128);
+    run(&again, tiny, text, args); /* read back: only the last token evaluated */
+    expect_same_output(&plain, &again);
+    assert_int_equal(again.prompt_evaluated, 1);
+    free_run(&plain), free_run(&first), free_run(&again);
+}
+
 /* ---- unusable caches ---------------------------------------------------------- */
 
 /* Makes a good cache for prompt at path, then lets damage() change it; a
@@ -289,6 +317,7 @@ static void test_read_only_cache(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_run_evaluates_only_the_rest),
+        cmocka_unit_test(test_long_prompt_across_chunks),
         cmocka_unit_test(test_damaged_cache),
         cmocka_unit_test(test_truncated_cache),
         cmocka_unit_test(test_other_version_cache),

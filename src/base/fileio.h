@@ -44,7 +44,8 @@ void gpt2_fileio_unmap(const void *bytes, size_t n);
 void gpt2_fileio_touch(const void *p, size_t n);
 
 /* n zeroed bytes for a table its maker fills right away (a hash table, a
- * copy of a file's section), or NULL.  From 1 MiB on they are a mapping of
+ * copy of a file's section) or in order as it grows (a key/value cache),
+ * or NULL.  From 1 MiB on they are a mapping of
  * their own, rounded up to 2 MiB pages, which Linux backs with huge pages
  * where it allows: on the virtual machines this was measured on, a fresh
  * 4 KiB page cost some 11 us on its first write, and a whole 2 MiB page

@@ -20,19 +20,15 @@ typedef struct {
     size_t layer;
 } CaptureJob;
 
-/* Key s of one head's cached keys (16 positions per block, see KVCache). */
-static float cached_key(const float *kt, size_t hd, size_t s, size_t d) {
-    return kt[s / 16 * hd * 16 + d * 16 + s % 16];
-}
-
-/* The softmax weights w[0..p] of query q (one head) over the cached keys
- * 0..p, recomputed with the forward pass's math in double. */
-static void attention_weights(const float *q, const float *kt, size_t hd, size_t p, double *w) {
+/* The softmax weights w[0..p] of query q (slice lh) over the keys 0..p
+ * cached in kt, recomputed with the forward pass's math in double. */
+static void attention_weights(const Transformer *t, const float *q, const float *kt, size_t lh, size_t p, double *w) {
+    const size_t hd = t->head_dim;
     const double scale = 1.0 / sqrt((double)hd);
     double max = -INFINITY;
     for (size_t s = 0; s <= p; s++) {
         double dot = 0;
-        for (size_t d = 0; d < hd; d++) dot += (double)q[d] * cached_key(kt, hd, s, d);
+        for (size_t d = 0; d < hd; d++) dot += (double)q[d] * kt[gpt2_kv_key(t, lh, s, d)];
         w[s] = dot * scale;
         if (w[s] > max) max = w[s];
     }
@@ -53,8 +49,7 @@ static void run_capture(void *ctx, size_t begin, size_t end, int thread) {
         const size_t r = item / H, h = item % H, p = job->b->pos[r], lh = job->layer * H + h;
         if (job->b->seq[r] != cap->seq || p >= n) continue;
         const float *q = t->state.qkv + r * 3 * C + h * hd;
-        const float *kt = t->caches[cap->seq].kt + lh * t->n_ctx16 * hd;
-        attention_weights(q, kt, hd, p, w);
+        attention_weights(t, q, t->caches[cap->seq].kt, lh, p, w);
         if (cap->distance) {
             double dist = 0;
             for (size_t s = 0; s <= p; s++) dist += w[s] * (double)(p - s);

@@ -200,11 +200,11 @@ bool gpt2_kvfile_read(Transformer *t, size_t seq, const char *path, const int32_
             break;
         }
         hash_update(&h, block, 2 * (size_t)n_tokens * hd * sizeof *block);
-        float *kt = kv->kt + lh * t->n_ctx16 * hd, *v = kv->v + lh * c->n_ctx * hd;
         const float *keys = block, *values = block + (size_t)n_tokens * hd;
-        for (size_t p = 0; p < use; p++)
-            for (size_t d = 0; d < hd; d++) kt[p / 16 * hd * 16 + d * 16 + p % 16] = keys[p * hd + d];
-        memcpy(v, values, use * hd * sizeof *v);
+        for (size_t p = 0; p < use; p++) {
+            for (size_t d = 0; d < hd; d++) kv->kt[gpt2_kv_key(t, lh, p, d)] = keys[p * hd + d];
+            memcpy(kv->v + gpt2_kv_offset(t, lh, p), values + p * hd, hd * sizeof *values);
+        }
     }
     uint8_t sum[8];
     if (ok && !(ok = read_all(fd, sum, sizeof sum))) snprintf(err, errsz, "truncated");
@@ -274,10 +274,10 @@ bool gpt2_kvfile_write(Transformer *t, size_t seq, const int32_t *ids, size_t n,
     hash_init(&h);
     bool ok = block && write_all(fd, header, sizeof header, &h) && write_all(fd, ids, n * sizeof *ids, &h);
     for (size_t lh = 0; ok && lh < c->n_layer * H; lh++) {
-        const float *kt = kv->kt + lh * t->n_ctx16 * hd, *v = kv->v + lh * c->n_ctx * hd;
-        for (size_t p = 0; p < n; p++)
-            for (size_t d = 0; d < hd; d++) block[p * hd + d] = kt[p / 16 * hd * 16 + d * 16 + p % 16];
-        memcpy(block + n * hd, v, n * hd * sizeof *v);
+        for (size_t p = 0; p < n; p++) {
+            for (size_t d = 0; d < hd; d++) block[p * hd + d] = kv->kt[gpt2_kv_key(t, lh, p, d)];
+            memcpy(block + (n + p) * hd, kv->v + gpt2_kv_offset(t, lh, p), hd * sizeof *block);
+        }
         ok = write_all(fd, block, 2 * n * hd * sizeof *block, &h);
     }
     uint8_t sum[8];

@@ -19,19 +19,6 @@
  * it saves. */
 #define SERIAL_ROWS 8
 
-/* n zeroed floats starting on a page boundary; *block is what to free.
- * calloc leaves the pages untouched until a position is written (the
- * zeros matter for the key blocks, whose unused lanes are read).  On a
- * page boundary each 16-position key block of GPT-2 is one page, so no
- * read of a block maps the next page before its first write: that
- * copy-on-write fault would stop every thread for a TLB flush. */
-static float *calloc_pages(size_t n, void **block) {
-    const size_t page = 4096;
-    *block = calloc(n * sizeof(float) + page, 1);
-    if (!*block) return NULL;
-    return (float *)(void *)((char *)*block + (page - (uintptr_t)*block % page));
-}
-
 /* Faults in the pages of p[0..n) writable in one call: a fresh anonymous
  * page costs a fault on its first write, and the kernel's own populate
  * is several times cheaper than a fault per page.  Then touches each
@@ -80,11 +67,11 @@ static double memory_limit(const char **what) {
 
 /* Refuses, before anything is reserved, a key/value cache whose size
  * overflows or that is more than the memory there is. */
-static bool check_cache_size(const ModelConfig *c, size_t n_seq, size_t n_ctx16, char *err, size_t errsz) {
+static bool check_cache_size(const ModelConfig *c, size_t n_seq, size_t n_kv, char *err, size_t errsz) {
     bool overflow = false;
-    size_t per_seq = product(&overflow, c->n_layer, n_ctx16 + c->n_ctx, c->n_embd, sizeof(float));
+    size_t per_seq = product(&overflow, c->n_layer, 2 * n_kv, c->n_embd, sizeof(float));
     size_t all = product(&overflow, per_seq, n_seq, 1, 1);
-    double need = (double)c->n_layer * (double)(n_ctx16 + c->n_ctx) * c->n_embd * sizeof(float);
+    double need = (double)c->n_layer * (double)(2 * n_kv) * c->n_embd * sizeof(float);
     if (overflow) {
         snprintf(err, errsz,
                  "this model needs %.1f GiB of key/value cache per sequence, more than this machine can address",
@@ -118,6 +105,9 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     t->n_seq = n_seq;
     t->max_rows = max_rows;
     t->n_ctx16 = ((size_t)c->n_ctx + 15) / 16 * 16;
+    t->head_dim = C / c->n_head;
+    t->n_slices = (size_t)c->n_layer * c->n_head;
+    t->kv_size = t->n_ctx16 * c->n_layer * C;
     t->pool = gpt2_threadpool_create(n_threads);
     t->caches = calloc(n_seq, sizeof *t->caches);
     RunState *s = &t->state;
@@ -140,18 +130,19 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     s->group_len = malloc(product(&ovf, max_rows, sizeof *s->group_len, 1, 1));
     bool ok = !ovf && t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores && s->xt &&
               s->xq && s->xd && s->logits && s->group_row && s->group_len;
-    /* check_cache_size checked these products and the page added below. */
-    const size_t per_layer_k = t->n_ctx16 * C, per_layer_v = (size_t)c->n_ctx * C;
+    /* check_cache_size checked these products.  The caches are zeroed (the
+     * unused lanes of a key block are read) and left untouched until their
+     * positions are brought in (populate_cache). */
     for (size_t i = 0; ok && i < n_seq; i++) {
         KVCache *kv = &t->caches[i];
         atomic_init(&kv->prepopulated, 0);
-        kv->kt = calloc_pages(c->n_layer * per_layer_k, &kv->kt_block);
-        kv->v = calloc_pages(c->n_layer * per_layer_v, &kv->v_block);
+        kv->kt = gpt2_fileio_alloc_table(t->kv_size * sizeof(float));
+        kv->v = gpt2_fileio_alloc_table(t->kv_size * sizeof(float));
         kv->tokens = malloc(c->n_ctx * sizeof *kv->tokens);
         ok = kv->kt && kv->v && kv->tokens;
     }
     if (!ok) {
-        double mib = (double)n_seq * c->n_layer * (per_layer_k + per_layer_v) * 4 / (1 << 20);
+        double mib = (double)n_seq * 2 * t->kv_size * sizeof(float) / (1 << 20);
         snprintf(err, errsz, "out of memory (the KV cache needs %.0f MiB)", mib);
         gpt2_transformer_free(t);
         return false;
@@ -162,8 +153,8 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
 void gpt2_transformer_free(Transformer *t) {
     if (t->pool) gpt2_threadpool_free(t->pool);
     for (size_t i = 0; t->caches && i < t->n_seq; i++) {
-        free(t->caches[i].kt_block);
-        free(t->caches[i].v_block);
+        gpt2_fileio_free_table(t->caches[i].kt, t->kv_size * sizeof(float));
+        gpt2_fileio_free_table(t->caches[i].v, t->kv_size * sizeof(float));
         free(t->caches[i].tokens);
     }
     free(t->caches);
@@ -202,27 +193,30 @@ typedef struct {
     size_t from, to;
 } RangeCopy;
 
+/* The end of the run of a slice's positions from p on that lie side by
+ * side (one chunk, kv_row), at most `limit`. */
+static size_t chunk_end(const Transformer *t, size_t p, size_t limit) {
+    const size_t end = kv_chunk_end(t->n_ctx16, p);
+    return end < limit ? end : limit;
+}
+
 static void run_range_copy(void *ctx, size_t begin, size_t end, int thread) {
     (void)thread;
     const RangeCopy *rc = ctx;
-    const ModelConfig *c = &rc->t->model->config;
-    const size_t hd = c->n_embd / c->n_head, k_slice = rc->t->n_ctx16 * hd, v_slice = (size_t)c->n_ctx * hd;
-    const size_t split = rc->src->base_len, k_to = (rc->to + 15) / 16 * 16;
+    const Transformer *t = rc->t;
+    const size_t split = rc->src->base_len, k_to = (rc->to + 15) / 16 * 16, row = t->head_dim * sizeof(float);
     for (size_t lh = begin; lh < end; lh++) {
-        float *kt = rc->dst->kt + lh * k_slice, *v = rc->dst->v + lh * v_slice;
-        populate_write(kt + rc->from * hd, (k_to - rc->from) * hd * sizeof(float));
-        populate_write(v + rc->from * hd, (rc->to - rc->from) * hd * sizeof(float));
-        /* Keys in whole blocks (the rest of the last is never read as valid). */
+        /* Keys in whole blocks (the rest of the last is never read as
+         * valid), values row by row; runs that end at a chunk's end and at
+         * the source's split between what it borrows and what it holds. */
         for (size_t p = rc->from; p < k_to;) {
             const KVCache *from = p < split ? rc->lender : rc->src;
-            size_t end_p = p < split && split < k_to ? split : k_to;
-            memcpy(kt + p * hd, from->kt + lh * k_slice + p * hd, (end_p - p) * hd * sizeof(float));
-            p = end_p;
-        }
-        for (size_t p = rc->from; p < rc->to;) {
-            const KVCache *from = p < split ? rc->lender : rc->src;
-            size_t end_p = p < split && split < rc->to ? split : rc->to;
-            memcpy(v + p * hd, from->v + lh * v_slice + p * hd, (end_p - p) * hd * sizeof(float));
+            const size_t end_p = chunk_end(t, p, p < split ? split : k_to), o = gpt2_kv_offset(t, lh, p);
+            const size_t v_end = end_p < rc->to ? end_p : rc->to;
+            populate_write(rc->dst->kt + o, (end_p - p) * row);
+            memcpy(rc->dst->kt + o, from->kt + o, (end_p - p) * row);
+            populate_write(rc->dst->v + o, (v_end - p) * row);
+            memcpy(rc->dst->v + o, from->v + o, (v_end - p) * row);
             p = end_p;
         }
     }
@@ -438,11 +432,13 @@ static void run_attention(void *ctx, size_t begin, size_t end, int thread) {
         AttentionArgs a = {
             .q = s->qkv + r * 3 * C + h * hd,
             .q_stride = 3 * C,
-            .kt = kv->kt + (job->layer * H + h) * t->n_ctx16 * hd,
-            .v = kv->v + (job->layer * H + h) * c->n_ctx * hd,
-            .v_stride = hd,
-            .kt_base = lender->kt + (job->layer * H + h) * t->n_ctx16 * hd,
-            .v_base = lender->v + (job->layer * H + h) * c->n_ctx * hd,
+            .kt = kv->kt,
+            .v = kv->v,
+            .slice = job->layer * H + h,
+            .n_slices = t->n_slices,
+            .capacity = t->n_ctx16,
+            .kt_base = lender->kt,
+            .v_base = lender->v,
             .n_base = kv->base_len,
             .n_q = s->group_len[g],
             .n_keys = job->b->pos[r] + 1,
@@ -477,11 +473,11 @@ static void run_store_kv(void *ctx, size_t begin, size_t end, int thread) {
         const size_t p = b->pos[r];
         const float *k = t->state.qkv + r * 3 * C + C, *v = k + C;
         for (size_t h = 0; h < H; h++) {
-            float *block = kv->kt + (layer * H + h) * t->n_ctx16 * hd + p / 16 * hd * 16 + p % 16;
-            for (size_t d = 0; d < hd; d++) block[d * 16] = k[h * hd + d];
+            float *key = kv->kt + gpt2_kv_key(t, layer * H + h, p, 0);
+            for (size_t d = 0; d < hd; d++) key[d * 16] = k[h * hd + d];
         }
         for (size_t h = 0; h < H; h++)
-            memcpy(kv->v + ((layer * H + h) * c->n_ctx + p) * hd, v + h * hd, hd * sizeof(float));
+            memcpy(kv->v + gpt2_kv_offset(t, layer * H + h, p), v + h * hd, hd * sizeof(float));
     }
 }
 
@@ -497,20 +493,25 @@ typedef struct {
 static void run_populate(void *ctx, size_t begin, size_t end, int thread) {
     (void)thread;
     const PopulateJob *job = ctx;
-    const ModelConfig *c = &job->t->model->config;
-    const size_t hd = c->n_embd / c->n_head, v_to = job->to < c->n_ctx ? job->to : c->n_ctx;
-    for (size_t lh = begin; lh < end; lh++) {
-        populate_write(job->kv->kt + lh * job->t->n_ctx16 * hd + job->from * hd,
-                       (job->to - job->from) * hd * sizeof(float));
-        populate_write(job->kv->v + (lh * c->n_ctx + job->from) * hd, (v_to - job->from) * hd * sizeof(float));
-    }
+    const Transformer *t = job->t;
+    for (size_t lh = begin; lh < end; lh++)
+        for (size_t p = job->from; p < job->to;) {
+            const size_t end_p = chunk_end(t, p, job->to), o = gpt2_kv_offset(t, lh, p);
+            populate_write(job->kv->kt + o, (end_p - p) * t->head_dim * sizeof(float));
+            populate_write(job->kv->v + o, (end_p - p) * t->head_dim * sizeof(float));
+            p = end_p;
+        }
 }
 
-/* Brings in, in one call per slice and from every thread, the fresh pages
- * of the key/value cache that the batch's rows will write, POPULATE_AHEAD
- * positions at a time: a page faulted in on its first write costs several
- * times more (about 19 us per 4 KiB page on our VMs), and a short prompt
- * writes a page in every one of the n_layer * n_head slices. */
+/* Brings in, in one call per slice and chunk and from every thread, the
+ * fresh pages of the key/value cache that the batch's rows will write,
+ * POPULATE_AHEAD positions at a time: a page faulted in on its first write
+ * costs several times more (about 19 us per 4 KiB page on our VMs), and a
+ * short prompt writes into every one of the n_layer * n_head slices.  (In
+ * 2 MiB pages the first call brings in the pages of the whole first
+ * chunk, 8 MiB for 124M: on those VMs 0.2 us per 4 KiB of it, up to 6
+ * us where the host has yet to back the memory, against some 5 us for a
+ * 4 KiB page populated and touched.) */
 static void populate_cache(Transformer *t, const Batch *b) {
     const ModelConfig *c = &t->model->config;
     for (size_t r = 0; r < b->n; r++) {
@@ -528,11 +529,11 @@ static void populate_cache(Transformer *t, const Batch *b) {
 }
 
 /* Rows of each scratch buffer populate_first brings in: a short prompt, or
- * a step of a batch of 16.  And the key/value positions: one block, a page
- * of each slice's keys and one of its values (a first pass of a short
- * prompt touches no more; each fresh page costs some 10 us of the
- * thread's time on the VMs this was measured on, and four blocks made the
- * thread still busy, beside the pass, when it began). */
+ * a step of a batch of 16.  And the key/value positions: one block of each
+ * slice's keys and values (a first pass of a short prompt touches no
+ * more; in 4 KiB pages each fresh one costs some 10 us of the thread's
+ * time on the VMs this was measured on, and four blocks made the thread
+ * still busy, beside the pass, when it began). */
 #define FIRST_ROWS 16
 #define FIRST_POSITIONS 16
 

@@ -38,17 +38,21 @@ typedef struct {
     const bool *logits;   /* [n] rows whose logits are wanted, in order; NULL: only the last row */
 } Batch;
 
-/* The keys and values of one sequence. */
+/* The keys and values of one sequence, in chunks of positions that
+ * double in length (kv_row in kernels.h), so that its memory fills in
+ * order as its positions do; it is held in 2 MiB pages where the system
+ * allows, which the virtual machines this was measured on bring in many
+ * times cheaper than 4 KiB ones.  A slice is one head of one layer, lh =
+ * layer * n_head + head; gpt2_kv_offset says where its positions lie. */
 typedef struct {
-    float *kt;                /* [n_layer][n_head][n_ctx16 / 16][head_dim][16]: keys, 16 positions per block */
-    float *v;                 /* [n_layer][n_head][n_ctx][head_dim]: values, each head's contiguous */
+    float *kt;                /* [n_ctx16 * n_layer * n_head][head_dim]: keys, blocks of 16 positions [head_dim][16] */
+    float *v;                 /* [n_ctx16 * n_layer * n_head][head_dim]: values */
     uint32_t len;             /* positions 0 .. len-1 hold valid keys and values */
     uint32_t populated;       /* positions 0 .. populated-1 need no pages brought in (see populate_cache) */
     atomic_uint prepopulated; /* positions 0 .. prepopulated-1 were too, by gpt2_transformer_populate_first */
     uint32_t base_len;        /* positions 0 .. base_len-1 (a multiple of 16, or 0) are read from ... */
     uint32_t base;            /* ... sequence `base`, whose cache they are borrowed from (see copy_prefix) */
     int32_t *tokens;          /* [n_ctx] the token at each of those positions */
-    void *kt_block, *v_block; /* the allocations kt and v lie in */
 } KVCache;
 
 /* Scratch for the rows of one forward call. */
@@ -89,10 +93,25 @@ typedef struct {
     size_t max_rows; /* rows one forward call may hold */
     size_t n_seq;    /* sequences, each with a KV cache */
     size_t n_ctx16;  /* n_ctx rounded up to 16 */
+    size_t head_dim;
+    size_t n_slices; /* n_layer * n_head */
+    size_t kv_size;  /* floats of a cache's kt (and of its v): n_ctx16 * n_layer * n_embd */
     KVCache *caches; /* [n_seq] */
     RunState state;
     Capture *capture; /* NULL (always, but while inspecting): nothing is kept */
 } Transformer;
+
+/* Where position p of slice lh lies, in floats from the start of a
+ * cache's kt and of its v alike: its row of values, and for p a multiple
+ * of 16 its block of keys. */
+static inline size_t gpt2_kv_offset(const Transformer *t, size_t lh, size_t p) {
+    return kv_row(t->n_slices, t->n_ctx16, lh, p) * t->head_dim;
+}
+
+/* Dimension d of key p of slice lh, in kt. */
+static inline size_t gpt2_kv_key(const Transformer *t, size_t lh, size_t p, size_t d) {
+    return gpt2_kv_offset(t, lh, p / 16 * 16) + d * 16 + p % 16;
+}
 
 /* Sets up a transformer over model for n_seq sequences and up to max_rows
  * rows per call, running on n_threads threads with the given kernels.  The

@@ -87,18 +87,49 @@ typedef struct {
  * over d, the softmax is taken over the query's own keys (16-lane sums, as
  * above), and out_i[d] is the chain over s = 0, 1, ... of fma(p_s, v_s[d]).
  * Keys are stored transposed in blocks of 16 positions, so that a query
- * meets 16 keys per vector: key s, dimension d is
- *   kt[(s / 16) * head_dim * 16 + d * 16 + s % 16].
- * The whole last block is read, whatever the number of keys.  Values are
- * rows v[s][d] (row stride v_stride).  The first n_base positions (a
- * multiple of 16) are read from kt_base and v_base instead, laid out the
- * same way: a sequence that borrows the cache of a shared prompt. */
+ * meets 16 keys per vector: key s, dimension d is at
+ *   kt[kv_row(n_slices, capacity, slice, s / 16 * 16) * head_dim + d * 16 + s % 16],
+ * and value s at v[kv_row(n_slices, capacity, slice, s) * head_dim]: kt and v
+ * are a whole sequence's cache, of which this head is one slice.  The
+ * whole last block is read, whatever the number of keys.  The first n_base
+ * positions (a multiple of 16) are read from kt_base and v_base instead,
+ * laid out the same way: a sequence that borrows the cache of a shared
+ * prompt. */
+
+/* A sequence's keys (and its values) lie in chunks of positions that
+ * double in length, [0, 64), [64, 128), [128, 256), [256, 512) ..., the
+ * last cut at the cache's capacity (a multiple of 16); within a chunk
+ * slice by slice (a slice is one head of one layer), each slice's
+ * positions side by side in rows of head_dim floats.  So a cache's memory
+ * fills in order as its positions do, and a long context is read in long
+ * runs. */
+#define KV_CHUNK 64 /* positions of the first chunk: a multiple of 16 */
+
+/* The first position of the chunk holding position p, and its length. */
+static inline size_t kv_chunk_start(size_t p) {
+    size_t start = KV_CHUNK;
+    if (p < KV_CHUNK) return 0;
+    while (start <= p / 2) start *= 2;
+    return start;
+}
+
+static inline size_t kv_chunk_end(size_t capacity, size_t p) {
+    const size_t start = kv_chunk_start(p), len = start ? start : KV_CHUNK;
+    return len < capacity - start ? start + len : capacity;
+}
+
+/* The row (of head_dim floats) where position p of slice `slice` lies. */
+static inline size_t kv_row(size_t n_slices, size_t capacity, size_t slice, size_t p) {
+    const size_t start = kv_chunk_start(p), len = kv_chunk_end(capacity, p) - start;
+    return start * n_slices + slice * len + (p - start);
+}
+
 typedef struct {
     const float *q; /* [n_q][q_stride], head_dim used */
     size_t q_stride;
-    const float *kt; /* [round_up(n_keys + n_q - 1, 16) / 16][head_dim][16] */
-    const float *v;  /* [n_keys + n_q - 1][v_stride] */
-    size_t v_stride;
+    const float *kt; /* [capacity * n_slices][head_dim]: keys, 16 positions per block */
+    const float *v;  /* [capacity * n_slices][head_dim]: values */
+    size_t slice, n_slices, capacity;
     const float *kt_base, *v_base; /* positions 0 .. n_base - 1 (kt and v where n_base is 0) */
     size_t n_base;
     size_t n_q;    /* 1 .. KernelSet.attention_queries */
