@@ -90,6 +90,12 @@ typedef struct {
      * pass and the first sample) and the mean decoding step after it, ms;
      * first_steps is first_ms / step_ms, the median over the runs. */
     double first_ms, step_ms, first_steps;
+    /* The share of the mapped file that the kernel maps in 2 MiB pages
+     * after the throughput runs (< 0: not known here).  A file the page
+     * cache holds in 4 KiB folios, as after a copy with cp or a partial
+     * eviction, is mapped in 4 KiB pages, which moves the decode figures
+     * (README, "The page cache's folios"). */
+    double huge_share;
 } ModelResult;
 
 /* The machine's bandwidth moves by half or more from one minute to the

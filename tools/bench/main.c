@@ -159,6 +159,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < o.n_models; i++) {
         res[i].path = o.models[i];
         res[i].load_ms = -1;
+        res[i].huge_share = -1;
         if (!bench_model(&o, &res[i])) return 1;
     }
     printf("\n");

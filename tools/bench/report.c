@@ -98,6 +98,15 @@ void bench_print_acceptance(const Options *o, const PairedSet *ps, const ModelRe
         criterion(what, measured, "", ">= 1.5 x",
                   bf->identical && bq->identical && bq->batched_tps >= 1.5 * bf->batched_tps);
     }
+    /* How the kernel mapped each file (ModelResult.huge_share): information
+     * that the decode figures above depend on. */
+    for (int i = 0; i < n_models; i++) {
+        if (m[i].huge_share < 0) continue;
+        snprintf(what, sizeof what, "%s file mapped in 2 MiB pages (FilePmdMapped of its Rss)",
+                 gpt2_dtype_name(m[i].dtype));
+        snprintf(measured, sizeof measured, "%.1f %%", 100 * m[i].huge_share);
+        criterion(what, measured, "", NULL, true);
+    }
     for (int i = 0; i < n_models; i++) {
         if (m[i].load_ms < 0 || m[i].step_ms <= 0) continue;
         snprintf(what, sizeof what, "first token %s, 5-token prompt: %.1f ms, decoding steps %.2f ms (median of %d)",

@@ -122,6 +122,27 @@ static void print_row(const ModelResult *m, const char *kernels, int threads, co
     fflush(stdout);
 }
 
+/* FilePmdMapped over Rss of the mapping that holds addr, from
+ * /proc/self/smaps (Linux); -1 where either is missing. */
+static double huge_mapped_share(const void *addr) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    bool inside = false;
+    double rss = -1, pmd = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, kb;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line; its fields follow */
+            inside = lo <= (uintptr_t)addr && (uintptr_t)addr < hi;
+        } else if (inside) {
+            if (sscanf(line, "Rss: %lu kB", &kb) == 1) rss = (double)kb;
+            if (sscanf(line, "FilePmdMapped: %lu kB", &kb) == 1) pmd = (double)kb;
+        }
+    }
+    fclose(f);
+    return rss > 0 && pmd >= 0 ? pmd / rss : -1;
+}
+
 /* pp and tg of one model at every thread count. */
 bool bench_model(const Options *o, ModelResult *res) {
     Model model;
@@ -174,6 +195,7 @@ bool bench_model(const Options *o, ModelResult *res) {
         if (ok) print_row(res, k->name, o->threads[ti], tg_name, res->tg[ti]);
         gpt2_transformer_free(&r.tf);
     }
+    res->huge_share = model.mapped ? huge_mapped_share(model.bytes) : -1;
     free(times);
     free(r.tokens);
     free(r.pos);
