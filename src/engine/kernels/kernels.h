@@ -103,14 +103,20 @@ typedef struct {
  * positions side by side in rows of head_dim floats.  So a cache's memory
  * fills in order as its positions do, and a long context is read in long
  * runs. */
-#define KV_CHUNK 64 /* positions of the first chunk: a multiple of 16 */
+#define KV_CHUNK 64 /* positions of the first chunk: a power of 2, 16 or more */
+_Static_assert(KV_CHUNK >= 16 && (KV_CHUNK & (KV_CHUNK - 1)) == 0, "chunks start at powers of 2");
 
-/* The first position of the chunk holding position p, and its length. */
+/* The first position of the chunk holding position p (from KV_CHUNK on,
+ * the highest power of 2 not above p), and where it ends. */
 static inline size_t kv_chunk_start(size_t p) {
-    size_t start = KV_CHUNK;
     if (p < KV_CHUNK) return 0;
+#if defined(__GNUC__) || defined(__clang__)
+    return (size_t)1 << (63 - __builtin_clzll((unsigned long long)p));
+#else
+    size_t start = KV_CHUNK;
     while (start <= p / 2) start *= 2;
     return start;
+#endif
 }
 
 static inline size_t kv_chunk_end(size_t capacity, size_t p) {
