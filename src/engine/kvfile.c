@@ -202,7 +202,8 @@ bool gpt2_kvfile_read(Transformer *t, size_t seq, const char *path, const int32_
         hash_update(&h, block, 2 * (size_t)n_tokens * hd * sizeof *block);
         const float *keys = block, *values = block + (size_t)n_tokens * hd;
         for (size_t p = 0; p < use; p++) {
-            for (size_t d = 0; d < hd; d++) kv->kt[gpt2_kv_key(t, lh, p, d)] = keys[p * hd + d];
+            float *key = kv->kt + gpt2_kv_key(t, lh, p);
+            for (size_t d = 0; d < hd; d++) key[d * 16] = keys[p * hd + d];
             memcpy(kv->v + gpt2_kv_offset(t, lh, p), values + p * hd, hd * sizeof *values);
         }
     }
@@ -275,7 +276,8 @@ bool gpt2_kvfile_write(Transformer *t, size_t seq, const int32_t *ids, size_t n,
     bool ok = block && write_all(fd, header, sizeof header, &h) && write_all(fd, ids, n * sizeof *ids, &h);
     for (size_t lh = 0; ok && lh < c->n_layer * H; lh++) {
         for (size_t p = 0; p < n; p++) {
-            for (size_t d = 0; d < hd; d++) block[p * hd + d] = kv->kt[gpt2_kv_key(t, lh, p, d)];
+            const float *key = kv->kt + gpt2_kv_key(t, lh, p);
+            for (size_t d = 0; d < hd; d++) block[p * hd + d] = key[d * 16];
             memcpy(block + (n + p) * hd, kv->v + gpt2_kv_offset(t, lh, p), hd * sizeof *block);
         }
         ok = write_all(fd, block, 2 * n * hd * sizeof *block, &h);

@@ -473,7 +473,7 @@ static void run_store_kv(void *ctx, size_t begin, size_t end, int thread) {
         const size_t p = b->pos[r];
         const float *k = t->state.qkv + r * 3 * C + C, *v = k + C;
         for (size_t h = 0; h < H; h++) {
-            float *key = kv->kt + gpt2_kv_key(t, layer * H + h, p, 0);
+            float *key = kv->kt + gpt2_kv_key(t, layer * H + h, p);
             for (size_t d = 0; d < hd; d++) key[d * 16] = k[h * hd + d];
         }
         for (size_t h = 0; h < H; h++)

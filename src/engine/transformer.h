@@ -108,9 +108,10 @@ static inline size_t gpt2_kv_offset(const Transformer *t, size_t lh, size_t p) {
     return kv_row(t->n_slices, t->n_ctx16, lh, p) * t->head_dim;
 }
 
-/* Dimension d of key p of slice lh, in kt. */
-static inline size_t gpt2_kv_key(const Transformer *t, size_t lh, size_t p, size_t d) {
-    return gpt2_kv_offset(t, lh, p / 16 * 16) + d * 16 + p % 16;
+/* Key p of slice lh in kt: its dimension 0 (its dimension d is 16 * d
+ * floats further). */
+static inline size_t gpt2_kv_key(const Transformer *t, size_t lh, size_t p) {
+    return gpt2_kv_offset(t, lh, p / 16 * 16) + p % 16;
 }
 
 /* Sets up a transformer over model for n_seq sequences and up to max_rows
