@@ -339,6 +339,37 @@ static void forward_rows(Transformer *t, uint32_t seq, const int32_t *ids, size_
     }
 }
 
+/* The tiny fixture's model and a transformer over it for n_seq
+ * sequences, 64 rows a call, on 2 threads. */
+typedef struct {
+    Fixture *f;
+    Model m;
+    Transformer t;
+} TinyEngine;
+
+static void open_tiny_engine(TinyEngine *e, const char *shared, size_t n_seq) {
+    char err[256];
+    e->f = make_fixture(shared, "tiny", "f32");
+    if (!gpt2_model_open(&e->m, e->f->model, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_transformer_build(&e->t, &e->m, gpt2_kernels_select(NULL), n_seq, 64, 2, err, sizeof err))
+        fail_msg("%s", err);
+}
+
+static void close_tiny_engine(TinyEngine *e) {
+    gpt2_transformer_free(&e->t);
+    gpt2_model_close(&e->m);
+    free_fixture(e->f);
+}
+
+/* n made-up tokens into ids and, unless it is NULL, n other ones into
+ * other. */
+static void make_tokens(int32_t *ids, int32_t *other, size_t n, size_t n_vocab) {
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = (int32_t)((i * 7919 + 13) % n_vocab);
+        if (other) other[i] = (int32_t)((i * 104729 + 5) % n_vocab);
+    }
+}
+
 /* A sequence that starts from a copy of another's first k positions, then
  * evaluates the rest, gives the bits a whole evaluation gives: at every
  * cut, inside a 16-position key block and on its edge, on either side of
@@ -347,23 +378,17 @@ static void forward_rows(Transformer *t, uint32_t seq, const int32_t *ids, size_
 static void test_copied_prefix_same_bits(void **state) {
     (void)state;
     REQUIRE_SHARED(shared);
-    Fixture *f = make_fixture(shared, "tiny", "f32");
-    Model m;
-    char err[256];
-    if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
-    Transformer t;
-    if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(NULL), 3, 64, 2, err, sizeof err)) fail_msg("%s", err);
-    const size_t n = 150, n_vocab = m.config.n_vocab;
-    assert_true(n <= m.config.n_ctx && n > 2 * KV_CHUNK);
+    TinyEngine e;
+    open_tiny_engine(&e, shared, 3);
+    Transformer *t = &e.t;
+    const size_t n = 150, n_vocab = e.m.config.n_vocab;
+    assert_true(n <= e.m.config.n_ctx && n > 2 * KV_CHUNK);
     int32_t ids[150], other[150];
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = (int32_t)((i * 7919 + 13) % n_vocab);
-        other[i] = (int32_t)((i * 104729 + 5) % n_vocab);
-    }
+    make_tokens(ids, other, n, n_vocab);
     float *whole = malloc(n * n_vocab * sizeof *whole), *part = malloc(n * n_vocab * sizeof *part);
     assert_true(whole && part);
-    forward_rows(&t, 0, ids, 0, n, whole);
-    assert_int_equal(gpt2_transformer_match(&t, 0, ids, n), n);
+    forward_rows(t, 0, ids, 0, n, whole);
+    assert_int_equal(gpt2_transformer_match(t, 0, ids, n), n);
     static const size_t cuts[] = {1, 15, 16, 17, 21, 32, 39, 63, 64, 65, 100, 128, 129, 149};
     for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
         const size_t k = cuts[c];
@@ -371,26 +396,24 @@ static void test_copied_prefix_same_bits(void **state) {
         int32_t src[150];
         memcpy(src, ids, k * sizeof *src);
         memcpy(src + k, other + k, (n - k) * sizeof *src);
-        gpt2_transformer_reset(&t, 1);
-        forward_rows(&t, 1, src, 0, n, part);
-        assert_int_equal(gpt2_transformer_match(&t, 1, ids, n), k);
-        assert_false(gpt2_transformer_copy_prefix(&t, 2, 1, (uint32_t)n + 1)); /* more than it holds */
-        assert_true(gpt2_transformer_copy_prefix(&t, 2, 1, (uint32_t)k));
-        assert_int_equal(t.caches[2].len, k);
-        assert_int_equal(gpt2_transformer_match(&t, 2, ids, n), k);
-        forward_rows(&t, 2, ids, k, n, part);
+        gpt2_transformer_reset(t, 1);
+        forward_rows(t, 1, src, 0, n, part);
+        assert_int_equal(gpt2_transformer_match(t, 1, ids, n), k);
+        assert_false(gpt2_transformer_copy_prefix(t, 2, 1, (uint32_t)n + 1)); /* more than it holds */
+        assert_true(gpt2_transformer_copy_prefix(t, 2, 1, (uint32_t)k));
+        assert_int_equal(t->caches[2].len, k);
+        assert_int_equal(gpt2_transformer_match(t, 2, ids, n), k);
+        forward_rows(t, 2, ids, k, n, part);
         if (memcmp(part, whole + k * n_vocab, (n - k) * n_vocab * sizeof *part) != 0)
             fail_msg("from a copy of %zu positions, the logits differ from a whole evaluation", k);
         /* A copy onto itself keeps the prefix and forgets the rest. */
-        assert_true(gpt2_transformer_copy_prefix(&t, 1, 1, (uint32_t)k));
-        forward_rows(&t, 1, ids, k, n, part);
+        assert_true(gpt2_transformer_copy_prefix(t, 1, 1, (uint32_t)k));
+        forward_rows(t, 1, ids, k, n, part);
         assert_memory_equal(part, whole + k * n_vocab, (n - k) * n_vocab * sizeof *part);
     }
     free(whole);
     free(part);
-    gpt2_transformer_free(&t);
-    gpt2_model_close(&m);
-    free_fixture(f);
+    close_tiny_engine(&e);
 }
 
 /* Copied prefixes are borrowed in whole 16-position blocks from the
@@ -401,68 +424,60 @@ static void test_copied_prefix_same_bits(void **state) {
 static void test_borrowed_prefix_outlives_its_lender(void **state) {
     (void)state;
     REQUIRE_SHARED(shared);
-    Fixture *f = make_fixture(shared, "tiny", "f32");
-    Model m;
-    char err[256];
-    if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
-    Transformer t;
-    if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(NULL), 4, 64, 2, err, sizeof err)) fail_msg("%s", err);
-    const size_t n = 150, k = 97, n_vocab = m.config.n_vocab; /* borrowed: 96 positions, past a KV_CHUNK */
-    assert_true(n <= m.config.n_ctx && k > KV_CHUNK + 16);
+    TinyEngine e;
+    open_tiny_engine(&e, shared, 4);
+    Transformer *t = &e.t;
+    const size_t n = 150, k = 97, n_vocab = e.m.config.n_vocab; /* borrowed: 96 positions, past a KV_CHUNK */
+    assert_true(n <= e.m.config.n_ctx && k > KV_CHUNK + 16);
     int32_t ids[150], other[150];
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = (int32_t)((i * 7919 + 13) % n_vocab);
-        other[i] = (int32_t)((i * 104729 + 5) % n_vocab);
-    }
+    make_tokens(ids, other, n, n_vocab);
     float *whole = malloc(n * n_vocab * sizeof *whole), *part = malloc(n * n_vocab * sizeof *part);
     assert_true(whole && part);
-    forward_rows(&t, 0, ids, 0, n, whole);
+    forward_rows(t, 0, ids, 0, n, whole);
     for (int mode = 0; mode < 5; mode++) {
-        gpt2_transformer_reset(&t, 0);
-        forward_rows(&t, 0, ids, 0, n, part);
-        assert_true(gpt2_transformer_copy_prefix(&t, 1, 0, (uint32_t)k));
-        assert_true(gpt2_transformer_copy_prefix(&t, 2, 1, (uint32_t)k)); /* from a borrower */
+        gpt2_transformer_reset(t, 0);
+        forward_rows(t, 0, ids, 0, n, part);
+        assert_true(gpt2_transformer_copy_prefix(t, 1, 0, (uint32_t)k));
+        assert_true(gpt2_transformer_copy_prefix(t, 2, 1, (uint32_t)k)); /* from a borrower */
         /* Both borrow the six whole blocks from sequence 0. */
-        assert_int_equal(t.caches[1].base_len, 96), assert_int_equal(t.caches[1].base, 0);
-        assert_int_equal(t.caches[2].base_len, 96), assert_int_equal(t.caches[2].base, 0);
+        assert_int_equal(t->caches[1].base_len, 96), assert_int_equal(t->caches[1].base, 0);
+        assert_int_equal(t->caches[2].base_len, 96), assert_int_equal(t->caches[2].base, 0);
         switch (mode) {
         case 0: /* the lender starts afresh with other tokens */
-            gpt2_transformer_reset(&t, 0);
-            forward_rows(&t, 0, other, 0, n, part);
+            gpt2_transformer_reset(t, 0);
+            forward_rows(t, 0, other, 0, n, part);
             break;
         case 1: /* the lender rewinds to position 5 and goes on differently */
-            assert_true(gpt2_transformer_copy_prefix(&t, 0, 0, 5));
-            forward_rows(&t, 0, other, 5, n, part);
+            assert_true(gpt2_transformer_copy_prefix(t, 0, 0, 5));
+            forward_rows(t, 0, other, 5, n, part);
             break;
         case 2: /* another sequence's prefix is copied into the lender */
-            gpt2_transformer_reset(&t, 3);
-            forward_rows(&t, 3, other, 0, n, part);
-            assert_true(gpt2_transformer_copy_prefix(&t, 0, 3, 70));
-            forward_rows(&t, 0, ids, 70, n, part);
+            gpt2_transformer_reset(t, 3);
+            forward_rows(t, 3, other, 0, n, part);
+            assert_true(gpt2_transformer_copy_prefix(t, 0, 3, 70));
+            forward_rows(t, 0, ids, 70, n, part);
             break;
         case 3: /* a borrower takes its own copy first (the prompt cache's writer does) */
-            gpt2_transformer_own(&t, 2);
-            assert_int_equal(t.caches[2].base_len, 0);
-            gpt2_transformer_reset(&t, 0);
-            forward_rows(&t, 0, other, 0, n, part);
+            gpt2_transformer_own(t, 2);
+            assert_int_equal(t->caches[2].base_len, 0);
+            gpt2_transformer_reset(t, 0);
+            forward_rows(t, 0, other, 0, n, part);
             break;
         default: /* the lender only goes on past the prefix: nothing is copied */
-            assert_true(gpt2_transformer_copy_prefix(&t, 0, 0, (uint32_t)k));
-            forward_rows(&t, 0, other, k, n, part);
-            assert_int_equal(t.caches[1].base_len, 96);
+            assert_true(gpt2_transformer_copy_prefix(t, 0, 0, (uint32_t)k));
+            forward_rows(t, 0, other, k, n, part);
+            assert_int_equal(t->caches[1].base_len, 96);
             break;
         }
         for (uint32_t seq = 1; seq <= 2; seq++) {
-            forward_rows(&t, seq, ids, k, n, part);
+            forward_rows(t, seq, ids, k, n, part);
             if (memcmp(part, whole + k * n_vocab, (n - k) * n_vocab * sizeof *part) != 0)
                 fail_msg("mode %d: sequence %u's logits differ from a whole evaluation", mode, seq);
         }
     }
     free(whole);
     free(part);
-    gpt2_transformer_free(&t);
-    gpt2_model_close(&m);
-    free_fixture(f);
+    close_tiny_engine(&e);
 }
 
 /* The attention weights an inspection reports are recomputed from the
@@ -474,28 +489,26 @@ static void test_borrowed_prefix_outlives_its_lender(void **state) {
 static void test_inspected_attention_past_a_chunk(void **state) {
     (void)state;
     REQUIRE_SHARED(shared);
-    Fixture *f = make_fixture(shared, "tiny", "f32");
-    Model m;
+    TinyEngine e;
+    open_tiny_engine(&e, shared, 1);
+    Transformer *t = &e.t;
     char err[256];
-    if (!gpt2_model_open(&m, f->model, err, sizeof err)) fail_msg("%s", err);
-    Transformer t;
-    if (!gpt2_transformer_build(&t, &m, gpt2_kernels_select(NULL), 1, 64, 2, err, sizeof err)) fail_msg("%s", err);
-    const ModelConfig *c = &m.config;
+    const ModelConfig *c = &e.m.config;
     const size_t n = 150, C = c->n_embd, H = c->n_head, hd = C / H, L = c->n_layer;
     assert_true(n <= c->n_ctx && n > 2 * KV_CHUNK);
     int32_t ids[150];
-    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)((i * 7919 + 13) % c->n_vocab);
+    make_tokens(ids, NULL, n, c->n_vocab);
     float *keys = malloc(n * C * sizeof *keys), *query = malloc(C * sizeof *query);
     float *logits = malloc(c->n_vocab * sizeof *logits);
     assert_true(keys && query && logits);
     for (size_t p = 0; p < n; p++) {
-        forward_rows(&t, 0, ids, p, p + 1, logits);
-        memcpy(keys + p * C, t.state.qkv + C, C * sizeof *keys);
+        forward_rows(t, 0, ids, p, p + 1, logits);
+        memcpy(keys + p * C, t->state.qkv + C, C * sizeof *keys);
     }
-    memcpy(query, t.state.qkv, C * sizeof *query);
+    memcpy(query, t->state.qkv, C * sizeof *query);
     Gpt2Inspection x;
     const Gpt2InspectOptions o = {0};
-    if (!gpt2_inspect_run(&t, ids, n, &o, &x, err, sizeof err)) fail_msg("%s", err);
+    if (!gpt2_inspect_run(t, ids, n, &o, &x, err, sizeof err)) fail_msg("%s", err);
     double w[150];
     for (size_t h = 0; h < H; h++) {
         double max = -INFINITY, sum = 0;
@@ -516,9 +529,7 @@ static void test_inspected_attention_past_a_chunk(void **state) {
     free(keys);
     free(query);
     free(logits);
-    gpt2_transformer_free(&t);
-    gpt2_model_close(&m);
-    free_fixture(f);
+    close_tiny_engine(&e);
 }
 
 /* Checks that every matrix-product tile gives each row what a product of
