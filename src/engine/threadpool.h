@@ -2,13 +2,17 @@
  *
  * Owns the threads that run the kernels.  The forward pass hands the pool
  * one loop at a time: a range of items that the threads (the caller
- * included, as thread 0) claim chunk by chunk until none is left.  A decode
+ * included, as thread 0) claim chunk by chunk until none is left.  Each
+ * thread starts on a run of its own, an equal share of the items, and
+ * walks it from the front, so that it reads its part of a matrix as one
+ * stream; then it takes from the backs of the others' runs.  A decode
  * step hands out hundreds of such loops, each a few microseconds long, so:
  *
  *  - workers spin briefly between loops and sleep only when idle;
- *  - the caller never waits for a worker to start: it works through the
- *    chunks itself, and a worker that wakes late finds nothing left and
- *    stays out (on a busy machine a worker may not run for milliseconds);
+ *  - the caller never waits for a worker to start: it works through its
+ *    own run and then the late worker's, and a worker that wakes late
+ *    finds nothing left and stays out (on a busy machine a worker may not
+ *    run for milliseconds);
  *  - a loop of one chunk runs on the caller alone, with no hand-over.
  *
  * Which thread does which chunk changes from run to run.  The kernels are
@@ -34,10 +38,10 @@ ThreadPool *gpt2_threadpool_create(int n_threads);
 void gpt2_threadpool_free(ThreadPool *pool);
 int gpt2_threadpool_size(const ThreadPool *pool);
 
-/* Runs task over the items [0, n) and returns when all are done.  Chunks
- * are multiples of `grain` items (the last may be shorter); they start
- * large and shrink as the loop nears its end, so that the threads finish
- * together. */
+/* Runs task over the items [0, n) and returns when all are done, each
+ * item exactly once.  Chunks start at multiples of `grain` and are
+ * multiples of it, but for one that ends at n; a thread's chunks halve
+ * as its run empties, so that the threads finish together. */
 void gpt2_threadpool_for(ThreadPool *pool, size_t n, size_t grain, PoolTask task, void *ctx);
 
 /* Runs job on every thread of the pool at once, each exactly once, and
