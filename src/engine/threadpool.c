@@ -154,41 +154,31 @@ static void read_run(const ThreadPool *p, size_t i, uint64_t word, size_t *front
     }
 }
 
-/* Takes the next chunk from the front of thread `owner`'s run: half of
- * what is left, rounded up to the grain, so chunks shrink towards the end
- * of the run and follow one another. */
-static bool claim_own(ThreadPool *p, int owner, size_t *begin, size_t *end) {
+/* Takes a chunk of thread `owner`'s run: the owner takes from its front
+ * (half of what is left, rounded up to the grain, so its chunks shrink
+ * towards the end of the run and follow one another), another thread
+ * from its back (about half, from a multiple of the grain: every run's
+ * front is one). */
+static bool claim(ThreadPool *p, int owner, bool from_back, size_t *begin, size_t *end) {
     _Atomic uint64_t *word = &p->runs[owner].word;
     uint64_t w = atomic_load(word);
     for (;;) {
         size_t front, back;
         read_run(p, (size_t)owner, w, &front, &back);
         if (front >= back) return false;
-        size_t size = (back - front + 1) / 2;
-        size = (size + p->grain - 1) / p->grain * p->grain;
-        const size_t stop = back - front < size ? back : front + size;
-        if (atomic_compare_exchange_weak(word, &w, pack_run(p->tag, stop, back))) {
-            *begin = front;
-            *end = stop;
-            return true;
+        const size_t half = (back - front + 1) / 2;
+        size_t cut;
+        if (from_back) {
+            cut = (back - half) / p->grain * p->grain;
+            if (cut < front) cut = front;
+        } else {
+            const size_t size = (half + p->grain - 1) / p->grain * p->grain;
+            cut = back - front < size ? back : front + size;
         }
-    }
-}
-
-/* Takes about half of what is left of thread `victim`'s run, from its
- * back, starting at a multiple of the grain (every run's front is one). */
-static bool claim_back(ThreadPool *p, int victim, size_t *begin, size_t *end) {
-    _Atomic uint64_t *word = &p->runs[victim].word;
-    uint64_t w = atomic_load(word);
-    for (;;) {
-        size_t front, back;
-        read_run(p, (size_t)victim, w, &front, &back);
-        if (front >= back) return false;
-        size_t start = (back - (back - front + 1) / 2) / p->grain * p->grain;
-        if (start < front) start = front;
-        if (atomic_compare_exchange_weak(word, &w, pack_run(p->tag, front, start))) {
-            *begin = start;
-            *end = back;
+        const uint64_t rest = from_back ? pack_run(p->tag, front, cut) : pack_run(p->tag, cut, back);
+        if (atomic_compare_exchange_weak(word, &w, rest)) {
+            *begin = from_back ? cut : front;
+            *end = from_back ? back : cut;
             return true;
         }
     }
@@ -202,10 +192,10 @@ static void work(ThreadPool *p, int index) {
         return;
     }
     size_t begin, end;
-    while (claim_own(p, index, &begin, &end)) p->task(p->ctx, begin, end, index);
+    while (claim(p, index, false, &begin, &end)) p->task(p->ctx, begin, end, index);
     for (int k = 1; k < p->n_threads; k++) {
         int victim = (index + k) % p->n_threads;
-        while (claim_back(p, victim, &begin, &end)) p->task(p->ctx, begin, end, index);
+        while (claim(p, victim, true, &begin, &end)) p->task(p->ctx, begin, end, index);
     }
 }
 
