@@ -305,6 +305,18 @@ static void test_model_from_option_environment_or_default(void **state) {
     assert_int_equal(r.status, 1);
     test_run_free(&r);
 
+    /* GPT2_PREFETCH picks the prefetch hint, which -v names; a bad one is
+     * refused in one line. */
+    const char *const with_l2[] = {var, "GPT2_PREFETCH=l2", NULL}, *const with_t0[] = {var, "GPT2_PREFETCH=t0", NULL};
+    RunSpec l2 = {.env = with_l2}, t0 = {.env = with_t0};
+    gpt2(&r, &l2, "-p", "Hello", "-n", "1", "-v", NULL);
+    test_expect_ok(&r);
+    if (!strstr(r.err.data, "(prefetch l2)")) fail_msg("-v does not name the prefetch hint: %s", r.err.data);
+    test_run_free(&r);
+    gpt2(&r, &t0, "-p", "Hello", "-n", "1", NULL);
+    expect_refusal(&r, 1, "prefetch hint \"t0\" is neither \"nta\" nor \"l2\"");
+    test_run_free(&r);
+
     /* Without either, models/gpt2-124M.bin in the current folder (there is
      * none where the tests run). */
     const char *const argv[] = {"/bin/sh", "-c", "cd / && unset GPT2_MODEL && exec \"$0\" -p hi", env.gpt2, NULL};

@@ -577,7 +577,8 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
             const KernelSet *portable = gpt2_kernels_select("portable");
             for (size_t r = 0; r < max_x; r++) {
                 for (size_t i = 0; i < rows; i++) want[r * rows + i] = 0.5f * (float)i;
-                MatmulArgs a = {&m, bias, x + r * cols, cols, want + r * rows, rows, 1, epilogues[e], NULL, NULL, NULL};
+                MatmulArgs a = {&m,           bias, x + r * cols, cols, want + r * rows,   rows, 1,
+                                epilogues[e], NULL, NULL,         NULL, STREAM_NONTEMPORAL};
                 if (dtypes[d] == DTYPE_Q8_0) {
                     portable->quantize(xq, xd, x + r * cols, cols);
                     a.xq = xq;
@@ -589,7 +590,9 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
                 const KernelSet *ks = gpt2_kernels_select(names[k]);
                 for (size_t n_x = 1; n_x <= max_x; n_x++) {
                     for (size_t i = 0; i < n_x * rows; i++) y[i] = 0.5f * (float)(i % rows);
-                    MatmulArgs a = {&m, bias, x, cols, y, rows, n_x, epilogues[e], NULL, NULL, NULL};
+                    /* Either prefetch hint, by turns: a hint never changes a result. */
+                    MatmulArgs a = {&m,  bias,         x,    cols, y,    rows,
+                                    n_x, epilogues[e], NULL, NULL, NULL, (StreamHint)(n_x % 2)};
                     if (dtypes[d] == DTYPE_Q8_0) {
                         for (size_t r = 0; r < n_x; r++)
                             ks->quantize(xq + r * Q8_TERMS * cols, xd + r * (cols / Q8_BLOCK), x + r * cols, cols);

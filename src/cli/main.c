@@ -166,6 +166,7 @@ static Gpt2 *open_model(const CliOptions *o, char *err, size_t errsz) {
                    : o->samples                 ? o->samples
                                                 : 1,
         .kernels = getenv("GPT2_KERNELS"),
+        .prefetch = getenv("GPT2_PREFETCH"),
     };
     return gpt2_open(o->model_path, &go, err, errsz);
 }
@@ -364,8 +365,9 @@ static bool stream_text(void *ctx, size_t index, const char *bytes, size_t n) {
 
 static void report_speed(const Gpt2 *g, const CliOptions *o, const Gpt2Completion *c, size_t n, double load_ms) {
     Gpt2Info info = gpt2_info(g);
-    fprintf(stderr, "gpt2: model %s (%u layers, %s), %s kernels, %d thread%s; loaded in %.1f ms\n", o->model_path,
-            info.n_layer, info.dtype, info.kernels, info.n_threads, info.n_threads == 1 ? "" : "s", load_ms);
+    fprintf(stderr, "gpt2: model %s (%u layers, %s), %s kernels (prefetch %s), %d thread%s; loaded in %.1f ms\n",
+            o->model_path, info.n_layer, info.dtype, info.kernels, info.prefetch, info.n_threads,
+            info.n_threads == 1 ? "" : "s", load_ms);
     for (size_t i = 0; i < n; i++, c++) {
         char who[48] = "";
         if (o->samples) snprintf(who, sizeof who, "sample %zu: ", i);

@@ -85,6 +85,11 @@ Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t 
         snprintf(err, errsz, "kernel set \"%s\" is not available on this CPU or in this build", o->kernels);
         return NULL;
     }
+    StreamHint stream;
+    if (!gpt2_kernels_stream_hint(o->prefetch, &stream)) {
+        snprintf(err, errsz, "prefetch hint \"%s\" is neither \"nta\" nor \"l2\"", o->prefetch);
+        return NULL;
+    }
     Gpt2 *g = calloc(1, sizeof *g);
     if (!g) {
         snprintf(err, errsz, "out of memory");
@@ -104,6 +109,7 @@ Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t 
         gpt2_close(g);
         return NULL;
     }
+    g->tf.stream = stream;
     /* The tokenizer is built while the prefault thread maps the weights. */
     g->prefault = gpt2_prefault_start(&g->tf);
     if (!gpt2_tokenizer_build(&g->tok, &g->model.vocab, why, sizeof why)) {
@@ -134,6 +140,7 @@ Gpt2Info gpt2_info(const Gpt2 *g) {
         .eot_id = (int32_t)c->eot_id,
         .dtype = gpt2_dtype_name(c->dtype),
         .kernels = g->tf.kernels->name,
+        .prefetch = g->tf.stream == STREAM_L2 ? "l2" : "nta",
         .n_threads = gpt2_threadpool_size(g->tf.pool),
         .n_batch = (uint32_t)g->tf.n_seq,
         .file_bytes = g->model.n_bytes,

@@ -61,8 +61,10 @@ typedef struct {
     bool e2e;
     const char *models[MAX_MODELS];
     int n_models;
-    const char *self;    /* this executable, for the fresh-process runs */
-    const char *kernels; /* GPT2_KERNELS, or NULL: the best this CPU runs */
+    const char *self;     /* this executable, for the fresh-process runs */
+    const char *kernels;  /* GPT2_KERNELS, or NULL: the best this CPU runs */
+    const char *prefetch; /* GPT2_PREFETCH, or NULL: this CPU's hint */
+    StreamHint stream;    /* the hint it names */
 } Options;
 
 typedef struct {

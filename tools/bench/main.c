@@ -42,7 +42,8 @@ static const char usage[] = "usage: gpt2-bench [options] MODEL...\n"
                             "  --limits         measure the machine's limits only (no model needed)\n"
                             "  -h, --help       show this help\n"
                             "\n"
-                            "GPT2_KERNELS=portable|avx2|avxvnni|avx512 measures that kernel set instead of the best.\n";
+                            "GPT2_KERNELS=portable|avx2|avxvnni|avx512 measures that kernel set instead of the best.\n"
+                            "GPT2_PREFETCH=nta|l2 measures with that prefetch hint instead of this CPU's.\n";
 
 /* ---- options ------------------------------------------------------------------ */
 
@@ -134,6 +135,9 @@ int main(int argc, char **argv) {
     o.kernels = getenv("GPT2_KERNELS");
     if (!gpt2_kernels_select(o.kernels))
         return usage_error("GPT2_KERNELS names no kernel set this CPU runs", o.kernels);
+    o.prefetch = getenv("GPT2_PREFETCH");
+    if (!gpt2_kernels_stream_hint(o.prefetch, &o.stream))
+        return usage_error("GPT2_PREFETCH is neither nta nor l2", o.prefetch);
     o.max_threads = o.threads[o.n_threads - 1];
     if (child_model) return bench_e2e_child(child_model, o.max_threads);
     if (limits_only) {

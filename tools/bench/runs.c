@@ -177,6 +177,7 @@ bool bench_model(const Options *o, ModelResult *res) {
             fprintf(stderr, "gpt2-bench: %s\n", err);
             break;
         }
+        r.tf.stream = o->stream;
         /* A warm-up of each: the weights' pages mapped, the caches touched. */
         ok = run_tokens(&r, o->n_prompt, false) >= 0 && run_tokens(&r, o->n_gen, true) >= 0;
         for (int i = 0; ok && i < o->reps; i++) {
@@ -254,6 +255,7 @@ bool bench_paired_rounds(const Options *o, const char *path, PairKind kind, Pair
     ok = ok &&
          gpt2_transformer_build(&r.tf, &model, k, 1, (size_t)(n > depth ? n : depth), o->max_threads, err, sizeof err);
     if (ok) {
+        r.tf.stream = o->stream;
         random_tokens(r.tokens, (size_t)total, model.config.n_vocab, 42);
         for (int i = 0; i < total; i++) r.pos[i] = (uint32_t)i;
         PairCtx c = {kind, &r, bench_isa_of(k->name), buf};
@@ -312,7 +314,10 @@ bool bench_paired_rounds(const Options *o, const char *path, PairKind kind, Pair
  * the seconds it took, opening and closing included, or -1. */
 static double run_completions(const Options *o, const char *path, bool together, Gpt2Completion *c, size_t n) {
     char err[512];
-    Gpt2Options opt = {.n_threads = o->max_threads, .n_batch = together ? (uint32_t)n : 1, .kernels = o->kernels};
+    Gpt2Options opt = {.n_threads = o->max_threads,
+                       .n_batch = together ? (uint32_t)n : 1,
+                       .kernels = o->kernels,
+                       .prefetch = o->prefetch};
     const size_t runs = together ? 1 : n, per_run = together ? n : 1;
     double t0 = now_ms();
     for (size_t r = 0; r < runs; r++) {
@@ -427,7 +432,8 @@ static long peak_rss_kib(void) {
 int bench_e2e_child(const char *path, int threads) {
     double t0 = now_ms();
     char err[512];
-    Gpt2Options opt = {.n_threads = threads, .n_batch = 1, .kernels = getenv("GPT2_KERNELS")};
+    Gpt2Options opt = {
+        .n_threads = threads, .n_batch = 1, .kernels = getenv("GPT2_KERNELS"), .prefetch = getenv("GPT2_PREFETCH")};
     Gpt2 *g = gpt2_open(path, &opt, err, sizeof err);
     if (!g) {
         fprintf(stderr, "gpt2-bench: %s\n", err);

@@ -47,6 +47,19 @@ static CpuFeatures cpu_features(void) {
     return f;
 }
 
+/* AMD's and Hygon's CPUs, by the vendor string of CPUID leaf 0. */
+static bool cpu_is_amd(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+    char vendor[12];
+    memcpy(vendor, &b, 4);
+    memcpy(vendor + 4, &d, 4);
+    memcpy(vendor + 8, &c, 4);
+    return memcmp(vendor, "AuthenticAMD", 12) == 0 || memcmp(vendor, "HygonGenuine", 12) == 0;
+}
+
+static StreamHint cpu_stream_hint(void) { return cpu_is_amd() ? STREAM_NONTEMPORAL : STREAM_L2; }
+
 static bool cpu_has(const char *set) {
     CpuFeatures f = cpu_features();
     if (strcmp(set, "avx512") == 0) return f.avx512;
@@ -55,6 +68,8 @@ static bool cpu_has(const char *set) {
     return false;
 }
 #else
+static StreamHint cpu_stream_hint(void) { return STREAM_NONTEMPORAL; }
+
 static bool cpu_has(const char *set) {
     (void)set;
     return false;
@@ -71,4 +86,12 @@ const KernelSet *gpt2_kernels_select(const char *force) {
         return k;
     }
     return NULL;
+}
+
+bool gpt2_kernels_stream_hint(const char *force, StreamHint *hint) {
+    if (!force) *hint = cpu_stream_hint();
+    else if (strcmp(force, "nta") == 0) *hint = STREAM_NONTEMPORAL;
+    else if (strcmp(force, "l2") == 0) *hint = STREAM_L2;
+    else return false;
+    return true;
 }

@@ -55,9 +55,10 @@ static inline float v_reduce_max(V16 v) {
     b = _mm_max_ss(b, _mm_movehdup_ps(b));
     return _mm_cvtss_f32(b);
 }
-/* Weights a product reads once: prefetched non-temporal (prefetchnta), so
- * that they do not push the caches' other lines out (vec16_portable.h). */
-static inline void v_prefetch(const void *p) { __builtin_prefetch(p, 0, 0); }
+/* Data a kernel streams once, prefetched with either hint of StreamHint
+ * (kernels.h): prefetchnta, or prefetcht1 into L2. */
+static inline void v_prefetch_nta(const void *p) { __builtin_prefetch(p, 0, 0); }
+static inline void v_prefetch_l2(const void *p) { __builtin_prefetch(p, 0, 2); }
 /* r[j] lane i = the old r[i] lane j: 16 x 16 transposed in four rounds of
  * shuffles (pairs of lanes, then of 2, 4 and 8). */
 static inline void v_transpose16(V16 r[16]) {

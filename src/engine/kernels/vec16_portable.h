@@ -116,14 +116,19 @@ static inline void v_transpose16(V16 r[16]) {
             r[j].f[i] = t;
         }
 }
-/* A hint: the weights at p are read soon, and once.  Non-temporal (locality
- * 0), so that a stream of weights does not evict the lines that are used
- * again: on the Zen 5 of the README the AVX-512 set decoded q8_0 3-13 %
- * and f16 2-4 % faster than with locality 3 (1 and 2 threads), the AVX2
- * set f16 3-4 % and q8_0 the same; prefill and batches were unchanged. */
-static inline void v_prefetch(const void *p) {
+/* Hints: the data at p is read soon, and once (StreamHint in kernels.h).
+ * Non-temporal (locality 0), or into the second-level cache (locality 2);
+ * nothing where the compiler has no prefetch. */
+static inline void v_prefetch_nta(const void *p) {
 #if defined(__GNUC__)
     __builtin_prefetch(p, 0, 0);
+#else
+    (void)p;
+#endif
+}
+static inline void v_prefetch_l2(const void *p) {
+#if defined(__GNUC__)
+    __builtin_prefetch(p, 0, 2);
 #else
     (void)p;
 #endif
