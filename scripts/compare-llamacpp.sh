@@ -25,6 +25,8 @@
 #   TOKENIZER   folder of vocab.json and merges.txt (default: ../shared/gpt2)
 #   PYTHON      a Python 3 that can import the checkout's gguf-py (numpy, and
 #               at some commits sentencepiece and PyYAML; default: python3)
+#   GPT2_PREFETCH passed to gpt2-bench (nta or l2: its prefetch hint; unset,
+#               the CPU's), and named in the table's heading
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -238,7 +240,7 @@ for t in $dtypes; do
     done
 done
 
-echo "# gpt2 beside llama.cpp $commit, $(date -u +%Y-%m-%dT%H:%M:%SZ), on ${cpu:-?}, $threads threads"
+echo "# gpt2 beside llama.cpp $commit, $(date -u +%Y-%m-%dT%H:%M:%SZ), on ${cpu:-?}, $threads threads${GPT2_PREFETCH:+, GPT2_PREFETCH=$GPT2_PREFETCH}"
 echo "# GPT-2 $shape shape, random weights, the same GGUF for both; median of $rounds alternating rounds of $reps"
 echo
 echo "| dtype | test  | gpt2 t/s | llama.cpp t/s | gpt2 / llama.cpp |"
