@@ -345,6 +345,7 @@ static void check_shape(const char *shared, Shape s) {
                 if (strstr(err, "not available")) break; /* not this CPU's, or not in this build */
                 fail_msg("%s", err);
             }
+            assert_string_equal(gpt2_info(g).prefetch, o.prefetch);
             assert_true(gpt2_logits(g, ids, (size_t)T, got, err, sizeof err));
             if (memcmp(first, got, (size_t)T * VOCAB * sizeof *got) != 0)
                 fail_msg("the %s kernels on %d threads (prefetch %s) give other logits than the default set", sets[k],
