@@ -122,6 +122,11 @@ typedef struct {
 void out_init(Output *o, FILE *f, volatile sig_atomic_t *cancel);
 bool out_write(Output *o, const void *bytes, size_t n);
 bool out_flush(Output *o);
+/* After a signal that cut a write short (interrupted), lets the output go
+ * on: for -i, where Ctrl-C ends a turn and not the run.  The bytes the cut
+ * write left go out with the next flush (but for a single write of the
+ * buffer's size or more, which are dropped).  A real failure stays. */
+void out_resume(Output *o);
 
 /* Appends all of file descriptor fd to text, what naming it in messages.
  * A signal that interrupts a blocked read stops the reading when *cancel

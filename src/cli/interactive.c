@@ -98,6 +98,9 @@ static bool continue_text(Session *s, bool *cancelled) {
     c.params.sampling.seed = s->o->params.sampling.seed + s->turn++;
     Gpt2Callbacks cb = {on_text, NULL, s, s->signalled};
     bool ok = gpt2_generate(s->g, &c, 1, &cb, err, sizeof err);
+    /* A Ctrl-C that came while the terminal held a write back cut that
+     * write short: the turn ends there, the session goes on. */
+    if (*s->signalled == SIGINT) out_resume(s->out);
     if (!ok) {
         fprintf(stderr, "gpt2: %s\n", err);
     } else if (c.finish == GPT2_FINISH_ERROR) {

@@ -30,8 +30,9 @@ void out_init(Output *o, FILE *f, volatile sig_atomic_t *cancel) {
  * was written, with a short count otherwise.  Either way the write stops
  * there when the signal asked to stop, and goes on when it did not.  (A
  * write after Ctrl-C that is not interrupted, such as the final JSON
- * object, still goes out.) */
-static bool write_all(Output *o, const char *p, size_t n) {
+ * object, still goes out.)  *done counts the bytes written. */
+static bool write_all(Output *o, const char *p, size_t n, size_t *done) {
+    *done = 0;
     while (n > 0) {
         ssize_t w = write(fileno(o->f), p, n);
         if (w <= 0 && !(w < 0 && errno == EINTR)) {
@@ -44,6 +45,7 @@ static bool write_all(Output *o, const char *p, size_t n) {
         if (w > 0) {
             p += w;
             n -= (size_t)w;
+            *done += (size_t)w;
         }
         if (cut && stop_asked(o->cancel)) {
             o->failed = o->interrupted = true;
@@ -57,18 +59,29 @@ bool out_write(Output *o, const void *bytes, size_t n) {
     if (o->failed) return false;
     if (n > sizeof o->buf - o->len) {
         if (!out_flush(o)) return false;
-        if (n >= sizeof o->buf) return write_all(o, bytes, n);
+        size_t done;
+        if (n >= sizeof o->buf) return write_all(o, bytes, n, &done);
     }
     memcpy(o->buf + o->len, bytes, n);
     o->len += n;
     return true;
 }
 
+void out_resume(Output *o) {
+    if (o->interrupted) o->failed = o->interrupted = false;
+}
+
+/* What a cut write left stays in the buffer, for out_resume. */
 bool out_flush(Output *o) {
     if (o->failed) return false;
-    size_t n = o->len;
+    size_t n = o->len, done;
     o->len = 0;
-    return write_all(o, o->buf, n);
+    if (write_all(o, o->buf, n, &done)) return true;
+    if (o->interrupted) {
+        memmove(o->buf, o->buf + done, n - done);
+        o->len = n - done;
+    }
+    return false;
 }
 
 bool cli_read_fd(int fd, const char *what, size_t max, StrBuf *text, volatile sig_atomic_t *cancel, bool *interrupted,
