@@ -153,6 +153,7 @@ int cli_run_interactive(Gpt2 *g, const CliOptions *o, const StrBuf *prompt, Outp
     while (ok) {
         if (*signalled == SIGTERM || (*signalled && !cancelled)) break; /* at the prompt */
         *signalled = 0;
+        if (!out_flush(out)) break; /* what a Ctrl-C cut short, before the prompt */
         if (!read_line(&s, &line, &line_cap, &len)) {
             if (ferror(stdin) && !*signalled) {
                 fprintf(stderr, "gpt2: error reading standard input: %s\n", strerror(errno ? errno : EIO));
