@@ -137,6 +137,8 @@ float *bench_bandwidth_buffer_new(void);
 double bench_read_bandwidth(ThreadPool *pool, Isa isa, const float *buf);
 double bench_fma_peak(ThreadPool *pool, Isa isa);
 bool bench_measure_limits(const Options *o, Limits *lim, const char *when);
+/* The bytes of the last-level cache, or 0 when unknown. */
+double bench_llc_bytes(void);
 
 /* runs.c */
 uint64_t bench_params_of(const ModelConfig *c);

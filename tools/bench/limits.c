@@ -210,6 +210,17 @@ static void run_fma(void *ctx, int i, int n_threads) {
     job->sums[i % 64] = s;
 }
 
+double bench_llc_bytes(void) {
+    long bytes = 0;
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+    bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    if (bytes <= 0) bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return bytes > 0 ? (double)bytes : 0;
+}
+
 /* Best FLOP/s of all threads of pool together over FMA_PASSES passes. */
 double bench_fma_peak(ThreadPool *pool, Isa isa) {
     FmaJob job = {.isa = isa, .iters = isa == ISA_SCALAR ? FMA_ITERS / 8 : FMA_ITERS};
