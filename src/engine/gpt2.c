@@ -140,7 +140,7 @@ Gpt2Info gpt2_info(const Gpt2 *g) {
         .eot_id = (int32_t)c->eot_id,
         .dtype = gpt2_dtype_name(c->dtype),
         .kernels = g->tf.kernels->name,
-        .prefetch = g->tf.stream == STREAM_L2 ? "l2" : "nta",
+        .prefetch = gpt2_kernels_stream_hint_name(g->tf.stream),
         .n_threads = gpt2_threadpool_size(g->tf.pool),
         .n_batch = (uint32_t)g->tf.n_seq,
         .file_bytes = g->model.n_bytes,

@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
     ModelResult res[MAX_MODELS];
     memset(res, 0, sizeof res);
     printf("## throughput (mean ± sd of %d runs after a warm-up; models in page cache; prefetch %s%s)\n\n", o.reps,
-           o.stream == STREAM_L2 ? "l2" : "nta", o.prefetch ? ", from GPT2_PREFETCH" : "");
+           gpt2_kernels_stream_hint_name(o.stream), o.prefetch ? ", from GPT2_PREFETCH" : "");
     bench_print_table_head();
     for (int i = 0; i < o.n_models; i++) {
         res[i].path = o.models[i];

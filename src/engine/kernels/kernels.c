@@ -88,10 +88,19 @@ const KernelSet *gpt2_kernels_select(const char *force) {
     return NULL;
 }
 
+static const char *const stream_hint_names[] = {[STREAM_NONTEMPORAL] = "nta", [STREAM_L2] = "l2"};
+
 bool gpt2_kernels_stream_hint(const char *force, StreamHint *hint) {
-    if (!force) *hint = cpu_stream_hint();
-    else if (strcmp(force, "nta") == 0) *hint = STREAM_NONTEMPORAL;
-    else if (strcmp(force, "l2") == 0) *hint = STREAM_L2;
-    else return false;
-    return true;
+    if (!force) {
+        *hint = cpu_stream_hint();
+        return true;
+    }
+    for (size_t i = 0; i < sizeof stream_hint_names / sizeof *stream_hint_names; i++)
+        if (strcmp(force, stream_hint_names[i]) == 0) {
+            *hint = (StreamHint)i;
+            return true;
+        }
+    return false;
 }
+
+const char *gpt2_kernels_stream_hint_name(StreamHint hint) { return stream_hint_names[hint]; }

@@ -199,5 +199,7 @@ const KernelSet *gpt2_kernels_select(const char *force);
  * `force` ("nta", "l2") asks for one (Gpt2Options.prefetch, GPT2_PREFETCH);
  * NULL chooses.  Returns false when `force` names neither. */
 bool gpt2_kernels_stream_hint(const char *force, StreamHint *hint);
+/* The name `force` gives that hint: "nta" or "l2". */
+const char *gpt2_kernels_stream_hint_name(StreamHint hint);
 
 #endif

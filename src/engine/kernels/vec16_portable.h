@@ -119,20 +119,13 @@ static inline void v_transpose16(V16 r[16]) {
 /* Hints: the data at p is read soon, and once (StreamHint in kernels.h).
  * Non-temporal (locality 0), or into the second-level cache (locality 2);
  * nothing where the compiler has no prefetch. */
-static inline void v_prefetch_nta(const void *p) {
 #if defined(__GNUC__)
-    __builtin_prefetch(p, 0, 0);
+static inline void v_prefetch_nta(const void *p) { __builtin_prefetch(p, 0, 0); }
+static inline void v_prefetch_l2(const void *p) { __builtin_prefetch(p, 0, 2); }
 #else
-    (void)p;
+static inline void v_prefetch_nta(const void *p) { (void)p; }
+static inline void v_prefetch_l2(const void *p) { (void)p; }
 #endif
-}
-static inline void v_prefetch_l2(const void *p) {
-#if defined(__GNUC__)
-    __builtin_prefetch(p, 0, 2);
-#else
-    (void)p;
-#endif
-}
 static inline V16 v_abs(V16 a) {
     V16_FOR a.f[j] = fabsf(a.f[j]);
     return a;
