@@ -538,6 +538,7 @@ static void test_inspected_attention_past_a_chunk(void **state) {
  * the dtypes, with each epilogue, on a rows x cols matrix.  Some q8_0
  * quants are -128, which a GGUF file may hold and packing never writes.
  * Returns the number of (dtype, epilogue, kernel set, rows) cases. */
+#define MAX_WIDEN_PANELS 4 /* the most KernelSet.widen_panels of any set */
 static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t rows, size_t cols, size_t max_x) {
     static const Epilogue epilogues[] = {EPI_STORE, EPI_GELU, EPI_ADD};
     const char *names[4];
@@ -548,7 +549,8 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
     float *want = malloc(max_x * rows * sizeof *want);
     uint8_t *xq = malloc(max_x * Q8_TERMS * cols);
     float *xd = malloc(max_x * (cols / Q8_BLOCK) * sizeof *xd);
-    assert_true(w && bias && x && xt && y && want && xq && xd);
+    float *widened = malloc(MAX_WIDEN_PANELS * PANEL_ROWS * cols * sizeof *widened);
+    assert_true(w && bias && x && xt && y && want && xq && xd && widened);
     uint32_t seed = 12345;
     for (size_t i = 0; i < rows * cols; i++) {
         seed = seed * 1664525u + 1013904223u;
@@ -577,8 +579,8 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
             const KernelSet *portable = gpt2_kernels_select("portable");
             for (size_t r = 0; r < max_x; r++) {
                 for (size_t i = 0; i < rows; i++) want[r * rows + i] = 0.5f * (float)i;
-                MatmulArgs a = {&m,           bias, x + r * cols, cols, want + r * rows,   rows, 1,
-                                epilogues[e], NULL, NULL,         NULL, STREAM_NONTEMPORAL};
+                MatmulArgs a = {&m,           bias, x + r * cols, cols, want + r * rows,    rows, 1,
+                                epilogues[e], NULL, NULL,         NULL, STREAM_NONTEMPORAL, NULL, 0};
                 if (dtypes[d] == DTYPE_Q8_0) {
                     portable->quantize(xq, xd, x + r * cols, cols);
                     a.xq = xq;
@@ -591,8 +593,16 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
                 for (size_t n_x = 1; n_x <= max_x; n_x++) {
                     for (size_t i = 0; i < n_x * rows; i++) y[i] = 0.5f * (float)(i % rows);
                     /* Either prefetch hint, by turns: a hint never changes a result. */
-                    MatmulArgs a = {&m,  bias,         x,    cols, y,    rows,
-                                    n_x, epilogues[e], NULL, NULL, NULL, (StreamHint)(n_x % 2)};
+                    MatmulArgs a = {
+                        &m,   bias, x, cols, y, rows, n_x, epilogues[e], NULL, NULL, NULL, (StreamHint)(n_x % 2),
+                        NULL, 0};
+                    /* Many rows against 16-bit weights, widened first or
+                     * not, by turns (a set without room falls back). */
+                    assert_true(ks->widen_panels <= MAX_WIDEN_PANELS);
+                    if (n_x % 3 != 1) {
+                        a.widened = widened;
+                        a.widened_cols = cols;
+                    }
                     if (dtypes[d] == DTYPE_Q8_0) {
                         for (size_t r = 0; r < n_x; r++)
                             ks->quantize(xq + r * Q8_TERMS * cols, xd + r * (cols / Q8_BLOCK), x + r * cols, cols);
@@ -623,6 +633,7 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
     free(want);
     free(xq);
     free(xd);
+    free(widened);
     return checked;
 }
 

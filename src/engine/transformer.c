@@ -94,6 +94,19 @@ static bool check_cache_size(const ModelConfig *c, size_t n_seq, size_t n_kv, ch
     return true;
 }
 
+/* Whether a matrix product of many rows may widen weights (kernels.h). */
+static bool has_16bit_weights(const Model *model) {
+    const TransformerWeights *w = &model->weights;
+    bool found = w->wte.dtype == DTYPE_F16 || w->wte.dtype == DTYPE_BF16;
+    for (uint32_t l = 0; l < model->config.n_layer; l++) {
+        const LayerWeights *ly = &w->layers[l];
+        const Matrix *m[] = {&ly->qkv, &ly->proj, &ly->fc, &ly->mlp};
+        for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+            found |= m[i]->dtype == DTYPE_F16 || m[i]->dtype == DTYPE_BF16;
+    }
+    return found;
+}
+
 bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet *kernels, size_t n_seq, size_t max_rows,
                             int n_threads, char *err, size_t errsz) {
     memset(t, 0, sizeof *t);
@@ -126,11 +139,15 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     s->xt = malloc(product(&ovf, kernels->wide_rows, 4 * C, f, 1));
     s->xq = malloc(product(&ovf, max_rows, Q8_TERMS * 4 * C, 1, 1));
     s->xd = malloc(product(&ovf, max_rows, 4 * C / Q8_BLOCK + 1, f, 1));
+    if (has_16bit_weights(model) && max_rows > kernels->wide_rows) {
+        s->widened_cols = 4 * C;
+        s->widened = malloc(product(&ovf, threads, kernels->widen_panels * PANEL_ROWS, s->widened_cols, f));
+    }
     s->logits = malloc(product(&ovf, n_seq, c->n_vocab, f, 1));
     s->group_row = malloc(product(&ovf, max_rows, sizeof *s->group_row, 1, 1));
     s->group_len = malloc(product(&ovf, max_rows, sizeof *s->group_len, 1, 1));
     bool ok = !ovf && t->pool && t->caches && s->x && s->xn && s->qkv && s->att && s->fc && s->scores && s->xt &&
-              s->xq && s->xd && s->logits && s->group_row && s->group_len;
+              s->xq && s->xd && s->logits && s->group_row && s->group_len && (s->widened || !s->widened_cols);
     /* check_cache_size checked these products.  The caches are zeroed (the
      * unused lanes of a key block are read) and left untouched until their
      * positions are brought in (populate_cache). */
@@ -168,6 +185,7 @@ void gpt2_transformer_free(Transformer *t) {
     free(t->state.xt);
     free(t->state.xq);
     free(t->state.xd);
+    free(t->state.widened);
     free(t->state.logits);
     free(t->state.group_row);
     free(t->state.group_len);
@@ -302,12 +320,15 @@ bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32
 typedef struct {
     const KernelSet *k;
     MatmulArgs args;
+    float *widened; /* RunState.widened: each thread's part, or NULL */
+    size_t widened_floats;
 } MatmulJob;
 
 static void run_matmul(void *ctx, size_t begin, size_t end, int thread) {
-    (void)thread;
     MatmulJob *job = ctx;
-    job->k->matmul(&job->args, begin, end);
+    MatmulArgs args = job->args;
+    if (job->widened) args.widened = job->widened + (size_t)thread * job->widened_floats;
+    job->k->matmul(&args, begin, end);
 }
 
 typedef struct {
@@ -348,7 +369,11 @@ static void run_transpose(void *ctx, size_t begin, size_t end, int thread) {
  * few rows against other weights, transposed too (kernels.h). */
 static void matmul(Transformer *t, const Matrix *w, const float *bias, const float *x, size_t x_stride, float *y,
                    size_t y_stride, size_t n_x, Epilogue ep) {
-    MatmulJob job = {t->kernels, {w, bias, x, x_stride, y, y_stride, n_x, ep, NULL, NULL, NULL, t->stream}};
+    MatmulJob job = {
+        t->kernels,
+        {w, bias, x, x_stride, y, y_stride, n_x, ep, NULL, NULL, NULL, t->stream, NULL, t->state.widened_cols},
+        t->state.widened,
+        t->kernels->widen_panels * PANEL_ROWS * t->state.widened_cols};
     if (w->dtype != DTYPE_Q8_0 && n_x >= 2 && n_x <= t->kernels->wide_rows) {
         TransposeJob tr = {t->kernels, x, x_stride, n_x, t->state.xt};
         gpt2_threadpool_for(t->pool, w->cols, TRANSPOSE_COLS, run_transpose, &tr);
@@ -553,6 +578,7 @@ void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop) {
     populate_write(s->xt, t->kernels->wide_rows * 4 * C * f);
     populate_write(s->xq, rows * Q8_TERMS * 4 * C); /* q8_0 products only, but small */
     populate_write(s->xd, rows * (4 * C / Q8_BLOCK + 1) * f);
+    if (s->widened) populate_write(s->widened, threads * t->kernels->widen_panels * PANEL_ROWS * s->widened_cols * f);
     /* Sequence 0 only: a first completion runs there, and the others'
      * memory stays untouched until they are used. */
     if (atomic_load_explicit(stop, memory_order_relaxed)) return;

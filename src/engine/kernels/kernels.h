@@ -94,6 +94,10 @@ typedef struct {
     const uint8_t *xq; /* [n_x][Q8_TERMS][w->cols] digits + 128: q1, q2, q3 */
     const float *xd;   /* [n_x][w->cols / 32] block units u */
     StreamHint stream; /* how the weights are prefetched */
+    /* Scratch of KernelSet.widen_panels * 16 * widened_cols floats, or
+     * NULL: many rows against 16-bit weights widen them here first. */
+    float *widened;
+    size_t widened_cols;
 } MatmulArgs;
 
 /* One head of causal attention for n_q queries of one sequence at
@@ -169,6 +173,7 @@ typedef struct {
     size_t tile_panels;       /* split a matrix between threads in multiples of this many panels */
     size_t wide_rows;         /* up to this many input rows, a product wants x transposed too */
     size_t attention_queries; /* the most queries one attention call takes */
+    size_t widen_panels;      /* panels of 16-bit weights widened at a time (MatmulArgs.widened) */
     /* Computes the output columns of panels [panel_begin, panel_end) of
      * a->w (rows 16*panel_begin .. 16*panel_end-1). */
     void (*matmul)(const MatmulArgs *a, size_t panel_begin, size_t panel_end);
