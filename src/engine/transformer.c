@@ -139,7 +139,7 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     s->xt = malloc(product(&ovf, kernels->wide_rows, 4 * C, f, 1));
     s->xq = malloc(product(&ovf, max_rows, Q8_TERMS * 4 * C, 1, 1));
     s->xd = malloc(product(&ovf, max_rows, 4 * C / Q8_BLOCK + 1, f, 1));
-    if (has_16bit_weights(model) && max_rows > kernels->wide_rows) {
+    if (has_16bit_weights(model) && max_rows >= kernels->widen_rows) {
         s->widened_cols = 4 * C;
         s->widened = malloc(product(&ovf, threads, kernels->widen_panels * PANEL_ROWS, s->widened_cols, f));
     }

@@ -67,7 +67,7 @@ typedef struct {
     uint8_t *xq;    /* [max_rows][Q8_TERMS][4C] a matrix input quantized for q8_0 weights (kernels.h) */
     float *xd;      /* [max_rows][4C / 32] its blocks' units */
     float *widened; /* [n_threads][widen_panels * 16 * widened_cols] 16-bit weights widened, per thread (or NULL) */
-    size_t widened_cols; /* 4C where the model has 16-bit weights and rows past wide_rows, else 0 */
+    size_t widened_cols; /* 4C where the model has 16-bit weights and max_rows >= widen_rows, else 0 */
     float *logits;       /* [n_seq][n_vocab] where the generation loop has a step's wanted rows' logits written */
     uint32_t *group_row; /* [max_rows] first row of each attention group */
     uint32_t *group_len; /* [max_rows] its rows: one sequence, consecutive positions */

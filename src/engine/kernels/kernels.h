@@ -174,6 +174,7 @@ typedef struct {
     size_t wide_rows;         /* up to this many input rows, a product wants x transposed too */
     size_t attention_queries; /* the most queries one attention call takes */
     size_t widen_panels;      /* panels of 16-bit weights widened at a time (MatmulArgs.widened) */
+    size_t widen_rows;        /* from this many input rows on */
     /* Computes the output columns of panels [panel_begin, panel_end) of
      * a->w (rows 16*panel_begin .. 16*panel_end-1). */
     void (*matmul)(const MatmulArgs *a, size_t panel_begin, size_t panel_end);
