@@ -57,17 +57,17 @@ typedef struct {
 
 /* Scratch for the rows of one forward call. */
 typedef struct {
-    float *x;       /* [max_rows][C] residual stream */
-    float *xn;      /* [max_rows][C] LayerNorm output */
-    float *qkv;     /* [max_rows][3C] queries, keys, values */
-    float *att;     /* [max_rows][C] attention output, heads side by side */
-    float *fc;      /* [max_rows][4C] MLP hidden layer */
-    float *scores;  /* [n_threads][attention_queries * n_ctx16] attention weights, per thread */
-    float *xt;      /* [4C][wide_rows] a matrix input of a few rows, transposed */
-    uint8_t *xq;    /* [max_rows][Q8_TERMS][4C] a matrix input quantized for q8_0 weights (kernels.h) */
-    float *xd;      /* [max_rows][4C / 32] its blocks' units */
-    float *widened; /* [n_threads][widen_panels * 16 * widened_cols] 16-bit weights widened, per thread (or NULL) */
-    size_t widened_cols; /* 4C where the model has 16-bit weights and max_rows >= widen_rows, else 0 */
+    float *x;            /* [max_rows][C] residual stream */
+    float *xn;           /* [max_rows][C] LayerNorm output */
+    float *qkv;          /* [max_rows][3C] queries, keys, values */
+    float *att;          /* [max_rows][C] attention output, heads side by side */
+    float *fc;           /* [max_rows][4C] MLP hidden layer */
+    float *scores;       /* [n_threads][attention_queries * n_ctx16] attention weights, per thread */
+    float *xt;           /* [4C][wide_rows] a matrix input of a few rows, transposed */
+    uint8_t *xq;         /* [max_rows][Q8_TERMS][4C] a matrix input quantized for q8_0 weights (kernels.h) */
+    float *xd;           /* [max_rows][4C / 32] its blocks' units */
+    float *widened;      /* [n_threads][widen_panels * 16 * widened_cols] 16-bit weights as f32 (kernels.h) */
+    size_t widened_cols; /* 4C for 16-bit weights and max_rows >= widen_rows, else 0 (widened NULL) */
     float *logits;       /* [n_seq][n_vocab] where the generation loop has a step's wanted rows' logits written */
     uint32_t *group_row; /* [max_rows] first row of each attention group */
     uint32_t *group_len; /* [max_rows] its rows: one sequence, consecutive positions */
