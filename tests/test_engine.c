@@ -596,8 +596,9 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
                     MatmulArgs a = {
                         &m,   bias, x, cols, y, rows, n_x, epilogues[e], NULL, NULL, NULL, (StreamHint)(n_x % 2),
                         NULL, 0};
-                    /* Many rows against 16-bit weights, widened first or
-                     * not, by turns (a set without room falls back). */
+                    /* With the scratch or without it, by turns: from
+                     * widen_rows rows on, 16-bit weights are widened into
+                     * it first, and without it converted tile by tile. */
                     assert_true(ks->widen_panels <= MAX_WIDEN_PANELS);
                     if (n_x % 3 != 1) {
                         a.widened = widened;
