@@ -317,17 +317,21 @@ bool gpt2_transformer_copy_prefix(Transformer *t, size_t dst, size_t src, uint32
 
 /* ---- jobs for the thread pool ------------------------------------------- */
 
+/* Each thread's part of RunState.widened, in floats. */
+static size_t widened_floats(const Transformer *t) {
+    return t->kernels->widen_panels * PANEL_ROWS * t->state.widened_cols;
+}
+
 typedef struct {
     const KernelSet *k;
-    MatmulArgs args;
-    float *widened; /* RunState.widened: each thread's part, or NULL */
-    size_t widened_floats;
+    MatmulArgs args;       /* args.widened: RunState.widened, of which each thread takes its part */
+    size_t widened_floats; /* a thread's part */
 } MatmulJob;
 
 static void run_matmul(void *ctx, size_t begin, size_t end, int thread) {
     MatmulJob *job = ctx;
     MatmulArgs args = job->args;
-    if (job->widened) args.widened = job->widened + (size_t)thread * job->widened_floats;
+    if (args.widened) args.widened += (size_t)thread * job->widened_floats;
     job->k->matmul(&args, begin, end);
 }
 
@@ -369,11 +373,10 @@ static void run_transpose(void *ctx, size_t begin, size_t end, int thread) {
  * few rows against other weights, transposed too (kernels.h). */
 static void matmul(Transformer *t, const Matrix *w, const float *bias, const float *x, size_t x_stride, float *y,
                    size_t y_stride, size_t n_x, Epilogue ep) {
-    MatmulJob job = {
-        t->kernels,
-        {w, bias, x, x_stride, y, y_stride, n_x, ep, NULL, NULL, NULL, t->stream, NULL, t->state.widened_cols},
-        t->state.widened,
-        t->kernels->widen_panels * PANEL_ROWS * t->state.widened_cols};
+    MatmulJob job = {t->kernels,
+                     {w, bias, x, x_stride, y, y_stride, n_x, ep, NULL, NULL, NULL, t->stream, t->state.widened,
+                      t->state.widened_cols},
+                     widened_floats(t)};
     if (w->dtype != DTYPE_Q8_0 && n_x >= 2 && n_x <= t->kernels->wide_rows) {
         TransposeJob tr = {t->kernels, x, x_stride, n_x, t->state.xt};
         gpt2_threadpool_for(t->pool, w->cols, TRANSPOSE_COLS, run_transpose, &tr);
@@ -578,7 +581,7 @@ void gpt2_transformer_populate_first(Transformer *t, const atomic_bool *stop) {
     populate_write(s->xt, t->kernels->wide_rows * 4 * C * f);
     populate_write(s->xq, rows * Q8_TERMS * 4 * C); /* q8_0 products only, but small */
     populate_write(s->xd, rows * (4 * C / Q8_BLOCK + 1) * f);
-    if (s->widened) populate_write(s->widened, threads * t->kernels->widen_panels * PANEL_ROWS * s->widened_cols * f);
+    if (s->widened) populate_write(s->widened, threads * widened_floats(t) * f);
     /* Sequence 0 only: a first completion runs there, and the others'
      * memory stays untouched until they are used. */
     if (atomic_load_explicit(stop, memory_order_relaxed)) return;
