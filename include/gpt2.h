@@ -55,8 +55,9 @@ typedef struct {
     uint32_t n_batch;    /* completions that may run at once; 0 means 1 */
     const char *kernels; /* NULL: the fastest this CPU runs; or "portable", "avx2", "avxvnni", "avx512" */
     /* How the kernels prefetch the weights they stream: NULL chooses for
-     * this CPU; "nta" (non-temporal) or "l2" (into the L2 cache).  Speed
-     * only: the results are the same. */
+     * this CPU; "nta" (non-temporal), "l2" (into the L2 cache) or "none"
+     * (the hardware prefetchers alone) everywhere.  Speed only: the
+     * results are the same. */
     const char *prefetch;
 } Gpt2Options;
 
@@ -65,7 +66,7 @@ typedef struct {
     int32_t eot_id;       /* <|endoftext|> */
     const char *dtype;    /* of the weight matrices: "f32", "f16", "bf16", "q8_0" */
     const char *kernels;  /* the kernel set in use */
-    const char *prefetch; /* the prefetch hint in use: "nta" or "l2" */
+    const char *prefetch; /* the prefetch hint in use: "nta", "l2", "none", or two as "nta, none for one row" */
     int n_threads;
     uint32_t n_batch;
     uint64_t file_bytes;

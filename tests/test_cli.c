@@ -314,7 +314,7 @@ static void test_model_from_option_environment_or_default(void **state) {
     if (!strstr(r.err.data, "(prefetch l2)")) fail_msg("-v does not name the prefetch hint: %s", r.err.data);
     test_run_free(&r);
     gpt2(&r, &t0, "-p", "Hello", "-n", "1", NULL);
-    expect_refusal(&r, 1, "prefetch hint \"t0\" is neither \"nta\" nor \"l2\"");
+    expect_refusal(&r, 1, "prefetch hint \"t0\" is not \"nta\", \"l2\" or \"none\"");
     test_run_free(&r);
 
     /* Without either, models/gpt2-124M.bin in the current folder (there is

@@ -592,9 +592,9 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
                 const KernelSet *ks = gpt2_kernels_select(names[k]);
                 for (size_t n_x = 1; n_x <= max_x; n_x++) {
                     for (size_t i = 0; i < n_x * rows; i++) y[i] = 0.5f * (float)(i % rows);
-                    /* Either prefetch hint, by turns: a hint never changes a result. */
+                    /* Every prefetch hint, by turns: a hint never changes a result. */
                     MatmulArgs a = {
-                        &m,   bias, x, cols, y, rows, n_x, epilogues[e], NULL, NULL, NULL, (StreamHint)(n_x % 2),
+                        &m,   bias, x, cols, y, rows, n_x, epilogues[e], NULL, NULL, NULL, (StreamHint)(n_x % 3),
                         NULL, 0};
                     /* With the scratch or without it, by turns: from
                      * widen_rows rows on, 16-bit weights are widened into
@@ -737,6 +737,30 @@ static void test_quantize_digits(void **state) {
     free(first);
 }
 
+/* GPT2_PREFETCH's names force one hint everywhere and name it back; this
+ * CPU's choice is one of the nine pairs; anything else is refused. */
+static void test_stream_hints(void **state) {
+    (void)state;
+    static const char *const names[] = {"nta", "l2", "none"};
+    for (int i = 0; i < 3; i++) {
+        StreamHints h = {STREAM_L2, STREAM_NONTEMPORAL};
+        assert_true(gpt2_kernels_stream_hints(names[i], &h));
+        assert_int_equal(h.common, i);
+        assert_int_equal(h.one_row, i);
+        assert_string_equal(gpt2_kernels_stream_hints_name(h), names[i]);
+    }
+    StreamHints h;
+    assert_false(gpt2_kernels_stream_hints("t0", &h));
+    assert_false(gpt2_kernels_stream_hints("", &h));
+    assert_true(gpt2_kernels_stream_hints(NULL, &h));
+    assert_in_range(h.common, STREAM_NONTEMPORAL, STREAM_NONE);
+    assert_in_range(h.one_row, STREAM_NONTEMPORAL, STREAM_NONE);
+    h = (StreamHints){STREAM_NONTEMPORAL, STREAM_NONE};
+    assert_string_equal(gpt2_kernels_stream_hints_name(h), "nta, none for one row");
+    h = (StreamHints){STREAM_L2, STREAM_NONTEMPORAL};
+    assert_string_equal(gpt2_kernels_stream_hints_name(h), "l2, nta for one row");
+}
+
 #ifdef __linux__
 /* Limited to one CPU (as taskset or a container's cpuset limits it), a
  * model opened with no thread count runs one thread, not one per CPU of
@@ -773,6 +797,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_tiles_same_bits),
         cmocka_unit_test(test_matmul_q8_long_rows_same_bits),
         cmocka_unit_test(test_quantize_digits),
+        cmocka_unit_test(test_stream_hints),
 #ifdef __linux__
         cmocka_unit_test(test_default_threads_follow_affinity),
 #endif

@@ -85,9 +85,9 @@ Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t 
         snprintf(err, errsz, "kernel set \"%s\" is not available on this CPU or in this build", o->kernels);
         return NULL;
     }
-    StreamHint stream;
-    if (!gpt2_kernels_stream_hint(o->prefetch, &stream)) {
-        snprintf(err, errsz, "prefetch hint \"%s\" is neither \"nta\" nor \"l2\"", o->prefetch);
+    StreamHints stream;
+    if (!gpt2_kernels_stream_hints(o->prefetch, &stream)) {
+        snprintf(err, errsz, "prefetch hint \"%s\" is not \"nta\", \"l2\" or \"none\"", o->prefetch);
         return NULL;
     }
     Gpt2 *g = calloc(1, sizeof *g);
@@ -140,7 +140,7 @@ Gpt2Info gpt2_info(const Gpt2 *g) {
         .eot_id = (int32_t)c->eot_id,
         .dtype = gpt2_dtype_name(c->dtype),
         .kernels = g->tf.kernels->name,
-        .prefetch = gpt2_kernels_stream_hint_name(g->tf.stream),
+        .prefetch = gpt2_kernels_stream_hints_name(g->tf.stream),
         .n_threads = gpt2_threadpool_size(g->tf.pool),
         .n_batch = (uint32_t)g->tf.n_seq,
         .file_bytes = g->model.n_bytes,

@@ -115,7 +115,7 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     if (!check_cache_size(c, n_seq, ((size_t)c->n_ctx + 15) / 16 * 16, err, errsz)) return false;
     t->model = model;
     t->kernels = kernels;
-    gpt2_kernels_stream_hint(NULL, &t->stream);
+    gpt2_kernels_stream_hints(NULL, &t->stream);
     t->n_seq = n_seq;
     t->max_rows = max_rows;
     t->n_ctx16 = ((size_t)c->n_ctx + 15) / 16 * 16;
@@ -374,8 +374,8 @@ static void run_transpose(void *ctx, size_t begin, size_t end, int thread) {
 static void matmul(Transformer *t, const Matrix *w, const float *bias, const float *x, size_t x_stride, float *y,
                    size_t y_stride, size_t n_x, Epilogue ep) {
     MatmulJob job = {t->kernels,
-                     {w, bias, x, x_stride, y, y_stride, n_x, ep, NULL, NULL, NULL, t->stream, t->state.widened,
-                      t->state.widened_cols},
+                     {w, bias, x, x_stride, y, y_stride, n_x, ep, NULL, NULL, NULL,
+                      n_x == 1 ? t->stream.one_row : t->stream.common, t->state.widened, t->state.widened_cols},
                      widened_floats(t)};
     if (w->dtype != DTYPE_Q8_0 && n_x >= 2 && n_x <= t->kernels->wide_rows) {
         TransposeJob tr = {t->kernels, x, x_stride, n_x, t->state.xt};
@@ -476,7 +476,7 @@ static void run_attention(void *ctx, size_t begin, size_t end, int thread) {
             .scores = scores,
             .out = s->att + r * C + h * hd,
             .out_stride = C,
-            .stream = t->stream,
+            .stream = t->stream.common,
         };
         t->kernels->attention(&a);
     }

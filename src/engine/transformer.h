@@ -91,7 +91,7 @@ typedef struct {
 typedef struct {
     const Model *model;
     const KernelSet *kernels;
-    StreamHint stream; /* how the kernels prefetch: this CPU's (gpt2_kernels_stream_hint) unless set after building */
+    StreamHints stream; /* how the kernels prefetch: this CPU's (gpt2_kernels_stream_hints) unless set after building */
     ThreadPool *pool;
     size_t max_rows; /* rows one forward call may hold */
     size_t n_seq;    /* sequences, each with a KV cache */

@@ -64,7 +64,7 @@ typedef struct {
     const char *self;     /* this executable, for the fresh-process runs */
     const char *kernels;  /* GPT2_KERNELS, or NULL: the best this CPU runs */
     const char *prefetch; /* GPT2_PREFETCH, or NULL: this CPU's hint */
-    StreamHint stream;    /* the hint it names */
+    StreamHints stream;   /* the hints it names */
 } Options;
 
 typedef struct {

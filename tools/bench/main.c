@@ -43,7 +43,7 @@ static const char usage[] = "usage: gpt2-bench [options] MODEL...\n"
                             "  -h, --help       show this help\n"
                             "\n"
                             "GPT2_KERNELS=portable|avx2|avxvnni|avx512 measures that kernel set instead of the best.\n"
-                            "GPT2_PREFETCH=nta|l2 measures with that prefetch hint instead of this CPU's.\n";
+                            "GPT2_PREFETCH=nta|l2|none measures with that hint everywhere, not this CPU's.\n";
 
 /* ---- options ------------------------------------------------------------------ */
 
@@ -136,8 +136,8 @@ int main(int argc, char **argv) {
     if (!gpt2_kernels_select(o.kernels))
         return usage_error("GPT2_KERNELS names no kernel set this CPU runs", o.kernels);
     o.prefetch = getenv("GPT2_PREFETCH");
-    if (!gpt2_kernels_stream_hint(o.prefetch, &o.stream))
-        return usage_error("GPT2_PREFETCH is neither nta nor l2", o.prefetch);
+    if (!gpt2_kernels_stream_hints(o.prefetch, &o.stream))
+        return usage_error("GPT2_PREFETCH is not nta, l2 or none", o.prefetch);
     o.max_threads = o.threads[o.n_threads - 1];
     if (child_model) return bench_e2e_child(child_model, o.max_threads);
     if (limits_only) {
@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
     ModelResult res[MAX_MODELS];
     memset(res, 0, sizeof res);
     printf("## throughput (mean ± sd of %d runs after a warm-up; models in page cache; prefetch %s%s)\n\n", o.reps,
-           gpt2_kernels_stream_hint_name(o.stream), o.prefetch ? ", from GPT2_PREFETCH" : "");
+           gpt2_kernels_stream_hints_name(o.stream), o.prefetch ? ", from GPT2_PREFETCH" : "");
     bench_print_table_head();
     for (int i = 0; i < o.n_models; i++) {
         res[i].path = o.models[i];

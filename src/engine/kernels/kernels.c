@@ -58,7 +58,19 @@ static bool cpu_is_amd(void) {
     return memcmp(vendor, "AuthenticAMD", 12) == 0 || memcmp(vendor, "HygonGenuine", 12) == 0;
 }
 
-static StreamHint cpu_stream_hint(void) { return cpu_is_amd() ? STREAM_NONTEMPORAL : STREAM_L2; }
+/* Zen 4 is the one family 25 (0x19) design with AVX-512 (Zen 3's lack it):
+ * CPUID leaf 1 gives the family, leaf 7 the AVX512F bit. */
+static bool cpu_is_zen4(void) {
+    unsigned a, b, c, d;
+    if (!cpu_is_amd() || !__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const unsigned base = a >> 8 & 0xF, family = base == 0xF ? base + (a >> 20 & 0xFF) : base;
+    return family == 0x19 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 16 & 1);
+}
+
+static StreamHints cpu_stream_hints(void) {
+    if (!cpu_is_amd()) return (StreamHints){STREAM_L2, STREAM_L2};
+    return (StreamHints){STREAM_NONTEMPORAL, cpu_is_zen4() ? STREAM_NONE : STREAM_NONTEMPORAL};
+}
 
 static bool cpu_has(const char *set) {
     CpuFeatures f = cpu_features();
@@ -68,7 +80,7 @@ static bool cpu_has(const char *set) {
     return false;
 }
 #else
-static StreamHint cpu_stream_hint(void) { return STREAM_NONTEMPORAL; }
+static StreamHints cpu_stream_hints(void) { return (StreamHints){STREAM_NONTEMPORAL, STREAM_NONTEMPORAL}; }
 
 static bool cpu_has(const char *set) {
     (void)set;
@@ -88,19 +100,25 @@ const KernelSet *gpt2_kernels_select(const char *force) {
     return NULL;
 }
 
-static const char *const stream_hint_names[] = {[STREAM_NONTEMPORAL] = "nta", [STREAM_L2] = "l2"};
-
-bool gpt2_kernels_stream_hint(const char *force, StreamHint *hint) {
+bool gpt2_kernels_stream_hints(const char *force, StreamHints *hints) {
+    static const char *const names[] = {[STREAM_NONTEMPORAL] = "nta", [STREAM_L2] = "l2", [STREAM_NONE] = "none"};
     if (!force) {
-        *hint = cpu_stream_hint();
+        *hints = cpu_stream_hints();
         return true;
     }
-    for (size_t i = 0; i < sizeof stream_hint_names / sizeof *stream_hint_names; i++)
-        if (strcmp(force, stream_hint_names[i]) == 0) {
-            *hint = (StreamHint)i;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(force, names[i]) == 0) {
+            *hints = (StreamHints){(StreamHint)i, (StreamHint)i};
             return true;
         }
     return false;
 }
 
-const char *gpt2_kernels_stream_hint_name(StreamHint hint) { return stream_hint_names[hint]; }
+const char *gpt2_kernels_stream_hints_name(StreamHints hints) {
+    static const char *const names[3][3] = {
+        [STREAM_NONTEMPORAL] = {"nta", "nta, l2 for one row", "nta, none for one row"},
+        [STREAM_L2] = {"l2, nta for one row", "l2", "l2, none for one row"},
+        [STREAM_NONE] = {"none, nta for one row", "none, l2 for one row", "none"},
+    };
+    return names[hints.common][hints.one_row];
+}

@@ -63,11 +63,21 @@
  * 2 threads) it decoded q8_0 at 93 tok/s against 311-320 with the hint
  * into L2, and f16 at 46 against 137-146 (f32 the same, 62-65): there a
  * non-temporal prefetch bypasses L2, so the L2 streamer never sees the
- * stream and the core's few L1 fill buffers alone keep it in flight. */
+ * stream and the core's few L1 fill buffers alone keep it in flight.  On
+ * AMD's Zen 4 (2026-12-07, 2 threads) a product of one row read its q8_0
+ * and f16 weights from memory 10-25 % faster with no prefetch instruction
+ * at all, while tiles of many rows lost a quarter of their speed without
+ * one: hence a hint for each (StreamHints). */
 typedef enum {
     STREAM_NONTEMPORAL = 0, /* prefetchnta */
-    STREAM_L2 = 1           /* prefetcht1: into L2 */
+    STREAM_L2 = 1,          /* prefetcht1: into L2 */
+    STREAM_NONE = 2         /* no prefetch instruction: the hardware prefetchers alone */
 } StreamHint;
+
+typedef struct {
+    StreamHint common;  /* tiles of many rows, attention's runs of values */
+    StreamHint one_row; /* a matrix product of one input row (decoding one sequence) */
+} StreamHints;
 
 /* What a matrix product does with each result before storing it. */
 typedef enum {
@@ -200,12 +210,15 @@ extern const KernelSet gpt2_kernels_avx512;  /* likewise */
  * NULL when the forced set is unknown or unsupported here. */
 const KernelSet *gpt2_kernels_select(const char *force);
 
-/* The prefetch hint for this CPU: non-temporal on AMD's and Hygon's x86
- * CPUs and on other architectures, into L2 on other x86 CPUs (Intel's).
- * `force` ("nta", "l2") asks for one (Gpt2Options.prefetch, GPT2_PREFETCH);
- * NULL chooses.  Returns false when `force` names neither. */
-bool gpt2_kernels_stream_hint(const char *force, StreamHint *hint);
-/* The name `force` gives that hint: "nta" or "l2". */
-const char *gpt2_kernels_stream_hint_name(StreamHint hint);
+/* The prefetch hints for this CPU: non-temporal on AMD's and Hygon's x86
+ * CPUs and on other architectures, into L2 on other x86 CPUs (Intel's);
+ * none for a product of one row on AMD's Zen 4 (family 25 with AVX-512).
+ * `force` ("nta", "l2", "none") asks for one hint everywhere
+ * (Gpt2Options.prefetch, GPT2_PREFETCH); NULL chooses.  Returns false when
+ * `force` names none of them. */
+bool gpt2_kernels_stream_hints(const char *force, StreamHints *hints);
+/* The hints' name: what `force` calls the hint, "nta", "l2" or "none",
+ * where both are the same, else as "nta, none for one row". */
+const char *gpt2_kernels_stream_hints_name(StreamHints hints);
 
 #endif
