@@ -210,7 +210,36 @@ static void run_fma(void *ctx, int i, int n_threads) {
     job->sums[i % 64] = s;
 }
 
+/* The size of the highest level of cache that sysfs lists for CPU 0 (Linux),
+ * or 0.  Preferred to sysconf: glibc's figure, derived from CPUID, read 320
+ * MiB on a 2-core Zen 4 guest whose sysfs and L3 said 32 MiB. */
+static double sysfs_llc_bytes(void) {
+    double best = 0;
+    int best_level = 0;
+    for (int i = 0; i < 16; i++) {
+        char path[96], size[32] = "";
+        int level = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f) break;
+        if (fscanf(f, "%d", &level) != 1) level = 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if (!(f = fopen(path, "r"))) continue;
+        if (!fgets(size, sizeof size, f)) size[0] = 0;
+        fclose(f);
+        char *end;
+        double bytes = strtod(size, &end);
+        if (*end == 'K') bytes *= 1024;
+        else if (*end == 'M') bytes *= 1024 * 1024;
+        if (level > best_level && bytes > 0) best = bytes, best_level = level;
+    }
+    return best;
+}
+
 double bench_llc_bytes(void) {
+    const double from_sysfs = sysfs_llc_bytes();
+    if (from_sysfs > 0) return from_sysfs;
     long bytes = 0;
 #if defined(_SC_LEVEL3_CACHE_SIZE)
     bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
