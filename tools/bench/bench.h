@@ -63,7 +63,7 @@ typedef struct {
     int n_models;
     const char *self;     /* this executable, for the fresh-process runs */
     const char *kernels;  /* GPT2_KERNELS, or NULL: the best this CPU runs */
-    const char *prefetch; /* GPT2_PREFETCH, or NULL: this CPU's hint */
+    const char *prefetch; /* GPT2_PREFETCH, or NULL: this CPU's hints */
     StreamHints stream;   /* the hints it names */
 } Options;
 
