@@ -25,7 +25,7 @@
 #   TOKENIZER   folder of vocab.json and merges.txt (default: ../shared/gpt2)
 #   PYTHON      a Python 3 that can import the checkout's gguf-py (numpy, and
 #               at some commits sentencepiece and PyYAML; default: python3)
-#   GPT2_PREFETCH passed to gpt2-bench (nta or l2: its prefetch hint; unset,
+#   GPT2_PREFETCH passed to gpt2-bench (nta, l2 or none: its prefetch hint; unset,
 #               the CPU's), and named in the table's heading
 set -eu
 
