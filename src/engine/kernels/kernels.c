@@ -59,12 +59,13 @@ static bool cpu_is_amd(void) {
 }
 
 /* Zen 4 is the one family 25 (0x19) design with AVX-512 (Zen 3's lack it):
- * CPUID leaf 1 gives the family, leaf 7 the AVX512F bit. */
+ * CPUID leaf 1 gives the family, cpu_features() the AVX-512 the avx512 set
+ * needs (where the hint was measured). */
 static bool cpu_is_zen4(void) {
     unsigned a, b, c, d;
     if (!cpu_is_amd() || !__get_cpuid(1, &a, &b, &c, &d)) return false;
     const unsigned base = a >> 8 & 0xF, family = base == 0xF ? base + (a >> 20 & 0xFF) : base;
-    return family == 0x19 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 16 & 1);
+    return family == 0x19 && cpu_features().avx512;
 }
 
 static StreamHints cpu_stream_hints(void) {

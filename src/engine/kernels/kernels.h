@@ -213,7 +213,7 @@ const KernelSet *gpt2_kernels_select(const char *force);
 
 /* The prefetch hints for this CPU: non-temporal on AMD's and Hygon's x86
  * CPUs and on other architectures, into L2 on other x86 CPUs (Intel's);
- * none for a product of one row on AMD's Zen 4 (family 25 with AVX-512).
+ * none for a product of one row on AMD's Zen 4 (family 25, with the avx512 set).
  * `force` ("nta", "l2", "none") asks for one hint everywhere
  * (Gpt2Options.prefetch, GPT2_PREFETCH); NULL chooses.  Returns false when
  * `force` names none of them. */
