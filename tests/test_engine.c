@@ -598,9 +598,11 @@ static size_t check_tiles_same_bits(const DType *dtypes, size_t n_dtypes, size_t
                         NULL, 0};
                     /* With the scratch or without it, by turns: from
                      * widen_rows rows on, 16-bit weights are widened into
-                     * it first, and without it converted tile by tile. */
+                     * it first, and without it converted tile by tile; a
+                     * set with q8_scratch takes q8_0 there at any number
+                     * of rows (one row with it, and without it). */
                     assert_true(ks->widen_panels <= MAX_WIDEN_PANELS);
-                    if (n_x % 3 != 1) {
+                    if ((n_x + (dtypes[d] == DTYPE_Q8_0 && e % 2 == 0)) % 3 != 1) {
                         a.widened = widened;
                         a.widened_cols = cols;
                     }

@@ -94,15 +94,21 @@ static bool check_cache_size(const ModelConfig *c, size_t n_seq, size_t n_kv, ch
     return true;
 }
 
-/* Whether a matrix product of many rows may widen weights (kernels.h). */
-static bool has_16bit_weights(const Model *model) {
+/* Whether a product of m may widen its weights into RunState.widened
+ * (kernels.h): 16-bit ones from widen_rows rows on, q8_0 ones at any
+ * number of rows where the kernel set asks for it. */
+static bool widens(const Matrix *m, const KernelSet *kernels, size_t max_rows) {
+    if (m->dtype == DTYPE_F16 || m->dtype == DTYPE_BF16) return max_rows >= kernels->widen_rows;
+    return m->dtype == DTYPE_Q8_0 && kernels->q8_scratch;
+}
+
+static bool wants_widened(const Model *model, const KernelSet *kernels, size_t max_rows) {
     const TransformerWeights *w = &model->weights;
-    bool found = w->wte.dtype == DTYPE_F16 || w->wte.dtype == DTYPE_BF16;
+    bool found = widens(&w->wte, kernels, max_rows);
     for (uint32_t l = 0; l < model->config.n_layer; l++) {
         const LayerWeights *ly = &w->layers[l];
         const Matrix *m[] = {&ly->qkv, &ly->proj, &ly->fc, &ly->mlp};
-        for (size_t i = 0; i < sizeof m / sizeof *m; i++)
-            found |= m[i]->dtype == DTYPE_F16 || m[i]->dtype == DTYPE_BF16;
+        for (size_t i = 0; i < sizeof m / sizeof *m; i++) found |= widens(m[i], kernels, max_rows);
     }
     return found;
 }
@@ -139,7 +145,7 @@ bool gpt2_transformer_build(Transformer *t, const Model *model, const KernelSet 
     s->xt = malloc(product(&ovf, kernels->wide_rows, 4 * C, f, 1));
     s->xq = malloc(product(&ovf, max_rows, Q8_TERMS * 4 * C, 1, 1));
     s->xd = malloc(product(&ovf, max_rows, 4 * C / Q8_BLOCK + 1, f, 1));
-    if (has_16bit_weights(model) && max_rows >= kernels->widen_rows) {
+    if (wants_widened(model, kernels, max_rows)) {
         s->widened_cols = 4 * C;
         s->widened = malloc(product(&ovf, threads, kernels->widen_panels * PANEL_ROWS, s->widened_cols, f));
     }

@@ -66,8 +66,8 @@ typedef struct {
     float *xt;           /* [4C][wide_rows] a matrix input of a few rows, transposed */
     uint8_t *xq;         /* [max_rows][Q8_TERMS][4C] a matrix input quantized for q8_0 weights (kernels.h) */
     float *xd;           /* [max_rows][4C / 32] its blocks' units */
-    float *widened;      /* [n_threads][widen_panels * 16 * widened_cols] 16-bit weights as f32 (kernels.h) */
-    size_t widened_cols; /* 4C for 16-bit weights and max_rows >= widen_rows, else 0 (widened NULL) */
+    float *widened;      /* [n_threads][widen_panels * 16 * widened_cols] weights widened (kernels.h) */
+    size_t widened_cols; /* 4C where a product widens (16-bit weights, or q8_0 on a set with q8_scratch), else 0 */
     float *logits;       /* [n_seq][n_vocab] where the generation loop has a step's wanted rows' logits written */
     uint32_t *group_row; /* [max_rows] first row of each attention group */
     uint32_t *group_len; /* [max_rows] its rows: one sequence, consecutive positions */

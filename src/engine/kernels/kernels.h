@@ -106,7 +106,8 @@ typedef struct {
     const float *xd;   /* [n_x][w->cols / 32] block units u */
     StreamHint stream; /* how the weights are prefetched */
     /* Scratch of KernelSet.widen_panels * 16 * widened_cols floats, or
-     * NULL: many rows against 16-bit weights widen them here first. */
+     * NULL: many rows against 16-bit weights widen them here first, and a
+     * set with q8_scratch its q8_0 inputs and weights. */
     float *widened;
     size_t widened_cols;
 } MatmulArgs;
@@ -186,6 +187,9 @@ typedef struct {
     size_t attention_queries; /* the most queries one attention call takes */
     size_t widen_panels;      /* panels of 16-bit weights widened at a time (MatmulArgs.widened) */
     size_t widen_rows;        /* from this many input rows on */
+    /* q8_0 products want MatmulArgs.widened too, at any number of rows
+     * (the avx2 set: its inputs and weights as 16-bit integers there). */
+    bool q8_scratch;
     /* Computes the output columns of panels [panel_begin, panel_end) of
      * a->w (rows 16*panel_begin .. 16*panel_end-1). */
     void (*matmul)(const MatmulArgs *a, size_t panel_begin, size_t panel_end);
