@@ -26,14 +26,20 @@
  * (|w r| + |w' r'| <= 2 * 128 * 32512 < 2^24, a block's sum < 2^28):
  * per 4 inputs and 16 rows 8 vpmaddwd and 8 vpaddd, where the digits
  * through vpmaddubsw took 24 instructions, 12 of them multiplies.  The
- * integers are the same, so are the bits.  On a Zen 3 (2026-12-07, one
- * thread, 2304 x 768): a tile of many rows 1.2-1.4x the digits' speed.
+ * integers are the same, so are the bits.  On a Zen 3 (2026-12-07; one
+ * thread, 3072 x 768 from L2): 64 rows 1.3x the digits' speed, one row
+ * 1.17-1.26x; 124M q8_0 pp512 1.3x (docs/performance.md).
  *
  * MatmulArgs.widened holds, per thread, the planes of Q8W_ROWS input rows
  * (4 bytes a column each), then Q8W_PANELS panels of quants widened to
  * int16 (32 bytes a column each). */
 #define Q8W_ROWS 2   /* input rows of a tile of many */
 #define Q8W_PANELS 2 /* panels widened at a time */
+/* Products of 2 to Q8W_MIN_ROWS - 1 rows keep the digits' tiles: widening
+ * a panel costs about what one row's products of it do, and from memory
+ * 3 and 5 rows ran 10-25 % slower widened, 8 the same, 12 to 64 rows
+ * 1.1-1.3x faster (and a first token of 5 rows 4 ms slower). */
+#define Q8W_MIN_ROWS 8
 _Static_assert(Q8W_ROWS * 4 + Q8W_PANELS * PANEL_ROWS * 2 <= MM_NP * PANEL_ROWS * 4,
                "the planes and the widened panels fit MatmulArgs.widened (widen_panels = MM_NP)");
 
@@ -168,9 +174,7 @@ KERNEL_INLINE void q8w_row(const MatmulArgs *a, size_t p, const int16_t *planes)
 
 static bool matmul_q8_scratch(const MatmulArgs *a, size_t p_begin, size_t p_end) {
     const size_t K = a->w->cols, n_blocks = K / Q8_BLOCK;
-    /* Two rows share the digits' tile best: widening a panel costs about
-     * what one row's products of it do. */
-    if (!a->widened || a->widened_cols < K || a->n_x == 2) return false;
+    if (!a->widened || a->widened_cols < K || (a->n_x > 1 && a->n_x < Q8W_MIN_ROWS)) return false;
     int16_t *planes = (int16_t *)(void *)a->widened, *wz = planes + Q8W_ROWS * 2 * K;
     if (a->n_x == 1) {
         q8w_planes(planes, a->xq, K);
