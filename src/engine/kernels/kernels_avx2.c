@@ -92,7 +92,9 @@ KERNEL_INLINE V16 q8w_accumulate(V16 acc, V16I s1, V16I s23, V16 dw, float u) {
 }
 
 /* mr (1 or 2) input rows from m0 against panel p, its quants widened at
- * wz; planes of row m0 + i at planes + 2 K i. */
+ * wz; planes of row m0 + i at planes + 2 K i.  The loop over a block's
+ * groups stays rolled: gcc 12 unrolled it into every multiply first and
+ * spilled the sums. */
 KERNEL_INLINE void q8w_tile(int mr, const MatmulArgs *a, size_t m0, size_t p, const int16_t *wz,
                             const int16_t *planes) {
     const size_t K = a->w->cols, n_blocks = K / Q8_BLOCK;
@@ -102,7 +104,6 @@ KERNEL_INLINE void q8w_tile(int mr, const MatmulArgs *a, size_t m0, size_t p, co
     for (size_t b = 0; b < n_blocks; b++) {
         V16I s1[Q8W_ROWS], s23[Q8W_ROWS];
         for (int i = 0; i < mr; i++) s1[i] = s23[i] = vi_zero();
-            /* Not unrolled: gcc 12 unrolled spills the sums. */
 #pragma GCC unroll 1
         for (size_t g = 0; g < Q8_BLOCK / Q8_GROUP; g++) {
             const int16_t *w = wz + (b * (Q8_BLOCK / Q8_GROUP) + g) * 64;

@@ -174,7 +174,7 @@ static inline V16I vi_dot_bias(V16I bias, Q16 w) { return vi_dot(bias, _mm256_se
 #define Q8_BIAS_TABLE 1
 #else
 /* Integer dot products (see vec16_portable.h) with vpmaddubsw (the avx2
- * set's q8_0 products of two rows, or without MatmulArgs.widened: the
+ * set's q8_0 products of 2 to 7 rows, or without MatmulArgs.widened: the
  * others take 16-bit integers, kernels_avx2.c), which
  * multiplies unsigned by signed bytes and adds pairs into saturating int16:
  * |w| times x with the sign of w, at most 2 * 128 * 127 < 2^15, so nothing
