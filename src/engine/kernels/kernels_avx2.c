@@ -85,12 +85,6 @@ static inline __m256i q8w_pair(const int16_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-/* The chain step of one block (kernels.h), as tile_q8 takes it. */
-KERNEL_INLINE V16 q8w_accumulate(V16 acc, V16I s1, V16I s23, V16 dw, float u) {
-    const V16 sum = v_fma(vi_to_float(s1), v_set1(255.0f * 255.0f), vi_to_float(s23));
-    return v_fma(sum, v_mul(dw, v_set1(u)), acc);
-}
-
 /* mr (1 or 2) input rows from m0 against panel p, its quants widened at
  * wz; planes of row m0 + i at planes + 2 K i.  The loop over a block's
  * groups stays rolled: gcc 12 unrolled it into every multiply first and
@@ -127,7 +121,7 @@ KERNEL_INLINE void q8w_tile(int mr, const MatmulArgs *a, size_t m0, size_t p, co
         }
         const V16 dw = v_load_f16((const uint16_t *)(const void *)(panel + b * Q8_BLOCK_BYTES));
         for (int i = 0; i < mr; i++)
-            acc[i] = q8w_accumulate(acc[i], s1[i], s23[i], dw, a->xd[(m0 + (size_t)i) * n_blocks + b]);
+            acc[i] = q8_block_step(acc[i], s1[i], s23[i], dw, a->xd[(m0 + (size_t)i) * n_blocks + b]);
     }
     float buf[Q8W_ROWS * 16];
     for (int i = 0; i < mr; i++) v_store(buf + i * 16, acc[i]);
@@ -166,7 +160,7 @@ KERNEL_INLINE void q8w_row(const MatmulArgs *a, size_t p, const int16_t *planes)
         }
         const V16I t1 = {q8w_rows8(s1[0], s1[1]), q8w_rows8(s1[2], s1[3])};
         const V16I t23 = {q8w_rows8(s23[0], s23[1]), q8w_rows8(s23[2], s23[3])};
-        acc = q8w_accumulate(acc, t1, t23, v_load_f16((const uint16_t *)(const void *)blk), a->xd[b]);
+        acc = q8_block_step(acc, t1, t23, v_load_f16((const uint16_t *)(const void *)blk), a->xd[b]);
     }
     float buf[16];
     v_store(buf, acc);
