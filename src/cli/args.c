@@ -250,6 +250,10 @@ bool cli_print_usage(FILE *f) {
         else if (dflt) fprintf(f, " (default: %s)", dflt);
         fputc('\n', f);
     }
+    fputs("\nEnvironment: GPT2_MODEL is the model file when -m is not given; GPT2_KERNELS and\n"
+          "GPT2_PREFETCH force a kernel set or a prefetch hint, for measurement (the results\n"
+          "are the same; see man gpt2).\n",
+          f);
     fputs("\nExit status: 0 success, 1 error, 2 usage error, 130 after Ctrl-C, 143 after SIGTERM.\n", f);
     return !ferror(f);
 }
