@@ -51,7 +51,7 @@ typedef struct Gpt2 Gpt2;
 /* ---- opening a model ------------------------------------------------------ */
 
 typedef struct {
-    int n_threads;       /* 0: one per available CPU */
+    int n_threads;       /* 0: one per CPU of the affinity mask, within the cgroup's CPU quota */
     uint32_t n_batch;    /* completions that may run at once; 0 means 1 */
     const char *kernels; /* NULL: the fastest this CPU runs; or "portable", "avx2", "avxvnni", "avx512" */
     /* How the kernels prefetch the weights they stream: NULL chooses for

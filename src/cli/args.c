@@ -188,7 +188,7 @@ static const char *option_default(int code, const CliOptions *d, char *buf, size
     const Gpt2Sampling *s = &d->params.sampling;
     switch (code) {
     case 'm': return "$GPT2_MODEL, else " CLI_DEFAULT_MODEL;
-    case 't': return "one per CPU of its affinity mask";
+    case 't': return "one per CPU of its affinity mask, within its cgroup's CPU quota";
     case 'n': snprintf(buf, n, "%u", (unsigned)d->params.n_predict); return buf;
     case OPT_TEMP: return real_text(s->temperature, buf, n);
     case OPT_TOP_K: snprintf(buf, n, "%u", (unsigned)s->top_k); return buf;

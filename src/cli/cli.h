@@ -56,7 +56,7 @@ typedef struct {
     bool echo;                                    /* --echo */
     bool json;                                    /* --json */
     bool prepend_eos;                             /* --prepend-eos (scoring) */
-    int n_threads;                                /* -t, 0: one per CPU */
+    int n_threads;                                /* -t, 0: one per CPU the process may use (cpus.h) */
     uint32_t batch_size;                          /* --batch-size: completions run together */
     bool verbose;                                 /* -v */
     bool interactive;                             /* -i */

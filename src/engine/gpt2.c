@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "generate.h"
 #include "inspect.h"
 #include "kernels.h"
@@ -101,7 +102,7 @@ Gpt2 *gpt2_open(const char *path, const Gpt2Options *options, char *err, size_t 
         return NULL;
     }
     const uint32_t n_batch = o->n_batch ? o->n_batch : 1;
-    const int n_threads = o->n_threads > 0 ? o->n_threads : gpt2_threadpool_cpu_count();
+    const int n_threads = o->n_threads > 0 ? o->n_threads : gpt2_cpus_available();
     size_t max_rows = (size_t)g->model.config.n_ctx * n_batch;
     if (max_rows > MAX_ROWS) max_rows = n_batch > MAX_ROWS ? n_batch : MAX_ROWS;
     if (!gpt2_transformer_build(&g->tf, &g->model, kernels, n_batch, max_rows, n_threads, why, sizeof why)) {

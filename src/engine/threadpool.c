@@ -29,9 +29,6 @@
  * the caller's stack, is never read after gpt2_threadpool_for returns, and a
  * worker that was asleep or descheduled costs the caller nothing.
  */
-#if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* sched_getaffinity and CPU_COUNT, for the CPUs this process may use */
-#endif
 #include "threadpool.h"
 
 #include <limits.h>
@@ -41,7 +38,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #define SPIN_ROUNDS 20000 /* polls before yielding: some 300 us */
 #define YIELD_ROUNDS 100  /* sched_yield polls before sleeping */
@@ -344,13 +340,4 @@ void gpt2_threadpool_run(ThreadPool *p, PoolJob job, void *ctx) {
     /* Every worker must take part: keep the loop open until all are in. */
     while (atomic_load(&p->joined) < p->n_threads - 1) sched_yield();
     close_and_wait(p);
-}
-
-int gpt2_threadpool_cpu_count(void) {
-#if defined(__linux__) && defined(CPU_COUNT)
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-#endif
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
 }

@@ -48,7 +48,4 @@ void gpt2_threadpool_for(ThreadPool *pool, size_t n, size_t grain, PoolTask task
  * waits for all: for measurements that need every thread busy. */
 void gpt2_threadpool_run(ThreadPool *pool, PoolJob job, void *ctx);
 
-/* The number of CPUs this process may use (at least 1). */
-int gpt2_threadpool_cpu_count(void);
-
 #endif

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "gpt2.h"
 #include "kernels.h"
 #include "model.h"

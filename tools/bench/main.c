@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
     };
     Options o = {.n_prompt = 512, .n_gen = 128, .reps = 5, .batch = 16, .batch_tokens = 64, .e2e = true};
     snprintf(o.batch_dtypes, sizeof o.batch_dtypes, "f32,q8_0");
-    int cores = gpt2_threadpool_cpu_count();
+    int cores = gpt2_cpus_available();
     o.threads[0] = 1;
     o.threads[1] = cores;
     o.n_threads = cores > 1 ? 2 : 1;
