@@ -694,6 +694,14 @@ static void test_output_text_json_echo_verbose(void **state) {
     assert_non_null(strstr(verbose.err.data, "tokens/s"));
     assert_non_null(strstr(verbose.err.data, "seed 9"));
     assert_non_null(strstr(verbose.err.data, "loaded in"));
+    assert_non_null(strstr(verbose.err.data, "generated 25 tokens in "));
+    /* One token comes with the prompt: no step is timed, and no rate of 0 shown. */
+    RunResult one;
+    gpt2(&one, NULL, "-m", env.tiny, "-p", prompt, "-n", "1", "-v", NULL);
+    test_expect_ok(&one);
+    assert_non_null(strstr(one.err.data, "gpt2: generated 1 token; finish: length"));
+    assert_null(strstr(one.err.data, " 0.0 tokens/s"));
+    test_run_free(&one);
     test_run_free(&text), test_run_free(&json), test_run_free(&echo), test_run_free(&verbose);
 }
 

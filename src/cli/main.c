@@ -371,12 +371,18 @@ static void report_speed(const Gpt2 *g, const CliOptions *o, const Gpt2Completio
     for (size_t i = 0; i < n; i++, c++) {
         char who[48] = "";
         if (o->samples) snprintf(who, sizeof who, "sample %zu: ", i);
-        fprintf(stderr, "gpt2: %sprompt %zu tokens in %.1f ms (%.1f tokens/s)\n", who, c->n_prompt_used, c->prompt_ms,
+        fprintf(stderr, "gpt2: %sprompt %zu token%s in %.1f ms (%.1f tokens/s)\n", who, c->n_prompt_used,
+                c->n_prompt_used == 1 ? "" : "s", c->prompt_ms,
                 c->prompt_ms > 0 ? (double)c->n_prompt_used * 1000 / c->prompt_ms : 0.0);
+        const char *finish = gpt2_finish_name(c->finish);
+        const unsigned long long seed = c->params.sampling.seed;
         size_t decoded = c->n_tokens > 1 ? c->n_tokens - 1 : 0; /* the first token came with the prompt */
-        fprintf(stderr, "gpt2: %sgenerated %zu tokens in %.1f ms (%.1f tokens/s); finish: %s; seed %llu\n", who,
-                c->n_tokens, c->gen_ms, c->gen_ms > 0 ? (double)decoded * 1000 / c->gen_ms : 0.0,
-                gpt2_finish_name(c->finish), (unsigned long long)c->params.sampling.seed);
+        if (decoded == 0)                                       /* no step to time */
+            fprintf(stderr, "gpt2: %sgenerated %zu token%s; finish: %s; seed %llu\n", who, c->n_tokens,
+                    c->n_tokens == 1 ? "" : "s", finish, seed);
+        else
+            fprintf(stderr, "gpt2: %sgenerated %zu tokens in %.1f ms (%.1f tokens/s); finish: %s; seed %llu\n", who,
+                    c->n_tokens, c->gen_ms, c->gen_ms > 0 ? (double)decoded * 1000 / c->gen_ms : 0.0, finish, seed);
     }
 }
 
