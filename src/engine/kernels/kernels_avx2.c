@@ -181,8 +181,15 @@ static bool matmul_q8_scratch(const MatmulArgs *a, size_t p_begin, size_t p_end)
         for (size_t j = 0; j < np; j++)
             q8w_widen_panel(wz + j * PANEL_ROWS * K, (const uint8_t *)a->w->data + (p + j) * n_blocks * Q8_BLOCK_BYTES,
                             n_blocks);
-        for (size_t m = 0; m < a->n_x; m += Q8W_ROWS) {
+        /* The next panels come in while these compute: each tile of rows
+         * prefetches its share of their bytes (q8_0 tiles, kernels_body.inc). */
+        const char *next = (const char *)a->w->data + (p + np) * n_blocks * Q8_BLOCK_BYTES;
+        const size_t next_np = p + np >= p_end ? 0 : p_end - p - np < Q8W_PANELS ? p_end - p - np : Q8W_PANELS;
+        const size_t next_bytes = next_np * n_blocks * Q8_BLOCK_BYTES, n_tiles = (a->n_x + Q8W_ROWS - 1) / Q8W_ROWS;
+        for (size_t m = 0, tile = 0; m < a->n_x; m += Q8W_ROWS, tile++) {
             const size_t mr = a->n_x - m < Q8W_ROWS ? a->n_x - m : Q8W_ROWS;
+            for (size_t off = next_bytes * tile / n_tiles / 64 * 64; off < next_bytes * (tile + 1) / n_tiles; off += 64)
+                prefetch_stream(a->stream, next + off);
             for (size_t i = 0; i < mr; i++) q8w_planes(planes + 2 * K * i, a->xq + (m + i) * Q8_TERMS * K, K);
             for (size_t j = 0; j < np; j++) {
                 if (mr == Q8W_ROWS) q8w_tile(Q8W_ROWS, a, m, p + j, wz + j * PANEL_ROWS * K, planes);
