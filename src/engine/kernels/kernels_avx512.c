@@ -41,6 +41,15 @@
  * ran 5-7% slower from memory, so one panel stays. */
 #define MM_NP1_Q8 1
 #define MM_ODD_Q8 1
+/* 16-bit weights are converted in every tile, never widened first: on
+ * the Zen 5 (124M and 355M f16 and bf16, 2 threads, one process switching
+ * between the two) widening took 1.08-1.37x the time of a forward pass of
+ * 32 to 256 rows, about the same at 512 and 1000 on 124M, 1.04x at 512 on
+ * 355M.  One vcvtph2ps converts 16 weights for the tile's MM_MR rows, and
+ * the widened copy is 4 panels of float32 more to write and read back per
+ * group.  (Not measured on an Intel CPU, where the conversion shares the
+ * FMAs' ports.) */
+#define WIDEN_ROWS SIZE_MAX
 #define AT_QUERIES 4
 #define AT_VECS 4
 #define GPT2_KERNELS_BODY_OK 1
