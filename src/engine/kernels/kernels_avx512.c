@@ -23,6 +23,14 @@
 #define MM_WR 8
 #define MM_WNP 2
 #define MM_WR1 16
+/* 16-bit weights: up to 6 rows in tiles of 4 panels, 7 to 16 in one-panel
+ * tiles.  On the Zen 5 (124M, 2 threads, one process switching between
+ * the two), against 8 x 2 tiles up to 8 rows: f16 2 to 8 rows 0.80-0.94x
+ * the time of a forward pass, bf16 5 and 8 rows 0.93x and 0.79x.  f32
+ * keeps 8 x 2: 6 x 4 gained 3-6 % at 3 to 6 rows but lost 5-6 % at 7 and
+ * 8, which one-panel tiles then take. */
+#define MM_WR16 6
+#define MM_WNP16 4
 /* 2 x 2 q8_0 tiles: with three input digits (kernels.h) a 4 x 2 tile's 32
  * integer sums and accumulators spill (pp512, 124M, 2 threads: 4 x 2 1585,
  * 3 x 2 1767, 2 x 2 1812 tok/s). */
