@@ -13,37 +13,36 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "numparse.h"
+#include "strbuf.h"
 
-#define CPUS_PATH_MAX 4096 /* longer paths are not followed */
-#define CPUS_LINE_MAX 8192 /* longer lines of mountinfo or cgroup are skipped */
-#define CPUS_FIELDS 64     /* fields of a mountinfo line looked at */
+#define CPUS_PATH_MAX 4096       /* longer paths are not followed */
+#define CPUS_FILE_MAX (1u << 20) /* larger files (mountinfo, cgroup) are not read */
+#define CPUS_FIELDS 64           /* fields of a mountinfo line looked at */
 
 typedef enum { CGROUP_V1, CGROUP_V2 } CgroupVersion;
 
-/* The process's group in each hierarchy that can hold a CPU quota: v2's
- * unified one, and the v1 one the cpu controller is attached to. */
-typedef struct {
-    char v2[CPUS_PATH_MAX];
-    char v1[CPUS_PATH_MAX];
-    bool has_v2, has_v1;
-} ProcessGroups;
-
-/* Reads the first line of root + path into buf, without its newline.
- * False when the file is missing, unreadable or its line does not fit. */
-static bool read_first_line(const char *root, const char *path, char *buf, size_t size) {
-    char full[CPUS_PATH_MAX];
+/* Reads the whole file root + path into out, replacing what it held.
+ * False when the file is missing, unreadable or too large. */
+static bool read_under(const char *root, const char *path, StrBuf *out) {
+    char full[CPUS_PATH_MAX], err[8]; /* the reason is not reported */
+    gpt2_strbuf_clear(out);
     int n = snprintf(full, sizeof full, "%s%s", root, path);
-    if (n < 0 || (size_t)n >= sizeof full) return false;
-    FILE *f = fopen(full, "r");
-    if (!f) return false;
-    bool ok = fgets(buf, (int)size, f) != NULL;
-    fclose(f);
-    if (!ok) return false;
-    size_t len = strlen(buf);
-    if (len > 0 && buf[len - 1] == '\n') buf[--len] = '\0';
-    else if (len + 1 == size) return false; /* cut short */
-    return true;
+    return n >= 0 && (size_t)n < sizeof full && gpt2_fileio_read_file_max(full, CPUS_FILE_MAX, out, err, sizeof err);
+}
+
+/* Cuts the next line off *text in place and returns it; NULL at the end. */
+static char *next_line(char **text) {
+    if (**text == '\0') return NULL;
+    char *line = *text, *nl = strchr(line, '\n');
+    if (nl) {
+        *nl = '\0';
+        *text = nl + 1;
+    } else {
+        *text = line + strlen(line);
+    }
+    return line;
 }
 
 /* Whether the comma-separated list holds `item`. */
@@ -59,42 +58,25 @@ static bool list_has(const char *list, const char *item) {
     return false;
 }
 
-/* Copies s to out (of CPUS_PATH_MAX bytes); false when it does not fit. */
-static bool copy_path(char *out, const char *s) {
-    const size_t len = strlen(s);
-    if (len >= CPUS_PATH_MAX) return false;
-    memcpy(out, s, len + 1);
-    return true;
-}
-
-/* /proc/self/cgroup: "0::PATH" (v2) and "ID:CONTROLLERS:PATH" (v1). */
-static void read_process_groups(const char *root, ProcessGroups *g) {
-    memset(g, 0, sizeof *g);
-    char full[CPUS_PATH_MAX];
-    int n = snprintf(full, sizeof full, "%s/proc/self/cgroup", root);
-    if (n < 0 || (size_t)n >= sizeof full) return;
-    FILE *f = fopen(full, "r");
-    if (!f) return;
-    char line[CPUS_LINE_MAX];
-    while (fgets(line, sizeof line, f)) {
-        char *nl = strchr(line, '\n');
-        if (!nl) { /* too long: skip the rest of it */
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n') {
-            }
-            continue;
-        }
-        *nl = '\0';
+/* The process's group in each hierarchy that can hold a CPU quota, from
+ * /proc/self/cgroup ("0::PATH" for v2, "ID:CONTROLLERS:PATH" for v1, the
+ * one whose controllers include cpu), pointing into `text`; NULL where
+ * there is none. */
+static void find_groups(char *text, const char **v2, const char **v1) {
+    *v2 = *v1 = NULL;
+    for (char *line; (line = next_line(&text)) != NULL;) {
         char *c1 = strchr(line, ':');
         char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (!c2 || c2[1] != '/') continue;
         *c1 = *c2 = '\0';
         const char *id = line, *controllers = c1 + 1, *path = c2 + 1;
-        if (strcmp(id, "0") == 0 && *controllers == '\0') g->has_v2 = copy_path(g->v2, path);
-        else if (list_has(controllers, "cpu")) g->has_v1 = copy_path(g->v1, path);
+        if (strcmp(id, "0") == 0 && *controllers == '\0') *v2 = path;
+        else if (list_has(controllers, "cpu")) *v1 = path;
     }
-    fclose(f);
 }
+
+/* The lesser of two quotas, 0 standing for none. */
+static int least_quota(int a, int b) { return a == 0 || (b != 0 && b < a) ? b : a; }
 
 /* Undoes mountinfo's octal escapes (\040 for a space) in place. */
 static void unescape(char *s) {
@@ -119,30 +101,34 @@ static int quota_cpus(const char *quota, const char *period) {
     return cpus > INT_MAX ? INT_MAX : (int)cpus;
 }
 
-/* The quota set on the group at root + dir itself, or 0. */
-static int group_quota(const char *root, const char *dir, CgroupVersion version) {
-    char path[CPUS_PATH_MAX], line[256];
-    if (version == CGROUP_V2) {
-        int n = snprintf(path, sizeof path, "%s/cpu.max", dir);
-        if (n < 0 || (size_t)n >= sizeof path || !read_first_line(root, path, line, sizeof line)) return 0;
+/* The quota set on the group at root + dir itself, or 0; buf is scratch. */
+static int group_quota(const char *root, const char *dir, CgroupVersion version, StrBuf *buf) {
+    char path[CPUS_PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, version == CGROUP_V2 ? "cpu.max" : "cpu.cfs_period_us");
+    if (n < 0 || (size_t)n >= sizeof path || !read_under(root, path, buf)) return 0;
+    char *text = buf->data, *line = next_line(&text);
+    if (!line) return 0;
+    if (version == CGROUP_V2) { /* "QUOTA PERIOD" */
         char *space = strchr(line, ' ');
         if (!space) return 0;
         *space = '\0';
         return quota_cpus(line, space + 1);
     }
-    char period[256];
-    int n = snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", dir);
-    if (n < 0 || (size_t)n >= sizeof path || !read_first_line(root, path, line, sizeof line)) return 0;
-    n = snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
-    if (n < 0 || (size_t)n >= sizeof path || !read_first_line(root, path, period, sizeof period)) return 0;
-    return quota_cpus(line, period);
+    char period[32];
+    if (strlen(line) >= sizeof period) return 0;
+    strcpy(period, line);
+    n = snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", dir);
+    if (n < 0 || (size_t)n >= sizeof path || !read_under(root, path, buf)) return 0;
+    text = buf->data;
+    line = next_line(&text);
+    return line ? quota_cpus(line, period) : 0;
 }
 
 /* The least quota from the group `group` up to the hierarchy's mount at
  * mount_point, whose root is mount_root; 0 for none, or when the group is
  * not within what the mount shows. */
 static int hierarchy_quota(const char *root, const char *mount_root, const char *mount_point, const char *group,
-                           CgroupVersion version) {
+                           CgroupVersion version, StrBuf *buf) {
     const size_t root_len = strcmp(mount_root, "/") == 0 ? 0 : strlen(mount_root);
     if (strncmp(group, mount_root, root_len) != 0 || (group[root_len] != '\0' && group[root_len] != '/')) return 0;
     const char *below = group + root_len;
@@ -153,8 +139,7 @@ static int hierarchy_quota(const char *root, const char *mount_root, const char 
     const size_t top = strlen(dir) - strlen(below); /* the mount point's length in dir */
     int least = 0;
     for (;;) {
-        const int q = group_quota(root, dir, version);
-        if (q > 0 && (least == 0 || q < least)) least = q;
+        least = least_quota(least, group_quota(root, dir, version, buf));
         if (strlen(dir) <= top) break;
         char *slash = strrchr(dir + top, '/');
         if (!slash) break;
@@ -165,25 +150,12 @@ static int hierarchy_quota(const char *root, const char *mount_root, const char 
 
 int gpt2_cpus_quota(const char *root) {
 #if defined(__linux__)
-    ProcessGroups groups;
-    read_process_groups(root, &groups);
-    if (!groups.has_v1 && !groups.has_v2) return 0;
-    char full[CPUS_PATH_MAX];
-    int n = snprintf(full, sizeof full, "%s/proc/self/mountinfo", root);
-    if (n < 0 || (size_t)n >= sizeof full) return 0;
-    FILE *f = fopen(full, "r");
-    if (!f) return 0;
+    StrBuf groups = {0}, mounts = {0}, scratch = {0};
+    const char *v2 = NULL, *v1 = NULL;
+    if (read_under(root, "/proc/self/cgroup", &groups)) find_groups(groups.data, &v2, &v1);
     int least = 0;
-    char line[CPUS_LINE_MAX];
-    while (fgets(line, sizeof line, f)) {
-        char *nl = strchr(line, '\n');
-        if (!nl) {
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n') {
-            }
-            continue;
-        }
-        *nl = '\0';
+    char *text = (v2 || v1) && read_under(root, "/proc/self/mountinfo", &mounts) ? mounts.data : NULL;
+    for (char *line; text && (line = next_line(&text)) != NULL;) {
         /* ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS */
         char *field[CPUS_FIELDS];
         size_t n_fields = 0;
@@ -196,21 +168,22 @@ int gpt2_cpus_quota(const char *root) {
         const char *fstype = field[dash + 1], *super = field[dash + 3];
         CgroupVersion version;
         const char *group;
-        if (strcmp(fstype, "cgroup2") == 0 && groups.has_v2) {
+        if (strcmp(fstype, "cgroup2") == 0 && v2) {
             version = CGROUP_V2;
-            group = groups.v2;
-        } else if (strcmp(fstype, "cgroup") == 0 && groups.has_v1 && list_has(super, "cpu")) {
+            group = v2;
+        } else if (strcmp(fstype, "cgroup") == 0 && v1 && list_has(super, "cpu")) {
             version = CGROUP_V1;
-            group = groups.v1;
+            group = v1;
         } else {
             continue;
         }
         unescape(field[3]);
         unescape(field[4]);
-        const int q = hierarchy_quota(root, field[3], field[4], group, version);
-        if (q > 0 && (least == 0 || q < least)) least = q;
+        least = least_quota(least, hierarchy_quota(root, field[3], field[4], group, version, &scratch));
     }
-    fclose(f);
+    gpt2_strbuf_free(&groups);
+    gpt2_strbuf_free(&mounts);
+    gpt2_strbuf_free(&scratch);
     return least;
 #else
     (void)root;
